@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/clock.hpp"
+#include "util/duration.hpp"
+#include "util/result.hpp"
+
+namespace lockunit {
+
+class BackendSettings;
+
+// Who holds a lock, as far as a backend can tell. Written by the holder when it acquires, read
+// by waiters for their STATUS line and by `lockunit status`.
+struct HolderRecord {
+    std::string id;    // this holder's id (LOCKUNIT_HOLDER): "HOST:PID:RANDOM"
+    std::string host;  // hostname
+    std::string unit;  // systemd unit, empty outside systemd
+    long pid = 0;      // lockunit's pid on that host
+    std::string since; // wall time of acquisition, "2026-11-26T04:08:47Z"
+    std::string token; // fencing token, empty where the backend has none
+
+    // "HOST/UNIT since TIME" (or "HOST pid PID since TIME"), for STATUS lines.
+    std::string describe() const;
+    // A small line-based "key=value" text, the form the file and Redis backends store.
+    std::string serialize() const;
+    static HolderRecord parse(const std::string& text);
+};
+
+// The result of a successful acquire or renew.
+struct Lease {
+    // How long the lease stays valid, counted from the moment the acquire/renew call *began*
+    // (not when its answer arrived): the supervisor turns it into a local deadline on
+    // CLOCK_BOOTTIME. kInfinity for locks that cannot expire on their own (a local flock).
+    Duration validity = kInfinity;
+    // Fencing token, strictly increasing per lock name; empty where the backend has none.
+    std::string token;
+};
+
+// What `lockunit status` and the waiting STATUS line show.
+struct LockState {
+    std::vector<HolderRecord> holders; // empty: free (or the backend cannot tell)
+    std::optional<Duration> leaseLeft; // time left on the current holder's lease, if known
+    std::optional<int> waiters;        // waiting instances, where the backend can count them
+};
+
+// Lets a backend call that waits on I/O give way to a stop request (invariant 4: SIGTERM is
+// acted on within 100 ms in every state). Every wait in a backend polls fd() too; when it is
+// readable the backend calls stopRequested(), and abandons the call with Errc::Interrupted if
+// that returns true (otherwise it keeps waiting).
+class Interrupt {
+public:
+    virtual ~Interrupt() = default;
+    virtual int fd() const = 0;
+    virtual bool stopRequested() = 0;
+};
+
+// An Interrupt that never fires, for callers with nothing to be interrupted by.
+class NoInterrupt final : public Interrupt {
+public:
+    int fd() const override { return -1; }
+    bool stopRequested() override { return false; }
+};
+
+// What a backend is created from: the validated URL and settings, the lock's name and budget.
+struct BackendParams {
+    std::string url;    // as configured, e.g. "redis://10.0.0.5:6379/2"
+    std::string scheme; // "redis"
+    std::string rest;   // everything after "scheme://"
+    std::string lockName;
+    Duration ttl{};
+    Duration renew{};
+    int holders = 1; // semaphore size; 1 = a mutex
+    HolderRecord self;
+    const BackendSettings* settings = nullptr; // this backend's config table, validated
+};
+
+// The contract every backend keeps.
+//
+// - tryAcquire() makes one bounded attempt. On success the lock (or one of `holders` slots) is
+//   ours and the Lease says for how long; Errc::Busy means someone else holds it; any other
+//   error means the attempt failed and nothing is held (a backend that cannot tell whether its
+//   request took effect undoes it on a best-effort basis before returning).
+// - renew() extends our lease. Errc::Lost: the backend says the lease is not ours any more.
+//   Errc::Unavailable / Interrupted: unknown; the supervisor keeps its old deadline and retries.
+// - release() gives the lock up; called only after the payload is dead. Idempotent.
+// - inspect() tells who holds the lock without taking it.
+// - While waiting, the supervisor polls wakeFd() (readable when the lock may have become free;
+//   -1 if the backend has no such event) and retries at least every retryInterval().
+// Every call is bounded in time (a timeout well under the renew interval) and polls the
+// Interrupt in every wait. Backends do not log above debug: they return errors with context.
+class LockBackend {
+public:
+    virtual ~LockBackend() = default;
+
+    virtual Result<Lease> tryAcquire(Interrupt& interrupt) = 0;
+    virtual Result<Lease> renew(Interrupt& interrupt) = 0;
+    virtual Result<void> release(Interrupt& interrupt) = 0;
+    virtual Result<LockState> inspect(Interrupt& interrupt) = 0;
+
+    virtual int wakeFd() const { return -1; }
+    virtual void drainWake() {}
+    virtual Duration retryInterval() const = 0;
+};
+
+} // namespace lockunit

@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+//
+// file://DIR — a lock on one machine (or on a directory that several containers share).
+//
+// Slot K of lock NAME is DIR/NAME.lock (K = 0) or DIR/NAME.lock.K, held with flock(LOCK_EX) on
+// an O_CLOEXEC descriptor, so the payload never inherits it and the kernel drops it the moment
+// lockunit dies. Files are never unlinked (unlinking a flock'd file lets two holders lock two
+// different inodes); a holder checks that the path still names the inode it locked. The
+// holder writes its record into its slot file and empties it before unlocking. The fencing
+// token is a counter in DIR/NAME.fence, bumped under a short flock of its own and fsync'd.
+// Waiters sleep on inotify (any close-after-write or replacement in DIR wakes them) and retry
+// at least every second, for filesystems where inotify sees nothing (NFS).
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+#include "backends/io.hpp"
+#include "backends/registry.hpp"
+#include "util/fd.hpp"
+
+namespace lockunit {
+namespace {
+
+constexpr Duration kRetryInterval = std::chrono::seconds(1);
+constexpr Duration kFenceTimeout = std::chrono::seconds(2);
+
+Error sysError(const std::string& what) {
+    return makeError(Errc::Unavailable, what + ": " + std::strerror(errno));
+}
+
+Result<void> makeDirs(const std::string& dir) {
+    std::string partial;
+    std::stringstream parts(dir);
+    std::string part;
+    while (std::getline(parts, part, '/')) {
+        if (part.empty()) continue;
+        partial += "/" + part;
+        if (::mkdir(partial.c_str(), 0755) < 0 && errno != EEXIST)
+            return sysError("cannot create lock directory '" + partial + "'");
+    }
+    return {};
+}
+
+bool sameInode(int fd, const std::string& path) {
+    struct stat a {}, b {};
+    if (::fstat(fd, &a) < 0 || ::stat(path.c_str(), &b) < 0) return false;
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+Result<std::string> readAll(int fd) {
+    std::string out;
+    char buf[4096];
+    off_t off = 0;
+    for (;;) {
+        ssize_t n = ::pread(fd, buf, sizeof buf, off);
+        if (n < 0) return sysError("read");
+        if (n == 0) return out;
+        out.append(buf, static_cast<size_t>(n));
+        off += n;
+    }
+}
+
+Result<void> writeAll(int fd, const std::string& text) {
+    if (::ftruncate(fd, 0) < 0) return sysError("truncate");
+    if (::pwrite(fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+        return sysError("write");
+    if (::fsync(fd) < 0) return sysError("fsync");
+    return {};
+}
+
+// Inodes that hold a flock right now, from /proc/locks ("1: FLOCK ADVISORY WRITE 1234
+// 00:1f:5678 0 EOF"). Lets `status` and waiters tell a live holder from a stale record without
+// touching the lock.
+bool inodeIsFlocked(const struct stat& st) {
+    std::ifstream in("/proc/locks");
+    if (!in) return true; // cannot tell: trust the record
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::string idx, kind, mode, rw, pid, dev;
+        if (!(f >> idx >> kind)) continue;
+        if (kind == "->") f >> kind; // a blocked waiter's line
+        if (kind != "FLOCK" || !(f >> mode >> rw >> pid >> dev)) continue;
+        auto c1 = dev.find(':'), c2 = dev.rfind(':');
+        if (c1 == std::string::npos || c1 == c2) continue;
+        unsigned long ino = std::stoul(dev.substr(c2 + 1));
+        if (ino == st.st_ino) return true;
+    }
+    return false;
+}
+
+class FileBackend final : public LockBackend {
+public:
+    FileBackend(std::string dir, const BackendParams& p)
+        : dir_(std::move(dir)), name_(p.lockName), holders_(p.holders), self_(p.self),
+          waiting_(static_cast<size_t>(p.holders)) {}
+
+    Result<void> init() {
+        if (auto r = makeDirs(dir_); !r) return r;
+        wake_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+        if (wake_.valid())
+            ::inotify_add_watch(wake_.get(), dir_.c_str(),
+                                IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM);
+        return {};
+    }
+
+    Result<Lease> tryAcquire(Interrupt& interrupt) override {
+        for (int slot = 0; slot < holders_; ++slot) {
+            std::string path = slotPath(slot);
+            UniqueFd& fd = waiting_[slot];
+            // A waiter keeps its descriptors open between attempts: only a holder's close (on
+            // release or death) then makes the IN_CLOSE_WRITE that wakes the waiters.
+            if (!fd.valid()) {
+                fd.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+                if (!fd.valid()) return sysError("cannot open lock file '" + path + "'");
+            }
+            if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EWOULDBLOCK) continue;
+                return sysError("flock '" + path + "'");
+            }
+            // Someone may have replaced the file between our open() and flock(): then we hold
+            // a lock on an inode nobody else will ever look at. Try this slot's new file.
+            if (!sameInode(fd.get(), path)) {
+                fd.reset();
+                --slot;
+                continue;
+            }
+            auto token = nextToken(interrupt);
+            if (!token) {
+                fd.reset(); // the slot is free again
+                return token.error();
+            }
+            HolderRecord record = self_;
+            record.token = *token;
+            record.since = formatWallTime(std::time(nullptr));
+            if (auto w = writeAll(fd.get(), record.serialize()); !w) {
+                fd.reset();
+                return makeError(Errc::Unavailable,
+                                 "lock file '" + path + "': " + w.error().message);
+            }
+            held_ = std::move(fd);
+            path_ = path;
+            token_ = *token;
+            waiting_.clear(); // we wait no more; let other waiters see those closes
+            waiting_.resize(static_cast<size_t>(holders_));
+            return Lease{kInfinity, token_};
+        }
+        return makeError(Errc::Busy, "held");
+    }
+
+    Result<Lease> renew(Interrupt&) override {
+        if (!held_.valid()) return makeError(Errc::Lost, "not held");
+        struct stat st {};
+        if (::fstat(held_.get(), &st) < 0) return sysError("lock file '" + path_ + "'");
+        if (!sameInode(held_.get(), path_))
+            return makeError(Errc::Lost, "lock file '" + path_ + "' was removed or replaced");
+        return Lease{kInfinity, token_};
+    }
+
+    Result<void> release(Interrupt&) override {
+        if (!held_.valid()) return {};
+        // Empty the record first, so that no waiter reads us as the holder after we unlock.
+        // A failure here leaves a stale record, which inspect() recognises (no flock on it).
+        [[maybe_unused]] int r = ::ftruncate(held_.get(), 0);
+        held_.reset();
+        return {};
+    }
+
+    Result<LockState> inspect(Interrupt&) override {
+        LockState state;
+        for (int slot = 0; slot < holders_; ++slot) {
+            std::string path = slotPath(slot);
+            UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+            if (!fd.valid()) {
+                if (errno == ENOENT) continue;
+                return sysError("cannot open lock file '" + path + "'");
+            }
+            auto text = readAll(fd.get());
+            if (!text) return text.error();
+            struct stat st {};
+            if (text->empty() || ::fstat(fd.get(), &st) < 0 || !inodeIsFlocked(st)) continue;
+            state.holders.push_back(HolderRecord::parse(*text));
+        }
+        return state;
+    }
+
+    int wakeFd() const override { return wake_.get(); }
+    void drainWake() override {
+        char buf[4096];
+        while (::read(wake_.get(), buf, sizeof buf) > 0) {
+        }
+    }
+    Duration retryInterval() const override { return kRetryInterval; }
+
+private:
+    std::string slotPath(int slot) const {
+        std::string p = dir_ + "/" + name_ + ".lock";
+        return slot == 0 ? p : p + "." + std::to_string(slot);
+    }
+
+    // Bumps DIR/NAME.fence under its own short flock and returns the new value.
+    Result<std::string> nextToken(Interrupt& interrupt) {
+        std::string path = dir_ + "/" + name_ + ".fence";
+        UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+        if (!fd.valid()) return sysError("cannot open token file '" + path + "'");
+        auto giveUp = BootClock::now() + kFenceTimeout;
+        while (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
+            if (errno != EWOULDBLOCK) return sysError("flock '" + path + "'");
+            if (BootClock::now() >= giveUp)
+                return makeError(Errc::Unavailable, "token file '" + path + "' stays locked");
+            auto r = io::sleepUntil(BootClock::now() + std::chrono::milliseconds(2), interrupt);
+            if (!r) return r.error();
+        }
+        auto text = readAll(fd.get());
+        if (!text) return text.error();
+        unsigned long long value = std::strtoull(text->c_str(), nullptr, 10) + 1;
+        if (auto w = writeAll(fd.get(), std::to_string(value) + "\n"); !w)
+            return makeError(Errc::Unavailable, "token file '" + path + "': " + w.error().message);
+        return std::to_string(value);
+    }
+
+    std::string dir_, name_;
+    int holders_;
+    HolderRecord self_;
+    std::vector<UniqueFd> waiting_; // one per slot, kept open while we wait
+    UniqueFd held_, wake_;
+    std::string path_, token_;
+};
+
+Result<std::unique_ptr<LockBackend>> createFile(const BackendParams& p) {
+    std::string dir = p.rest;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    if (dir.empty() || dir[0] != '/')
+        return makeError(Errc::Config, "file backend wants an absolute directory, as "
+                                       "file:///run/lock/lockunit; found '" + p.url + "'");
+    auto backend = std::make_unique<FileBackend>(dir, p);
+    if (auto r = backend->init(); !r) return r.error();
+    return std::unique_ptr<LockBackend>(std::move(backend));
+}
+
+} // namespace
+
+LOCKUNIT_REGISTER_BACKEND(BackendInfo{
+    {"file"},
+    "file",
+    "flock(2) on DIR/NAME.lock; one machine, or containers sharing DIR",
+    {},
+    createFile,
+});
+
+} // namespace lockunit

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "util/duration.hpp"
+#include "util/result.hpp"
+
+namespace lockunit {
+
+// The type of one key in a backend's config table ([redis], [etcd], …).
+enum class KeyType { String, Duration, Integer, Boolean };
+
+// One key a backend accepts in its table; config validation, `check` and the man-page test all
+// read these, so a key exists exactly when it is declared here.
+struct KeySpec {
+    std::string_view name;
+    KeyType type;
+    std::string_view defaultText; // as documented, e.g. "2s"
+    std::string_view help;
+};
+
+// The validated values of one backend table. Keys that were not set fall back to the default
+// passed by the reader.
+class BackendSettings {
+public:
+    using Value = std::variant<std::string, Duration, long long, bool>;
+
+    void set(const std::string& key, Value value, std::string origin);
+    bool has(const std::string& key) const { return values_.count(key) != 0; }
+    std::optional<std::string> string(const std::string& key) const;
+    Duration duration(const std::string& key, Duration fallback) const;
+    long long integer(const std::string& key, long long fallback) const;
+    bool boolean(const std::string& key, bool fallback) const;
+    // Where a key was set ("reports.toml:7:1"), for error messages.
+    std::string origin(const std::string& key) const;
+    std::vector<std::string> keys() const;
+    std::string format(const std::string& key) const;
+
+private:
+    struct Entry {
+        Value value;
+        std::string origin;
+    };
+    std::map<std::string, Entry> values_;
+};
+
+// The keys every network backend shares, so that they read the same everywhere.
+inline constexpr KeySpec kPasswordFileKey{"password_file", KeyType::String, "",
+                                          "file whose first line is the password"};
+inline constexpr KeySpec kPasswordCredentialKey{
+    "password_credential", KeyType::String, "",
+    "name of a systemd credential (LoadCredential=) holding the password"};
+
+// Reads the secret named by `password_file` or `password_credential` (a file under
+// $CREDENTIALS_DIRECTORY). No key set: nullopt. The secret never leaves the backend.
+Result<std::optional<std::string>> loadPassword(const BackendSettings& settings);
+
+} // namespace lockunit

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include "util/clock.hpp"
+#include "util/duration.hpp"
+
+namespace lockunit {
+
+// The deadline rule (DESIGN.md invariant 1). A lease confirmed by a call that was *sent* at
+// time S with validity V is ours until S + V − drift on our own CLOCK_BOOTTIME; we start
+// stopping the payload stop_timeout + margin before that, so that it is dead before anyone
+// else can get the lock. Only a successful acquire/renew moves the deadline.
+class LeaseDeadline {
+public:
+    LeaseDeadline(Duration drift, Duration stopTimeout, Duration margin)
+        : drift_(drift), stopTimeout_(stopTimeout), margin_(margin) {}
+
+    void confirm(TimePoint sentAt, Duration validity);
+    bool infinite() const { return infinite_; }
+    TimePoint deadline() const { return deadline_; }
+    // When to start stopping the payload.
+    TimePoint stopAt() const;
+    bool mustStop(TimePoint now) const { return !infinite_ && now >= stopAt(); }
+
+private:
+    Duration drift_, stopTimeout_, margin_;
+    bool infinite_ = false;
+    TimePoint deadline_{};
+};
+
+} // namespace lockunit

@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <optional>
+#include <signal.h>
+#include <string>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "config/config.hpp"
+#include "supervisor/lease.hpp"
+#include "systemd/notify.hpp"
+#include "systemd/payload.hpp"
+#include "util/clock.hpp"
+#include "util/fd.hpp"
+
+namespace lockunit {
+
+// lockunit's exit codes (DESIGN.md invariant 5). The payload's own code passes through.
+namespace exitcode {
+inline constexpr int Ok = 0;
+inline constexpr int Usage = 64;
+inline constexpr int Unavailable = 69;
+inline constexpr int Software = 70;
+inline constexpr int Busy = 75;
+inline constexpr int Config = 78;
+inline constexpr int Lost = 79;
+} // namespace exitcode
+
+// Blocks the signals lockunit handles itself, and reads them from a signalfd. Must be created
+// before any other thread or child, and before the backend opens anything.
+class SignalSource {
+public:
+    explicit SignalSource(const std::vector<int>& forwarded);
+    int fd() const { return fd_.get(); }
+    // Every pending signal, oldest first (non-blocking).
+    std::vector<int> drain();
+
+private:
+    UniqueFd fd_;
+};
+
+// The state machine of DESIGN.md: Waiting → Starting → Running → Stopping → Releasing, in one
+// thread and one poll loop over the signalfd, the backend's wake-up fd, the runner's fd and a
+// CLOCK_BOOTTIME timer.
+class Supervisor {
+public:
+    struct Deps {
+        const Config& config;
+        LockBackend& backend;
+        PayloadRunner& runner;
+        Notifier& notifier;
+        const Clock& clock;
+        SignalSource& signals;
+    };
+    Supervisor(Deps deps, LaunchSpec spec, std::string holderId);
+
+    // Runs to the end and returns lockunit's exit code.
+    int run();
+
+private:
+    class SignalInterrupt;
+    enum class Phase { Waiting, Running, Stopping, Releasing };
+
+    // Each returns an exit code, or nullopt to go on to the next phase.
+    std::optional<int> waitForLock();
+    int runPayload();
+    int stopPayload(int exitCode, const std::string& why);
+    void releaseLock();
+
+    // Polls the given fds (-1 = none) and the signalfd until one is ready or `until`.
+    // Handles the signals that arrived; returns true if `extra` became readable.
+    bool pollOnce(TimePoint until, int extra1 = -1, int extra2 = -1);
+    void handleSignals();
+    void feedWatchdog(TimePoint now, bool confirmed);
+    void showWaitingStatus();
+    std::string backendScheme() const;
+
+    Deps d_;
+    LaunchSpec spec_;
+    std::string holderId_;
+    Phase phase_ = Phase::Waiting;
+    LeaseDeadline lease_;
+    std::string token_;
+    std::string since_;
+    pid_t payloadPid_ = -1;
+    bool stopRequested_ = false;
+    UniqueFd timer_;
+    std::optional<Duration> watchdogInterval_;
+    TimePoint nextWatchdog_{};
+};
+
+} // namespace lockunit

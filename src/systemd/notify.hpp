@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "util/duration.hpp"
+
+namespace lockunit {
+
+// What lockunit tells its service manager (sd_notify). A seam for tests.
+class Notifier {
+public:
+    virtual ~Notifier() = default;
+    // One datagram, "KEY=VALUE" lines. Without $NOTIFY_SOCKET it goes nowhere.
+    virtual void send(const std::string& state) = 0;
+    // WatchdogSec= as systemd passed it to us, if it did.
+    virtual std::optional<Duration> watchdogInterval() const = 0;
+
+    void ready() { send("READY=1"); }
+    void status(const std::string& text) { send("STATUS=" + text); }
+    void watchdog() { send("WATCHDOG=1"); }
+    void stopping(const std::string& text) { send("STOPPING=1\nSTATUS=" + text); }
+    void extendTimeout(Duration d) {
+        send("EXTEND_TIMEOUT_USEC=" + std::to_string(d.count() * 1000));
+    }
+};
+
+class SdNotifier final : public Notifier {
+public:
+    void send(const std::string& state) override;
+    std::optional<Duration> watchdogInterval() const override;
+};
+
+} // namespace lockunit

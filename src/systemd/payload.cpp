@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "systemd/payload.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <fstream>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace lockunit {
+
+Result<BlockedChild> BlockedChild::fork(const LaunchSpec& spec, bool ownProcessGroup) {
+    // Everything the child needs is built here: between fork and exec it may only make
+    // async-signal-safe calls.
+    std::vector<char*> argv, envp;
+    for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (const auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    const char* path = spec.path.c_str();
+    sigset_t none;
+    sigemptyset(&none);
+    const pid_t parent = ::getpid();
+
+    int go[2];
+    if (::pipe2(go, O_CLOEXEC) < 0)
+        return makeError(Errc::System, std::string("pipe: ") + std::strerror(errno));
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        int e = errno;
+        ::close(go[0]);
+        ::close(go[1]);
+        return makeError(Errc::System, std::string("fork: ") + std::strerror(e));
+    }
+    if (pid == 0) {
+        ::close(go[1]);
+        if (ownProcessGroup) ::setpgid(0, 0);
+        // If lockunit dies, however it dies, the payload must not run on without the lock.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(127);
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        ::sigaction(SIGPIPE, &dfl, nullptr);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        char byte;
+        ssize_t n;
+        do n = ::read(go[0], &byte, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1) ::_exit(127);
+        ::execve(path, argv.data(), envp.data());
+        ::_exit(errno == ENOENT ? 127 : 126);
+    }
+    ::close(go[0]);
+    if (ownProcessGroup) ::setpgid(pid, pid); // both sides, so neither races the other
+    return BlockedChild(pid, go[1]);
+}
+
+BlockedChild::BlockedChild(BlockedChild&& o) noexcept : pid_(o.pid_), goFd_(o.goFd_) {
+    o.goFd_ = -1;
+}
+
+BlockedChild& BlockedChild::operator=(BlockedChild&& o) noexcept {
+    if (goFd_ >= 0) ::close(goFd_);
+    pid_ = o.pid_;
+    goFd_ = std::exchange(o.goFd_, -1);
+    return *this;
+}
+
+BlockedChild::~BlockedChild() {
+    if (goFd_ >= 0) ::close(goFd_); // EOF: the child exits with 127 without running anything
+}
+
+Result<void> BlockedChild::release() {
+    char byte = 1;
+    ssize_t n = ::write(goFd_, &byte, 1);
+    ::close(goFd_);
+    goFd_ = -1;
+    if (n != 1) return makeError(Errc::System, std::string("release child: ") + std::strerror(errno));
+    return {};
+}
+
+void ChildReaper::reap() {
+    for (;;) {
+        int status = 0;
+        pid_t pid = ::waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) return;
+        if (pid == main_) {
+            if (WIFEXITED(status)) mainExit_ = WEXITSTATUS(status);
+            else if (WIFSIGNALED(status)) mainExit_ = 128 + WTERMSIG(status);
+        }
+    }
+}
+
+bool ChildReaper::childrenLeft() const {
+    siginfo_t info{};
+    // WNOWAIT: look without reaping, so reap() still sees the main process's status.
+    int r = ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT);
+    return !(r < 0 && errno == ECHILD);
+}
+
+void ChildReaper::signalChildren(int sig) const {
+    DIR* tasks = ::opendir("/proc/self/task");
+    if (!tasks) return;
+    while (dirent* t = ::readdir(tasks)) {
+        if (t->d_name[0] == '.') continue;
+        std::ifstream in(std::string("/proc/self/task/") + t->d_name + "/children");
+        pid_t child;
+        while (in >> child) ::kill(child, sig);
+    }
+    ::closedir(tasks);
+}
+
+} // namespace lockunit

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "util/clock.hpp"
+#include "util/duration.hpp"
+#include "util/result.hpp"
+
+namespace lockunit {
+
+// What to start, prepared before the lock is taken (nothing is allocated after fork).
+struct LaunchSpec {
+    std::string path;              // resolved executable
+    std::vector<std::string> argv; // argv[0] as the operator wrote it
+    std::vector<std::string> env;  // "KEY=VALUE"
+    int stopSignal = 15;
+    Duration stopTimeout = std::chrono::seconds(5);
+    std::string description; // for the scope's Description=
+};
+
+// Runs the payload and stops everything it started: in a transient systemd scope, or in a
+// process group when there is no systemd. The supervisor drives it from its event loop.
+class PayloadRunner {
+public:
+    virtual ~PayloadRunner() = default;
+
+    // Starts the payload; returns once it has been released to exec().
+    virtual Result<pid_t> start(const LaunchSpec& spec) = 0;
+    // Passes a signal on, to the main process or to every process of the payload.
+    virtual void forward(int sig, bool toAll) = 0;
+    // Begins stopping every process of the payload: the stop signal now, SIGKILL once the
+    // stop timeout has passed. finished() says when all are gone.
+    virtual void stop() = 0;
+    // Called on SIGCHLD: reaps every child that exited.
+    virtual void reap() = 0;
+    // The main process's exit, as lockunit's exit code (128+N if killed by signal N).
+    virtual std::optional<int> mainExit() const = 0;
+    // True once the main process has exited and nothing of the payload is left.
+    virtual bool finished() const = 0;
+    // An fd to poll (the D-Bus connection), -1 if none, and what to do when it is readable.
+    virtual int fd() const { return -1; }
+    virtual void process() {}
+    // The runner's own next timer (SIGKILL escalation), and what to do when it fires.
+    virtual std::optional<TimePoint> nextTimeout() const = 0;
+    virtual void onTimeout(TimePoint now) = 0;
+    // "process group 1234" / "lockunit-reports.scope", for STATUS.
+    virtual std::string where() const = 0;
+};
+
+// A child forked blocked on a pipe (DESIGN.md "race-free start"): it exec()s only once
+// release() is called, and exits with 127 if the parent drops it instead.
+class BlockedChild {
+public:
+    static Result<BlockedChild> fork(const LaunchSpec& spec, bool ownProcessGroup);
+    BlockedChild(BlockedChild&&) noexcept;
+    BlockedChild& operator=(BlockedChild&&) noexcept;
+    ~BlockedChild();
+
+    pid_t pid() const { return pid_; }
+    Result<void> release();
+
+private:
+    BlockedChild(pid_t pid, int goFd) : pid_(pid), goFd_(goFd) {}
+    pid_t pid_ = -1;
+    int goFd_ = -1;
+};
+
+// Reaps children (lockunit is a child subreaper, so orphaned descendants of the payload come
+// back to it) and remembers how the main process ended.
+class ChildReaper {
+public:
+    void setMain(pid_t pid) { main_ = pid; }
+    pid_t main() const { return main_; }
+    void reap();
+    std::optional<int> mainExit() const { return mainExit_; }
+    bool childrenLeft() const;
+    // Sends sig to every direct child of lockunit (orphans adopted from the payload included).
+    void signalChildren(int sig) const;
+
+private:
+    pid_t main_ = -1;
+    std::optional<int> mainExit_;
+};
+
+} // namespace lockunit

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "util/signals.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <csignal>
+#include <cstring>
+
+namespace lockunit {
+namespace {
+
+struct Named {
+    const char* name;
+    int number;
+};
+
+constexpr Named kSignals[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+    {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},     {"BUS", SIGBUS},   {"FPE", SIGFPE},
+    {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
+    {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
+    {"CONT", SIGCONT}, {"STOP", SIGSTOP},     {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
+    {"TTOU", SIGTTOU}, {"URG", SIGURG},       {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
+    {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+    {"PWR", SIGPWR},   {"SYS", SIGSYS},
+};
+
+} // namespace
+
+std::optional<int> parseSignal(std::string_view text) {
+    std::string upper(text);
+    std::transform(upper.begin(), upper.end(), upper.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
+    if (!upper.empty() && std::all_of(upper.begin(), upper.end(), ::isdigit)) {
+        int n = std::atoi(upper.c_str());
+        if (n >= 1 && n < NSIG) return n;
+        return std::nullopt;
+    }
+    std::string_view name = upper;
+    if (name.substr(0, 3) == "SIG") name.remove_prefix(3);
+    for (const auto& s : kSignals)
+        if (name == s.name) return s.number;
+    if (name.substr(0, 5) == "RTMIN") {
+        std::string_view rest = name.substr(5);
+        if (rest.empty()) return SIGRTMIN;
+        if (rest[0] == '+' && rest.size() > 1) {
+            int n = std::atoi(std::string(rest.substr(1)).c_str());
+            if (SIGRTMIN + n <= SIGRTMAX) return SIGRTMIN + n;
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::vector<int>> parseSignalList(std::string_view text) {
+    std::vector<int> out;
+    if (text.empty() || text == "none") return out;
+    size_t start = 0;
+    while (start <= text.size()) {
+        size_t comma = text.find(',', start);
+        if (comma == std::string_view::npos) comma = text.size();
+        auto sig = parseSignal(text.substr(start, comma - start));
+        if (!sig) return std::nullopt;
+        if (std::find(out.begin(), out.end(), *sig) == out.end()) out.push_back(*sig);
+        start = comma + 1;
+    }
+    return out;
+}
+
+std::string signalName(int sig) {
+    for (const auto& s : kSignals)
+        if (s.number == sig) return std::string("SIG") + s.name;
+    if (sig >= SIGRTMIN && sig <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
+    return std::to_string(sig);
+}
+
+} // namespace lockunit
