@@ -344,13 +344,14 @@ void loadBackendTable(Config& config, const BackendInfo& info, const toml::table
     for (const auto& [k, node] : table) {
         std::string key(k.str());
         Origin at = originOf(file, node.source());
+        Origin keyAt = originOf(file, k.source());
         auto spec = std::find_if(info.keys.begin(), info.keys.end(),
                                  [&](const KeySpec& s) { return s.name == key; });
         if (spec == info.keys.end()) {
             std::string known;
             for (const auto& s : info.keys)
                 known += std::string(known.empty() ? "" : ", ") + std::string(s.name);
-            problems.add(at, std::string(info.table) + "." + key + ": unknown key (known keys: " +
+            problems.add(keyAt, std::string(info.table) + "." + key + ": unknown key (known keys: " +
                                  (known.empty() ? "none" : known) + ")");
             continue;
         }
@@ -401,16 +402,17 @@ void loadFile(Config& config, const std::string& path, Problems& problems) {
     for (const auto& [k, node] : root) {
         std::string key(k.str());
         Origin at = originOf(path, node.source());
+        Origin keyAt = originOf(path, k.source());
         if (auto table = node.as_table()) {
             if (const BackendInfo* info = backends::byTable(key))
                 loadBackendTable(config, *info, *table, path, problems);
             else
-                problems.add(at, "unknown table [" + key + "] (backend tables: " + tableList() + ")");
+                problems.add(keyAt, "unknown table [" + key + "] (backend tables: " + tableList() + ")");
             continue;
         }
         const Option* opt = findByKey(key);
         if (!opt) {
-            problems.add(at, key + ": unknown key (see lockunit.toml(5))");
+            problems.add(keyAt, key + ": unknown key (see lockunit.toml(5))");
             continue;
         }
         auto raw = rawOf(node);

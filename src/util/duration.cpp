@@ -8,6 +8,7 @@ namespace lockunit {
 
 std::optional<Duration> parseDuration(std::string_view text) {
     if (text == "infinity") return kInfinity;
+    if (text == "0") return Duration::zero(); // the one unit-less value that is unambiguous
     if (text.empty()) return std::nullopt;
     std::int64_t total = 0;
     size_t i = 0;

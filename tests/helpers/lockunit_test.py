@@ -1,0 +1,231 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Shared pieces of lockunit's integration tests: run the built binary, record what the test
+payload did, and check that no two payloads ever ran at once.
+
+meson passes the paths of the built programs in LOCKUNIT_BIN and LOCKUNIT_TEST_PAYLOAD.
+A test whose real server is missing is skipped with exit code 77 (meson shows SKIP) on a
+developer's machine, and fails under CI=true, where .ci/run has installed everything."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+LOCKUNIT = os.environ.get("LOCKUNIT_BIN", "build/src/lockunit")
+PAYLOAD = os.environ.get("LOCKUNIT_TEST_PAYLOAD", "build/tests/lockunit-test-payload")
+IN_CI = os.environ.get("CI") == "true"
+
+EX_USAGE, EX_UNAVAILABLE, EX_BUSY, EX_CONFIG, EX_LOST = 64, 69, 75, 78, 79
+
+
+def require(*programs):
+    """Skip (77) or, under CI, fail when a program a test needs is not installed."""
+    missing = [p for p in programs if shutil.which(p) is None and not os.path.exists(p)]
+    if missing:
+        msg = "missing: " + ", ".join(missing)
+        if IN_CI:
+            print("FAIL: " + msg + " (CI must install it)", file=sys.stderr)
+            sys.exit(1)
+        print("SKIP: " + msg, file=sys.stderr)
+        sys.exit(77)
+
+
+class Instance:
+    """One running lockunit, with its output captured to files."""
+
+    def __init__(self, args, workdir, label="lockunit", env=None):
+        self.label = label
+        self.out_path = os.path.join(workdir, label + ".out")
+        self.err_path = os.path.join(workdir, label + ".err")
+        full_env = dict(os.environ)
+        full_env.pop("NOTIFY_SOCKET", None)
+        full_env.pop("INVOCATION_ID", None)
+        if env:
+            full_env.update(env)
+        self.started = time.monotonic()
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen([LOCKUNIT] + list(args), stdout=out, stderr=err,
+                                         stdin=subprocess.DEVNULL, env=full_env)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def wait(self, timeout=30):
+        return self.proc.wait(timeout=timeout)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stderr(self):
+        with open(self.err_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stdout(self):
+        with open(self.out_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run(args, timeout=30, env=None):
+    """Runs lockunit to completion; returns (exit code, stdout, stderr)."""
+    full_env = dict(os.environ)
+    full_env.pop("NOTIFY_SOCKET", None)
+    full_env.pop("INVOCATION_ID", None)
+    if env:
+        full_env.update(env)
+    p = subprocess.run([LOCKUNIT] + list(args), capture_output=True, text=True,
+                       timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
+
+
+def payload(log, node, *extra):
+    """The command line of the recording test payload."""
+    return [PAYLOAD, "--log", log, "--node", node] + [str(e) for e in extra]
+
+
+class Run:
+    """One payload run, from its records: [start, last sign of life]."""
+
+    def __init__(self, node, token, pid, start):
+        self.node, self.token, self.pid = node, token, pid
+        self.start = self.last = start
+        self.ended = False
+
+    def __repr__(self):
+        return "Run(%s token=%s pid=%s %.3f..%.3f)" % (
+            self.node, self.token, self.pid, self.start / 1e9, self.last / 1e9)
+
+
+def read_runs(log):
+    runs = {}
+    if not os.path.exists(log):
+        return []
+    with open(log) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) != 5:
+                continue  # a line torn by a kill
+            what, node, token, pid, ns = parts
+            key = (node, pid)
+            ns = int(ns)
+            if what == "start":
+                runs[key] = Run(node, token, int(pid), ns)
+            elif key in runs:
+                runs[key].last = max(runs[key].last, ns)
+                if what == "end":
+                    runs[key].ended = True
+    return sorted(runs.values(), key=lambda r: r.start)
+
+
+def overlaps(runs, holders=1):
+    """Every moment at which more than `holders` runs were alive, as (run, run) pairs."""
+    bad = []
+    active = []
+    for r in runs:
+        active = [a for a in active if a.last >= r.start]
+        if len(active) >= holders:
+            bad.append((active[-1], r))
+        active.append(r)
+    return bad
+
+
+def max_concurrency(runs):
+    events = []
+    for r in runs:
+        events.append((r.start, 1))
+        events.append((r.last, -1))
+    events.sort(key=lambda e: (e[0], e[1]))
+    cur = best = 0
+    for _, d in events:
+        cur += d
+        best = max(best, cur)
+    return best
+
+
+def tokens_increase(runs):
+    """Tokens strictly increase in start order (runs without a token are ignored)."""
+    tokens = [int(r.token) for r in runs if r.token not in ("-", "")]
+    return all(a < b for a, b in zip(tokens, tokens[1:])), tokens
+
+
+def wait_for(predicate, timeout, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class LockunitTestCase(unittest.TestCase):
+    """Gives each test a scratch directory and cleans up every instance it started."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="lockunit-test-")
+        self.instances = []
+
+    def tearDown(self):
+        for inst in self.instances:
+            inst.kill()
+        if not self._failed():
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print("\nkept test directory " + self.dir, file=sys.stderr)
+            for inst in self.instances:
+                print("--- %s stderr:\n%s" % (inst.label, inst.stderr()[-3000:]), file=sys.stderr)
+
+    def _failed(self):
+        outcome = getattr(self, "_outcome", None)
+        if outcome is None:
+            return False
+        result = getattr(outcome, "result", None)
+        if result is None:
+            return False
+        return any(t is self for t, _ in result.failures + result.errors)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def start(self, args, label=None, env=None):
+        inst = Instance(args, self.dir, label or "lockunit%d" % len(self.instances), env)
+        self.instances.append(inst)
+        return inst
+
+    def assertNoOverlap(self, runs, holders=1):
+        bad = overlaps(runs, holders)
+        self.assertEqual(bad, [], "payload runs overlapped: %r" % bad[:5])
+
+
+def main():
+    """unittest.main, with exit code 77 when every test was skipped."""
+    prog = unittest.main(exit=False, verbosity=2)
+    result = prog.result
+    if result.testsRun and len(result.skipped) == result.testsRun:
+        sys.exit(77)
+    sys.exit(0 if result.wasSuccessful() else 1)

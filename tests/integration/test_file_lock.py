@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The lockunit binary on the embedded file backend, in process-group mode: real processes,
+real flock, real signals."""
+
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
+from lockunit_test import (EX_BUSY, EX_CONFIG, EX_USAGE, PAYLOAD, LockunitTestCase, main,
+                           max_concurrency, payload, pid_alive, read_runs, run, tokens_increase,
+                           wait_for)
+
+
+class FileLock(LockunitTestCase):
+    def base(self, name="jobs", *extra):
+        return ["--backend=file://" + self.path("locks"), "--name=" + name, "--scope=no"] + list(extra)
+
+    def contend(self, count, hold_ms=150, extra=()):
+        log = self.path("runs.log")
+        insts = [self.start(self.base("jobs", *extra) + ["--"] + payload(log, "n%d" % i, "--hold", hold_ms))
+                 for i in range(count)]
+        for inst in insts:
+            self.assertEqual(inst.wait(60), 0, inst.stderr())
+        return read_runs(log)
+
+    def test_two_instances_take_turns_without_overlap(self):
+        runs = self.contend(2)
+        self.assertEqual(sorted(r.node for r in runs), ["n0", "n1"])
+        self.assertNoOverlap(runs)
+
+    def test_five_instances_all_get_a_turn_and_never_overlap(self):
+        runs = self.contend(5)
+        self.assertEqual(sorted(r.node for r in runs), ["n%d" % i for i in range(5)])
+        self.assertNoOverlap(runs)
+        ok, tokens = tokens_increase(runs)
+        self.assertTrue(ok, "tokens not strictly increasing: %r" % tokens)
+        self.assertEqual(len(set(tokens)), 5)
+
+    def test_three_holders_let_exactly_three_run_at_once(self):
+        runs = self.contend(6, hold_ms=600, extra=("--holders=3",))
+        self.assertEqual(len(runs), 6)
+        self.assertEqual(max_concurrency(runs), 3, runs)
+        self.assertNoOverlap(runs, holders=3)
+
+    def hold_lock(self, name="jobs", *extra):
+        log = self.path("holder.log")
+        holder = self.start(self.base(name, *extra) + ["--"] + payload(log, "holder"), label="holder")
+        self.assertTrue(wait_for(lambda: read_runs(log), 10), holder.stderr())
+        return holder, log
+
+    def test_wait_zero_when_busy_exits_75_at_once(self):
+        self.hold_lock()
+        t0 = time.monotonic()
+        code, _, err = run(self.base("jobs", "--wait=0", "--", "true"))
+        self.assertEqual(code, EX_BUSY, err)
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertIn("busy", err)
+
+    def test_wait_expiry_exits_75_after_the_wait(self):
+        self.hold_lock()
+        t0 = time.monotonic()
+        code, _, err = run(self.base("jobs", "--wait=1s", "--", "true"))
+        elapsed = time.monotonic() - t0
+        self.assertEqual(code, EX_BUSY, err)
+        self.assertGreaterEqual(elapsed, 0.9)
+        self.assertLess(elapsed, 5.0)
+
+    def test_payload_exit_code_passes_through(self):
+        code, _, err = run(self.base("jobs", "--", PAYLOAD, "--hold", "0", "--exit", "3"))
+        self.assertEqual(code, 3, err)
+
+    def test_payload_killed_by_signal_gives_128_plus_n(self):
+        code, _, err = run(self.base("jobs", "--", "sh", "-c", "kill -9 $$"))
+        self.assertEqual(code, 128 + 9, err)
+
+    def test_sigterm_while_running_stops_payload_and_its_group_and_releases(self):
+        log = self.path("runs.log")
+        holder = self.start(self.base() + ["--"] + payload(log, "holder", "--daemon-child"))
+        self.assertTrue(wait_for(lambda: len(read_runs(log)) == 2, 10), holder.stderr())
+        pids = [r.pid for r in read_runs(log)]
+        t0 = time.monotonic()
+        holder.signal(signal.SIGTERM)
+        self.assertEqual(holder.wait(15), 0, holder.stderr())
+        # The daemonized grandchild ignores SIGTERM: it must have been SIGKILLed at the
+        # stop timeout (5 s by default).
+        self.assertLess(time.monotonic() - t0, 10)
+        for pid in pids:
+            self.assertFalse(pid_alive(pid), "payload process %d survived" % pid)
+        code, _, err = run(self.base("jobs", "--wait=0", "--", "true"))
+        self.assertEqual(code, 0, "lock not released: " + err)
+
+    def test_stop_timeout_escalates_to_sigkill(self):
+        log = self.path("runs.log")
+        holder = self.start(self.base("jobs", "--stop-timeout=700ms") + ["--"] +
+                            payload(log, "holder", "--ignore-term"))
+        self.assertTrue(wait_for(lambda: read_runs(log), 10))
+        t0 = time.monotonic()
+        holder.signal(signal.SIGTERM)
+        self.assertEqual(holder.wait(10), 0, holder.stderr())
+        elapsed = time.monotonic() - t0
+        self.assertGreaterEqual(elapsed, 0.6)
+        self.assertLess(elapsed, 4.0)
+        self.assertFalse(pid_alive(read_runs(log)[0].pid))
+
+    def test_sigterm_while_waiting_exits_0_within_100ms(self):
+        self.hold_lock()
+        waiter = self.start(self.base() + ["--", "true"], label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        t0 = time.monotonic()
+        waiter.signal(signal.SIGTERM)
+        self.assertEqual(waiter.wait(5), 0, waiter.stderr())
+        elapsed = time.monotonic() - t0
+        print("SIGTERM while waiting → exit in %.1f ms" % (elapsed * 1000))
+        self.assertLess(elapsed, 0.5)  # the design bound is 100 ms; the margin is for noise
+
+    def test_sigkill_of_lockunit_kills_payload_and_frees_lock(self):
+        holder, log = self.hold_lock()
+        payload_pid = read_runs(log)[0].pid
+        holder.signal(signal.SIGKILL)
+        holder.wait(5)
+        self.assertTrue(wait_for(lambda: not pid_alive(payload_pid), 5), "payload survived SIGKILL of lockunit")
+        code, _, err = run(self.base("jobs", "--wait=2s", "--", "true"))
+        self.assertEqual(code, 0, err)
+
+    def test_payload_cannot_see_the_lock_fd(self):
+        code, out, err = run(self.base("jobs", "--", PAYLOAD, "--hold", "0", "--fds"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("fd 0", out)
+        self.assertNotIn(".lock", out)
+        self.assertNotIn("inotify", out)
+        self.assertNotIn("signalfd", out)
+
+    def test_payload_environment(self):
+        code, out, err = run(self.base("envtest", "--", "sh", "-c",
+                                       "echo N=$LOCKUNIT_NAME T=$LOCKUNIT_TOKEN B=$LOCKUNIT_BACKEND "
+                                       "H=$LOCKUNIT_HOLDER NS=${NOTIFY_SOCKET-unset}"),
+                             env={"NOTIFY_SOCKET": "/nonexistent", "WATCHDOG_USEC": "1"})
+        self.assertEqual(code, 0, err)
+        self.assertIn("N=envtest", out)
+        self.assertRegex(out, r"T=\d+ ")
+        self.assertIn("B=file ", out)
+        self.assertRegex(out, r"H=\S+:\d+:[0-9a-f]+")
+        self.assertIn("NS=unset", out)
+
+    def test_tokens_strictly_increase_across_runs(self):
+        tokens = []
+        for _ in range(4):
+            code, out, err = run(self.base("tok", "--", "sh", "-c", "echo $LOCKUNIT_TOKEN"))
+            self.assertEqual(code, 0, err)
+            tokens.append(int(out.strip()))
+        self.assertEqual(tokens, sorted(set(tokens)))
+
+    def test_forwarded_sighup_reaches_the_payload(self):
+        marker = self.path("hup")
+        holder = self.start(self.base() + ["--", "sh", "-c",
+                                           "trap 'touch %s' HUP; echo up > %s.up; while :; do sleep 0.05; done" % (marker, marker)])
+        self.assertTrue(wait_for(lambda: os.path.exists(marker + ".up"), 10), holder.stderr())
+        holder.signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: os.path.exists(marker), 5), "payload never saw SIGHUP")
+        holder.signal(signal.SIGTERM)
+        self.assertEqual(holder.wait(10), 0)
+
+    def test_lock_lost_when_lock_file_is_replaced(self):
+        holder, log = self.hold_lock("swap", "--ttl=3s", "--renew=500ms", "--stop-timeout=1s")
+        lockfile = os.path.join(self.path("locks"), "swap.lock")
+        os.rename(lockfile, lockfile + ".old")
+        with open(lockfile, "w"):
+            pass
+        self.assertEqual(holder.wait(10), 79, holder.stderr())
+        self.assertIn("lost", holder.stderr())
+        self.assertFalse(pid_alive(read_runs(log)[0].pid))
+
+    def test_status_reports_the_holder(self):
+        holder, _ = self.hold_lock("st")
+        code, out, err = run(["status"] + self.base("st"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("held", out)
+        self.assertIn("pid %d" % holder.pid, out)
+        code, out, err = run(["status", "--json"] + self.base("st"))
+        self.assertEqual(code, 0, err)
+        self.assertIn('"held":true', out)
+        holder.signal(signal.SIGTERM)
+        holder.wait(10)
+        code, out, err = run(["status"] + self.base("st"))
+        self.assertEqual(code, 3, out + err)
+        self.assertIn("free", out)
+
+
+class Config(LockunitTestCase):
+    def write(self, text, name="reports.toml"):
+        path = self.path(name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_command_and_name_come_from_the_config_file(self):
+        conf = self.write('backend = "file://%s"\nscope = "no"\ncommand = ["sh", "-c", "echo $LOCKUNIT_NAME"]\n'
+                          % self.path("locks"))
+        code, out, err = run(["--conf=" + conf])
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out.strip(), "reports")
+
+    def test_check_prints_the_resolved_config_with_origins(self):
+        conf = self.write('ttl = "30s"\ncommand = ["/bin/true"]\n')
+        code, out, err = run(["check", "--conf=" + conf, "--stop-timeout=2s"])
+        self.assertEqual(code, 0, err)
+        self.assertIn('ttl = "30s"  # %s:1:7' % conf, out)
+        self.assertIn('renew = "10s"  # default', out)
+        self.assertIn('stop_timeout = "2s"  # --stop-timeout', out)
+        self.assertIn('name = "reports"', out)
+
+    def assertConfigError(self, text, *fragments, code=EX_CONFIG):
+        conf = self.write(text)
+        rc, out, err = run(["check", "--conf=" + conf])
+        self.assertEqual(rc, code, err)
+        for frag in fragments:
+            self.assertIn(frag.replace("FILE", conf), err)
+        return err
+
+    def test_unknown_key_is_refused_with_its_position(self):
+        self.assertConfigError('ttl = "20s"\nttll = "3s"\n', "FILE:2:1: ttll: unknown key")
+
+    def test_wrong_type_names_expected_and_found(self):
+        self.assertConfigError('holders = "three"\n', "FILE:1:11: holders: expected a whole number, found 'three'")
+
+    def test_bad_duration_is_refused(self):
+        self.assertConfigError('\n\nttl = "fifteen"\n', "FILE:3:7: ttl: expected a duration", "found 'fifteen'")
+
+    def test_bare_number_duration_is_refused(self):
+        self.assertConfigError('ttl = 15\n', "FILE:1:7: ttl: expected a duration", "found the integer 15")
+
+    def test_budget_that_breaks_the_deadline_rule_is_refused(self):
+        err = self.assertConfigError('ttl = "10s"\nstop_timeout = "8s"\n', "FILE:", "too short")
+        self.assertIn("stop_timeout 8s", err)
+
+    def test_unknown_backend_lists_the_known_ones(self):
+        self.assertConfigError('backend = "etdc://localhost:2379"\n',
+                               "FILE:1:11: backend: unknown backend 'etdc' (available: ", "file")
+
+    def test_unknown_table_is_refused(self):
+        self.assertConfigError('[redsi]\nhost = "x"\n', "FILE:1:2: unknown table [redsi]")
+
+    def test_toml_syntax_error_has_a_position(self):
+        self.assertConfigError('ttl = "15s\n', "FILE:1:", "syntax error")
+
+    def test_every_error_is_reported_not_just_the_first(self):
+        err = self.assertConfigError('ttl = "x"\nwait = "y"\n', "FILE:1:7", "FILE:2:8")
+        self.assertEqual(err.count("expected a duration"), 2)
+
+    def test_missing_command_is_refused_before_any_lock(self):
+        conf = self.write('backend = "file://%s"\n' % self.path("locks"))
+        rc, _, err = run(["--conf=" + conf])
+        self.assertEqual(rc, EX_CONFIG, err)
+        self.assertIn("no command to run", err)
+        self.assertFalse(os.path.exists(self.path("locks")), "a lock directory was touched")
+
+    def test_command_not_found_is_refused_before_any_lock(self):
+        rc, _, err = run(["--backend=file://" + self.path("locks"), "--", "no-such-program-xyz"])
+        self.assertEqual(rc, EX_USAGE, err)
+        self.assertIn("not found", err)
+        self.assertFalse(os.path.exists(self.path("locks")))
+
+    def test_bad_command_line_is_64(self):
+        for args in (["--ttl=abc", "--", "true"], ["--no-such-flag", "--", "true"],
+                     ["--ttl"], ["--", ]):
+            rc, _, err = run(args)
+            self.assertEqual(rc, EX_USAGE, "%r: %s" % (args, err))
+
+    def test_bad_signal_names_are_refused(self):
+        rc, _, err = run(["--stop-signal=SIGFOO", "--", "true"])
+        self.assertEqual(rc, EX_USAGE)
+        self.assertIn("--stop-signal: expected a signal name", err)
+        self.assertConfigError('forward_signals = ["HUP", "KILL"]\n', "SIGKILL cannot be forwarded")
+
+
+if __name__ == "__main__":
+    main()
