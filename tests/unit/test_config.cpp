@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "config/config.hpp"
+
+using namespace lockunit;
+using namespace std::chrono_literals;
+
+namespace {
+
+class ConfigFile : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/lockunit-config-XXXXXX";
+        dir_ = mkdtemp(tmpl);
+        path_ = dir_ + "/reports.toml";
+    }
+    void TearDown() override {
+        std::remove(path_.c_str());
+        rmdir(dir_.c_str());
+    }
+    Result<Config> load(const std::string& toml, std::vector<std::string> args = {},
+                        bool needCommand = true) {
+        std::ofstream(path_) << toml;
+        std::vector<std::string> argv{"lockunit", "--conf=" + path_};
+        argv.insert(argv.end(), args.begin(), args.end());
+        std::vector<char*> ptrs;
+        for (auto& a : argv) ptrs.push_back(a.data());
+        auto cli = parseCommandLine(static_cast<int>(ptrs.size()), ptrs.data());
+        if (!cli) return cli.error();
+        return loadConfig(*cli, needCommand);
+    }
+    std::string dir_, path_;
+};
+
+Result<CommandLine> parse(std::vector<std::string> argv) {
+    argv.insert(argv.begin(), "lockunit");
+    std::vector<char*> ptrs;
+    for (auto& a : argv) ptrs.push_back(a.data());
+    return parseCommandLine(static_cast<int>(ptrs.size()), ptrs.data());
+}
+
+} // namespace
+
+TEST_F(ConfigFile, DefaultsFollowTheDesign) {
+    auto c = load("command = [\"/bin/true\"]\n");
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c->name.value, "reports"); // the file's stem
+    EXPECT_EQ(c->ttl.value, 15s);
+    EXPECT_EQ(c->renew.value, 5s); // ttl / 3
+    EXPECT_EQ(c->wait.value, kInfinity);
+    EXPECT_EQ(c->holders.value, 1);
+    EXPECT_EQ(c->stopSignal.value, SIGTERM);
+    EXPECT_EQ(c->stopTimeout.value, 5s);
+    EXPECT_EQ(c->forwardSignals.value, (std::vector<int>{SIGHUP, SIGUSR1, SIGUSR2}));
+    EXPECT_EQ(c->notify.value, NotifyMode::Standby);
+    EXPECT_EQ(c->scope.value, ScopeMode::Auto);
+    EXPECT_EQ(c->backend.value.rfind("file://", 0), 0u);
+}
+
+TEST_F(ConfigFile, CommandLineWinsOverTheFile) {
+    auto c = load("ttl = \"30s\"\nname = \"fromfile\"\ncommand = [\"/bin/true\"]\n",
+                  {"--ttl=20s", "--name", "fromcli"});
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c->ttl.value, 20s);
+    EXPECT_EQ(c->ttl.origin.describe(), "--ttl");
+    EXPECT_EQ(c->name.value, "fromcli");
+}
+
+TEST_F(ConfigFile, UnknownKeyIsAnErrorWithItsPosition) {
+    auto c = load("ttl = \"20s\"\n  stop_timout = \"1s\"\n");
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.error().code, Errc::Config);
+    EXPECT_NE(c.error().message.find(path_ + ":2:3: stop_timout: unknown key"), std::string::npos)
+        << c.error().message;
+}
+
+TEST_F(ConfigFile, WrongTypeSaysWhatWasExpectedAndFound) {
+    auto c = load("command = [\"/bin/true\"]\nnotify = \"sometimes\"\n");
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().message.find(path_ +
+                                     ":2:10: notify: expected one of standby, running, relay, "
+                                     "found 'sometimes'"),
+              std::string::npos)
+        << c.error().message;
+}
+
+TEST_F(ConfigFile, BudgetBreakingTheDeadlineRuleIsRefused) {
+    // renew 5s + stop_timeout 10s + margin 652ms ≥ ttl 15s
+    auto c = load("command = [\"/bin/true\"]\nstop_timeout = \"10s\"\n");
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.error().code, Errc::Config);
+    EXPECT_NE(c.error().message.find(path_ + ":2:16: ttl 15s is too short"), std::string::npos)
+        << c.error().message;
+}
+
+TEST_F(ConfigFile, BudgetJustInsideTheRuleIsAccepted) {
+    // renew 1s + stop 1s + 500ms + 3s/100 + 2ms = 2.532s < 3s
+    auto c = load("command = [\"/bin/true\"]\nttl = \"3s\"\nrenew = \"1s\"\nstop_timeout = \"1s\"\n");
+    EXPECT_TRUE(c.ok()) << c.error().message;
+}
+
+TEST_F(ConfigFile, BackendTablesAreCheckedAgainstTheBackendsKeys) {
+    auto c = load("command = [\"/bin/true\"]\n[file]\npath = \"/x\"\n");
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().message.find(path_ + ":3:1: file.path: unknown key"), std::string::npos)
+        << c.error().message;
+}
+
+TEST_F(ConfigFile, MissingCommandIsAConfigError) {
+    auto c = load("ttl = \"20s\"\n");
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.error().code, Errc::Config);
+    EXPECT_NE(c.error().message.find("no command to run"), std::string::npos);
+    EXPECT_TRUE(load("ttl = \"20s\"\n", {}, false).ok()); // check/status need none
+}
+
+TEST_F(ConfigFile, ScopeLimitsAreValidated) {
+    EXPECT_TRUE(load("command = [\"x\"]\nmemory_max = \"512M\"\ncpu_quota = \"150%\"\n"
+                     "tasks_max = 64\nslice = \"batch.slice\"\n", {}, true)
+                    .ok());
+    auto c = load("command = [\"x\"]\nmemory_max = \"lots\"\ncpu_quota = \"1.5\"\n");
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().message.find("memory_max: expected a size"), std::string::npos);
+    EXPECT_NE(c.error().message.find("cpu_quota: expected a percentage"), std::string::npos);
+}
+
+TEST_F(ConfigFile, LockNamesAreSafeForEveryBackend) {
+    auto c = load("command = [\"x\"]\nname = \"../etc/passwd\"\n");
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().message.find("name: expected letters"), std::string::npos);
+}
+
+TEST(CommandLine, StopsAtTheFirstNonOptionSoTheCommandKeepsItsFlags) {
+    auto cli = parse({"--ttl=20s", "mycmd", "--ttl=1s", "-v"});
+    ASSERT_TRUE(cli.ok());
+    EXPECT_EQ(cli->command, (std::vector<std::string>{"mycmd", "--ttl=1s", "-v"}));
+    ASSERT_EQ(cli->options.size(), 1u);
+    EXPECT_EQ(cli->options[0].first, "ttl");
+}
+
+TEST(CommandLine, DoubleDashEndsTheOptions) {
+    auto cli = parse({"--", "-weird-name"});
+    ASSERT_TRUE(cli.ok());
+    EXPECT_EQ(cli->command.front(), "-weird-name");
+}
+
+TEST(CommandLine, UnknownOptionIsAUsageError) {
+    auto cli = parse({"--tll=5s", "--", "x"});
+    ASSERT_FALSE(cli.ok());
+    EXPECT_EQ(cli.error().code, Errc::Usage);
+    EXPECT_NE(cli.error().message.find("'--tll'"), std::string::npos);
+}
+
+TEST(CommandLine, BadValueOnTheCommandLineIsAUsageError) {
+    auto cli = parse({"--holders=0", "--", "x"});
+    ASSERT_TRUE(cli.ok());
+    auto c = loadConfig(*cli, true);
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.error().code, Errc::Usage);
+    EXPECT_NE(c.error().message.find("--holders: expected a number from 1 to 1000, found 0"),
+              std::string::npos)
+        << c.error().message;
+}
+
+TEST(CommandLine, SubcommandsAreRecognisedOnlyFirst) {
+    EXPECT_EQ(parse({"check", "--conf=x"})->action, CommandLine::Action::Check);
+    EXPECT_EQ(parse({"status", "--json"})->action, CommandLine::Action::Status);
+    auto run = parse({"--", "check"});
+    EXPECT_EQ(run->action, CommandLine::Action::Run);
+    EXPECT_EQ(run->command.front(), "check");
+}
+
+TEST(CommandLine, EveryOptionIsAConfigKeyToo) {
+    auto keys = configKeys();
+    for (auto name : optionNames()) {
+        if (name == "conf" || name == "json" || name == "help" || name == "version") continue;
+        std::replace(name.begin(), name.end(), '-', '_');
+        EXPECT_NE(std::find(keys.begin(), keys.end(), name), keys.end()) << name;
+    }
+}

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include <algorithm>
+#include <gtest/gtest.h>
+#include <sstream>
+
+#include "backends/registry.hpp"
+
+using namespace lockunit;
+
+TEST(BackendRegistry, HoldsExactlyTheBackendsMesonEnabled) {
+    std::vector<std::string> expected;
+    std::stringstream list(LOCKUNIT_ENABLED_BACKENDS);
+    std::string name;
+    while (std::getline(list, name, ',')) expected.push_back(name);
+    std::sort(expected.begin(), expected.end());
+    std::vector<std::string> registered;
+    for (const auto* info : backends::all()) registered.emplace_back(info->table);
+    std::sort(registered.begin(), registered.end());
+    EXPECT_EQ(registered, expected);
+}
+
+TEST(BackendRegistry, UnknownSchemeListsTheAvailableOnes) {
+    BackendParams p;
+    p.url = "etdc://localhost:2379";
+    auto r = backends::create(p);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, Errc::Config);
+    EXPECT_NE(r.error().message.find("unknown backend 'etdc'"), std::string::npos);
+    EXPECT_NE(r.error().message.find("file"), std::string::npos);
+}
+
+TEST(BackendRegistry, EverySchemeMapsToOneBackend) {
+    for (const auto& scheme : backends::schemes()) {
+        int owners = 0;
+        for (const auto* info : backends::all())
+            owners += static_cast<int>(std::count(info->schemes.begin(), info->schemes.end(), scheme));
+        EXPECT_EQ(owners, 1) << scheme;
+    }
+}

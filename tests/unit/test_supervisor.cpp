@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The state machine with a fake backend and a fake clock; the payload is a real process in
+// its own process group, because "dead before the deadline" is about real processes.
+
+#include <csignal>
+#include <fstream>
+#include <functional>
+#include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "supervisor/supervisor.hpp"
+#include "systemd/process_group.hpp"
+
+using namespace lockunit;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+
+// A clock that can jump forward, as after a SIGSTOP or a suspend.
+class JumpingClock final : public Clock {
+public:
+    TimePoint now() const override {
+        TimePoint real = BootClock::now();
+        if (jumpAt_ && real >= *jumpAt_) {
+            offset_ += jumpBy_;
+            jumpAt_.reset();
+        }
+        return real + offset_;
+    }
+    void jumpAfter(Duration delay, Duration by) {
+        jumpAt_ = BootClock::now() + delay;
+        jumpBy_ = by;
+    }
+
+private:
+    mutable std::optional<TimePoint> jumpAt_;
+    mutable Duration offset_{0};
+    Duration jumpBy_{0};
+};
+
+class FakeNotifier final : public Notifier {
+public:
+    void send(const std::string& state) override { sent.push_back(state); }
+    std::optional<Duration> watchdogInterval() const override { return watchdog; }
+    bool saw(const std::string& fragment) const {
+        for (const auto& s : sent)
+            if (s.find(fragment) != std::string::npos) return true;
+        return false;
+    }
+    std::vector<std::string> sent;
+    std::optional<Duration> watchdog;
+};
+
+class FakeBackend final : public LockBackend {
+public:
+    Result<Lease> tryAcquire(Interrupt&) override {
+        ++acquires;
+        if (busy) return makeError(Errc::Busy, "held");
+        return Lease{validity, "7"};
+    }
+    Result<Lease> renew(Interrupt& i) override {
+        ++renews;
+        if (onRenew) return onRenew(i);
+        return Lease{validity, "7"};
+    }
+    Result<void> release(Interrupt&) override {
+        ++releases;
+        if (payloadPidFile.size()) {
+            std::ifstream in(payloadPidFile);
+            pid_t pid = 0;
+            in >> pid;
+            payloadAliveAtRelease = alive(pid);
+        }
+        return {};
+    }
+    Result<LockState> inspect(Interrupt&) override { return LockState{}; }
+    Duration retryInterval() const override { return 50ms; }
+
+    Duration validity = 2s;
+    bool busy = false;
+    std::function<Result<Lease>(Interrupt&)> onRenew;
+    int acquires = 0, renews = 0, releases = 0;
+    std::string payloadPidFile;
+    std::optional<bool> payloadAliveAtRelease;
+};
+
+class SupervisorTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+        char tmpl[] = "/tmp/lockunit-sup-XXXXXX";
+        dir_ = mkdtemp(tmpl);
+        pidFile_ = dir_ + "/payload.pid";
+        backend_.payloadPidFile = pidFile_;
+        config_.name.value = "unit";
+        config_.backend.value = "fake://x";
+        config_.ttl.value = 2s;
+        config_.renew.value = 500ms;
+        config_.stopTimeout.value = 500ms;
+        config_.wait.value = kInfinity;
+    }
+    void TearDown() override {
+        std::remove(pidFile_.c_str());
+        rmdir(dir_.c_str());
+    }
+    // Runs a payload that writes its pid and sleeps, and returns lockunit's exit code.
+    int run(const std::string& script = "exec sleep 30") {
+        SignalSource signals(config_.forwardSignals.value);
+        ProcessGroupRunner runner;
+        LaunchSpec spec;
+        spec.path = "/bin/sh";
+        spec.argv = {"sh", "-c", "echo $$ > " + pidFile_ + "; " + script};
+        spec.stopSignal = config_.stopSignal.value;
+        spec.stopTimeout = config_.stopTimeout.value;
+        Supervisor s({config_, backend_, runner, notifier_, clock_, signals}, spec, "me");
+        started_ = BootClock::now();
+        int code = s.run();
+        finished_ = BootClock::now();
+        signals.drain();
+        return code;
+    }
+    pid_t payloadPid() {
+        std::ifstream in(pidFile_);
+        pid_t pid = 0;
+        in >> pid;
+        return pid;
+    }
+
+    std::string dir_, pidFile_;
+    Config config_;
+    FakeBackend backend_;
+    FakeNotifier notifier_;
+    JumpingClock clock_;
+    TimePoint started_{}, finished_{};
+};
+
+} // namespace
+
+TEST_F(SupervisorTest, StopsThePayloadBeforeTheLeaseDeadlineWhenRenewalsFail) {
+    backend_.onRenew = [](Interrupt&) -> Result<Lease> {
+        return makeError(Errc::Unavailable, "timed out");
+    };
+    EXPECT_EQ(run(), exitcode::Lost);
+    EXPECT_GE(backend_.renews, 1);
+    // Acquired at ≥ started_: the payload had to be dead before started_ + validity − drift.
+    EXPECT_LT(finished_, started_ + backend_.validity - config_.drift());
+    EXPECT_FALSE(alive(payloadPid()));
+    EXPECT_EQ(backend_.payloadAliveAtRelease, false);
+    EXPECT_TRUE(notifier_.saw("STOPPING=1"));
+}
+
+TEST_F(SupervisorTest, ChecksTheDeadlineBeforeAnyIoAfterAClockJump) {
+    // 300 ms after start the clock jumps 10 s, as if lockunit had been SIGSTOPped: the first
+    // renewal is due at 500 ms, but the lease is already gone, so no renewal may be tried.
+    clock_.jumpAfter(300ms, 10s);
+    EXPECT_EQ(run(), exitcode::Lost);
+    EXPECT_EQ(backend_.renews, 0);
+    EXPECT_FALSE(alive(payloadPid()));
+}
+
+TEST_F(SupervisorTest, RenewsKeepThePayloadRunning) {
+    int renews = 0;
+    backend_.onRenew = [&](Interrupt&) -> Result<Lease> {
+        if (++renews == 6) ::kill(::getpid(), SIGTERM); // a stop request after ~3 s of renewals
+        return Lease{2s, "7"};
+    };
+    EXPECT_EQ(run(), exitcode::Ok);
+    EXPECT_GE(finished_ - started_, 2500ms); // outlived the first lease thanks to renewals
+    EXPECT_EQ(backend_.releases, 1);
+    EXPECT_EQ(backend_.payloadAliveAtRelease, false);
+}
+
+TEST_F(SupervisorTest, ALostLeaseStopsThePayloadThenReleasesAndExits79) {
+    backend_.onRenew = [](Interrupt&) -> Result<Lease> {
+        return makeError(Errc::Lost, "extend returned 0");
+    };
+    EXPECT_EQ(run(), exitcode::Lost);
+    EXPECT_EQ(backend_.renews, 1);
+    EXPECT_EQ(backend_.payloadAliveAtRelease, false);
+}
+
+TEST_F(SupervisorTest, PayloadExitCodePassesThroughAndLockIsReleased) {
+    EXPECT_EQ(run("exit 3"), 3);
+    EXPECT_EQ(backend_.releases, 1);
+}
+
+TEST_F(SupervisorTest, BusyWithWaitZeroExits75WithoutStartingAnything) {
+    backend_.busy = true;
+    config_.wait.value = Duration::zero();
+    EXPECT_EQ(run(), exitcode::Busy);
+    EXPECT_EQ(backend_.acquires, 1);
+    EXPECT_EQ(payloadPid(), 0);
+}
+
+TEST_F(SupervisorTest, BusyRetriesUntilTheWaitRunsOut) {
+    backend_.busy = true;
+    config_.wait.value = 300ms;
+    EXPECT_EQ(run(), exitcode::Busy);
+    EXPECT_GE(backend_.acquires, 3); // retried every 50 ms
+    EXPECT_GE(finished_ - started_, 300ms);
+}
+
+TEST_F(SupervisorTest, StandbyModeIsReadyBeforeTheLockAndRunningModeOnlyAfter) {
+    backend_.onRenew = [](Interrupt&) -> Result<Lease> {
+        ::kill(::getpid(), SIGTERM);
+        return Lease{2s, "7"};
+    };
+    run();
+    ASSERT_GE(notifier_.sent.size(), 2u);
+    size_t ready = 0, active = 0;
+    for (size_t i = 0; i < notifier_.sent.size(); ++i) {
+        if (notifier_.sent[i] == "READY=1") ready = i;
+        if (notifier_.sent[i].find("STATUS=active: holding 'unit' (token 7)") == 0) active = i;
+    }
+    EXPECT_LT(ready, active);
+
+    notifier_.sent.clear();
+    config_.notify.value = NotifyMode::Running;
+    run();
+    for (size_t i = 0; i < notifier_.sent.size(); ++i) {
+        if (notifier_.sent[i] == "READY=1") ready = i;
+        if (notifier_.sent[i].find("STATUS=active:") == 0) active = i;
+    }
+    EXPECT_GT(ready, active);
+}
+
+TEST_F(SupervisorTest, WatchdogIsFedOnlyWhileTheLeaseIsConfirmed) {
+    notifier_.watchdog = 200ms;
+    backend_.onRenew = [](Interrupt&) -> Result<Lease> {
+        return makeError(Errc::Unavailable, "timed out");
+    };
+    EXPECT_EQ(run(), exitcode::Lost);
+    // Stopping starts at 2 s − 22 ms − 500 ms − 500 ms ≈ 978 ms: about 9 pings at 100 ms.
+    int pings = 0;
+    for (const auto& s : notifier_.sent) pings += s == "WATCHDOG=1";
+    EXPECT_GE(pings, 3);
+    EXPECT_LE(pings, 12);
+    // None after STOPPING=1.
+    bool stopping = false;
+    for (const auto& s : notifier_.sent) {
+        if (s.find("STOPPING=1") == 0) stopping = true;
+        if (stopping) EXPECT_NE(s, "WATCHDOG=1");
+    }
+}
