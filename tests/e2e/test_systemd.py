@@ -21,6 +21,11 @@ from systemd_container import LOCKUNIT, PAYLOAD, Container, require_nspawn  # no
 EX_LOST = 79
 
 
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
 def unit_text(args, command, service_extra="", unit_extra=""):
     return ("[Unit]\n%s\n[Service]\nType=notify\nNotifyAccess=main\n"
             "ExecStart=%s -v %s -- %s\n"
@@ -262,7 +267,7 @@ class Scope(ContainerTestCase):
         time.sleep(0.5)
         self.c.systemctl("reload", "s7")
         host = os.path.join(self.out, "s7.hup")
-        self.assertTrue(wait_for(lambda: os.path.exists(host) and open(host).read() == "main\n",
+        self.assertTrue(wait_for(lambda: os.path.exists(host) and read(host) == "main\n",
                                  5))
         self.assertEqual(self.c.prop("s7.service", "ActiveState"), "active")
         self.c.systemctl("stop", "s7")
@@ -278,8 +283,8 @@ class Scope(ContainerTestCase):
         self.c.systemctl("reload", "s7b")
         host = os.path.join(self.out, "s7b.hup")
         got = wait_for(lambda: os.path.exists(host) and
-                       sorted(open(host).read().split()) == ["child", "main"], 5)
-        self.assertTrue(got, open(host).read() if os.path.exists(host) else "no SIGHUP at all")
+                       sorted(read(host).split()) == ["child", "main"], 5)
+        self.assertTrue(got, read(host) if os.path.exists(host) else "no SIGHUP at all")
         self.c.systemctl("stop", "s7b")
 
 
@@ -288,14 +293,14 @@ class Notify(ContainerTestCase):
 
     def hold(self, name):
         """Holds lock `name` from outside any unit, until the returned process is killed."""
-        p = self.c.spawn([LOCKUNIT, "--name=" + name, "--scope=no", "--", "/bin/sleep", "600"],
-                         name + "-holder.log")
+        holder = name + "-holder"
+        self.c.run(["systemd-run", "--quiet", "--unit=" + holder, "--collect", LOCKUNIT,
+                    "--name=" + name, "--scope=no", "--", "/bin/sleep", "600"])
         self.assertTrue(wait_for(lambda: not self.lock_is_free(name), 10))
-        return p
+        return holder
 
     def release(self, holder):
-        holder.send_signal(signal.SIGTERM)
-        holder.wait(timeout=10)
+        self.c.systemctl("stop", holder)
 
     def test_8a_standby_is_active_at_once_and_says_who_holds_the_lock(self):
         holder = self.hold("n8a")
@@ -318,8 +323,7 @@ class Notify(ContainerTestCase):
                                      .startswith("active: holding 'n8a'"), 5))
             self.c.systemctl("stop", "n8a")
         finally:
-            if holder.poll() is None:
-                holder.kill()
+            self.c.systemctl("stop", holder, check=False)
 
     def test_8b_running_mode_stays_activating_until_it_holds_the_lock(self):
         holder = self.hold("n8b")
@@ -337,8 +341,7 @@ class Notify(ContainerTestCase):
             self.started_payload(host_log)
             self.c.systemctl("stop", "n8b")
         finally:
-            if holder.poll() is None:
-                holder.kill()
+            self.c.systemctl("stop", holder, check=False)
 
     def test_8c_relay_mode_is_ready_only_after_the_payload_says_so(self):
         host_log, log = self.log("n8c.log")
@@ -384,7 +387,7 @@ class TwoNodes(ContainerTestCase):
         host_log, log = self.log("two.log")
         for i, c in enumerate(self.containers):
             c.install_unit("two.service", unit_text(
-                "--name=two --backend=file:///run/shared --ttl=6s",
+                "--name=two --backend=file:///run/shared",
                 self.payload(log, "node%d" % i, "--heartbeat", 50)))
         self.containers[0].systemctl("start", "two")
         first = self.started_payload(host_log, "node0")
