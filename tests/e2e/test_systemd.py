@@ -109,6 +109,25 @@ class ContainerTestCase(unittest.TestCase):
 class Scope(ContainerTestCase):
     """Scenarios 1–7 of issue 3."""
 
+    def test_0_scope_mode_is_chosen_only_inside_a_unit(self):
+        # nsenter'd commands run in no unit of the container's systemd.
+        r = self.c.run([LOCKUNIT, "--name=s0", "--scope=yes", "--", "/bin/true"], check=False)
+        self.assertEqual(r.returncode, 69, r.stderr)
+        self.assertIn("--scope=yes needs lockunit to run in a systemd unit", r.stderr)
+        r = self.c.run([LOCKUNIT, "--name=s0", "--", "/bin/sh", "-c", "exit 3"], check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("process group (not started by systemd)", r.stderr)
+        r = self.c.run([LOCKUNIT, "cleanup"], check=False)
+        self.assertEqual(r.returncode, 69, r.stderr)
+        r = self.c.run([LOCKUNIT, "cleanup", "--ttl=5s"], check=False)
+        self.assertEqual(r.returncode, 64, r.stderr)
+        # Inside a unit, auto means a scope.
+        r = self.c.run(["systemd-run", "--quiet", "--wait", "--pipe", "--unit=s0-auto", LOCKUNIT,
+                        "--name=s0", "--", "/bin/sh", "-c", "cat /proc/self/cgroup; exit 3"],
+                       check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("0::/system.slice/lockunit-s0\\x2dauto.service.scope", r.stdout)
+
     def test_1_payload_runs_in_its_own_scope_with_its_properties(self):
         host_log, log = self.log("s1.log")
         self.c.install_unit("s1.service", unit_text(
