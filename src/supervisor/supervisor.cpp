@@ -230,6 +230,14 @@ int Supervisor::runPayload() {
         if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
         if (auto code = d_.runner.mainExit()) {
             log::info("payload exited with " + std::to_string(*code));
+            // systemd may stop the scope (BindsTo=) a moment before our SIGTERM arrives: that
+            // is still a requested stop, which exits 0.
+            handleSignals();
+            if (!stopRequested_ && d_.runner.ownUnitStopping()) {
+                log::info("this unit is being stopped");
+                stopRequested_ = true;
+            }
+            if (stopRequested_) code = exitcode::Ok;
             phase_ = Phase::Stopping;
             d_.runner.stop(); // whatever it left behind goes too, before the lock is released
             while (!d_.runner.finished()) {

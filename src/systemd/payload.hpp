@@ -57,6 +57,10 @@ public:
     // The runner's own next timer (SIGKILL escalation), and what to do when it fires.
     virtual std::optional<TimePoint> nextTimeout() const = 0;
     virtual void onTimeout(TimePoint now) = 0;
+    // True if the service manager is stopping (or restarting) lockunit's own unit: then a
+    // payload that just ended was stopped as part of that (BindsTo= stops the scope in the
+    // same transaction, so the payload can die before lockunit sees its own SIGTERM).
+    virtual bool ownUnitStopping() { return false; }
     // "process group 1234" / "lockunit-reports.scope", for STATUS.
     virtual std::string where() const = 0;
 };

@@ -275,6 +275,34 @@ Result<pid_t> ScopeRunner::start(const LaunchSpec& spec, Interrupt& interrupt,
     return reaper_.main();
 }
 
+bool ScopeRunner::ownUnitStopping() {
+    if (broken_) return false;
+    try {
+        sdbus::ObjectPath unitPath;
+        bus_->manager->callMethod("GetUnit")
+            .onInterface(kManager)
+            .withTimeout(kCallTimeout)
+            .withArguments(options_.ownUnit)
+            .storeResultsTo(unitPath);
+        auto unit = sdbus::createProxy(*bus_->connection, kService, unitPath);
+        const std::string state =
+            unit->getProperty("ActiveState").onInterface("org.freedesktop.systemd1.Unit");
+        if (state == "deactivating" || state == "inactive" || state == "failed") return true;
+        // The stop job may be queued but not yet running.
+        auto job = unit->getProperty("Job")
+                       .onInterface("org.freedesktop.systemd1.Unit")
+                       .get<sdbus::Struct<uint32_t, sdbus::ObjectPath>>();
+        if (std::get<0>(job) == 0) return false;
+        auto jobProxy = sdbus::createProxy(*bus_->connection, kService, std::get<1>(job));
+        const std::string type =
+            jobProxy->getProperty("JobType").onInterface("org.freedesktop.systemd1.Job");
+        return type == "stop" || type == "restart" || type == "try-restart";
+    } catch (const sdbus::Error& e) {
+        log::debug("cannot read the state of '" + options_.ownUnit + "': " + e.getMessage());
+        return false;
+    }
+}
+
 void ScopeRunner::forward(int sig, bool toAll) {
     if (!started_) return;
     if (toAll && !broken_ && !signalling_) {

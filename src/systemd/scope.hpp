@@ -51,6 +51,7 @@ public:
     std::optional<TimePoint> nextTimeout() const override;
     void onTimeout(TimePoint now) override;
     std::string where() const override { return scope_; }
+    bool ownUnitStopping() override;
 
     const std::string& scopeName() const { return scope_; }
     // True if prepare() found and stopped a stale scope.
