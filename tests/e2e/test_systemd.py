@@ -16,7 +16,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 from lockunit_test import main, overlaps, read_runs, wait_for  # noqa: E402
-from systemd_container import LOCKUNIT, PAYLOAD, Container, require_nspawn  # noqa: E402
+from systemd_container import (BUILD_ROOT, LOCKUNIT, PAYLOAD, Container,  # noqa: E402
+                               require_nspawn)
 
 EX_LOST = 79
 
@@ -305,6 +306,35 @@ class Scope(ContainerTestCase):
                        sorted(read(host).split()) == ["child", "main"], 5)
         self.assertTrue(got, read(host) if os.path.exists(host) else "no SIGHUP at all")
         self.c.systemctl("stop", "s7b")
+
+
+    def test_11_shipped_template_unit_runs_the_config_files_command(self):
+        with open(os.path.join(BUILD_ROOT, "units", "lockunit@.service")) as f:
+            text = f.read()
+        bindir = os.path.dirname(LOCKUNIT)
+        text = text.replace("/usr/local/bin/lockunit", LOCKUNIT).replace("/usr/bin/lockunit",
+                                                                          LOCKUNIT)
+        self.assertIn("ExecStart=%s/lockunit --conf=/etc/lockunit/%%i.toml" % bindir, text)
+        host_log, log = self.log("tmpl.log")
+        self.c.write("/etc/lockunit/tmpl.toml",
+                     'command = ["%s", "--log", "%s", "--node", "a"]\nstop_timeout = "2s"\n'
+                     % (PAYLOAD, log))
+        self.c.install_unit("lockunit@.service", text)
+        self.c.systemctl("start", "lockunit@tmpl")
+        run = self.started_payload(host_log)
+        scope = "lockunit-lockunit\\x40tmpl.service.scope"
+        self.assertEqual(self.c.cgroup_of(run.pid), "/system.slice/" + scope)
+        unit = self.c.show("lockunit@tmpl.service", "ActiveState", "StatusText", "WatchdogUSec",
+                           "Type", "NotifyAccess")
+        self.assertEqual(unit["ActiveState"], "active")
+        self.assertEqual(unit["Type"], "notify")
+        self.assertEqual(unit["WatchdogUSec"], "10s")
+        self.assertTrue(unit["StatusText"].startswith("active: holding 'tmpl'"), unit)
+        self.assertEqual(self.c.prop(scope, "BindsTo"), "lockunit@tmpl.service")
+        self.c.systemctl("stop", "lockunit@tmpl")
+        self.assertEqual(self.c.prop("lockunit@tmpl.service", "Result"), "success")
+        self.assertFalse(self.c.alive(run.pid))
+        self.assertNotEqual(self.c.prop(scope, "LoadState"), "loaded")
 
 
 class Notify(ContainerTestCase):
