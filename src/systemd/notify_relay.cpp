@@ -18,8 +18,10 @@ RelayedNotification parseNotification(std::string_view datagram) {
         if (nl == std::string_view::npos) nl = datagram.size();
         std::string_view line = datagram.substr(start, nl - start);
         start = nl + 1;
-        if (line == "READY=1") out.ready = true;
-        else if (line.substr(0, 7) == "STATUS=") out.status = std::string(line.substr(7));
+        if (line == "READY=1")
+            out.ready = true;
+        else if (line.substr(0, 7) == "STATUS=")
+            out.status = std::string(line.substr(7));
         else if (line.substr(0, 20) == "EXTEND_TIMEOUT_USEC=")
             out.extendTimeoutUsec = std::string(line.substr(20));
     }
@@ -41,8 +43,8 @@ Result<std::unique_ptr<NotifyRelay>> NotifyRelay::create() {
     std::unique_ptr<NotifyRelay> relay(new NotifyRelay());
     std::string templ = base + "/lockunit-notify.XXXXXX";
     if (!::mkdtemp(templ.data()))
-        return makeError(Errc::System, "notify relay: mkdtemp in '" + base + "': " +
-                                           std::strerror(errno));
+        return makeError(Errc::System,
+                         "notify relay: mkdtemp in '" + base + "': " + std::strerror(errno));
     relay->dir_ = templ;
     relay->path_ = templ + "/notify";
     sockaddr_un addr{};
@@ -52,10 +54,11 @@ Result<std::unique_ptr<NotifyRelay>> NotifyRelay::create() {
     std::memcpy(addr.sun_path, relay->path_.c_str(), relay->path_.size() + 1);
     relay->fd_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!relay->fd_.valid())
-        return makeError(Errc::System, std::string("notify relay: socket: ") + std::strerror(errno));
+        return makeError(Errc::System,
+                         std::string("notify relay: socket: ") + std::strerror(errno));
     if (::bind(relay->fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-        return makeError(Errc::System, "notify relay: bind '" + relay->path_ + "': " +
-                                           std::strerror(errno));
+        return makeError(Errc::System,
+                         "notify relay: bind '" + relay->path_ + "': " + std::strerror(errno));
     return relay;
 }
 

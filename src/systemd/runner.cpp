@@ -26,7 +26,8 @@ Result<std::unique_ptr<PayloadRunner>> makeRunner(const Config& config) {
     } else if (!unit) {
         return makeError(Errc::Unavailable,
                          "--scope=yes needs lockunit to run in a systemd unit (to bind the "
-                         "payload's scope to it), but " + unit.error().message);
+                         "payload's scope to it), but " +
+                             unit.error().message);
     }
 
     ScopeRunner::Options options;

@@ -47,9 +47,10 @@ Result<std::string> ownUnit(bool userManager) {
     char* unit = nullptr;
     int r = userManager ? sd_pid_get_user_unit(0, &unit) : sd_pid_get_unit(0, &unit);
     if (r < 0 || !unit)
-        return makeError(Errc::Unavailable,
-                         std::string(userManager ? "sd_pid_get_user_unit" : "sd_pid_get_unit") +
-                             "() found no unit for lockunit: " + std::strerror(r < 0 ? -r : ENODATA));
+        return makeError(
+            Errc::Unavailable,
+            std::string(userManager ? "sd_pid_get_user_unit" : "sd_pid_get_unit") +
+                "() found no unit for lockunit: " + std::strerror(r < 0 ? -r : ENODATA));
     std::string name = unit;
     std::free(unit);
     return name;
@@ -120,7 +121,9 @@ bool ScopeRunner::dispatch() {
     }
 }
 
-int ScopeRunner::fd() const { return broken_ ? -1 : bus_->fd; }
+int ScopeRunner::fd() const {
+    return broken_ ? -1 : bus_->fd;
+}
 
 Result<void> ScopeRunner::waitUntil(const std::function<bool()>& done, TimePoint deadline,
                                     Interrupt& interrupt, const std::string& what) {
@@ -186,8 +189,8 @@ Result<void> ScopeRunner::prepare(Interrupt& interrupt) {
         return r;
     if (call->failed()) {
         if (call->errorName == kNoSuchUnit) return {};
-        return makeError(Errc::Unavailable, "cannot stop stale scope '" + scope_ +
-                                                "': " + call->errorMessage);
+        return makeError(Errc::Unavailable,
+                         "cannot stop stale scope '" + scope_ + "': " + call->errorMessage);
     }
     const std::string job = call->job;
     if (auto r = waitUntil([&] { return jobs_.count(job) > 0; }, deadline, interrupt,
@@ -250,8 +253,8 @@ Result<pid_t> ScopeRunner::start(const LaunchSpec& spec, Interrupt& interrupt,
             break;
         }
         if (call->errorName != kUnitExists || attempt >= 3)
-            return makeError(Errc::Unavailable, what + ": " + call->errorMessage + " (" +
-                                                    call->errorName + ")");
+            return makeError(Errc::Unavailable,
+                             what + ": " + call->errorMessage + " (" + call->errorName + ")");
         // A scope of our name is still loaded (a stale one, or ours not yet collected):
         // stop it, give systemd a moment to unload it, and try again.
         log::debug(what + ": the name is still loaded, stopping it first");
@@ -314,16 +317,18 @@ void ScopeRunner::forward(int sig, bool toAll) {
                 .withArguments(scope_, std::string("all"), static_cast<int32_t>(sig))
                 .uponReplyInvoke([sig, scope = scope_](const sdbus::Error* e) {
                     if (e)
-                        log::debug("KillUnit '" + scope + "' signal " + std::to_string(sig) +
-                                   ": " + e->getMessage());
+                        log::debug("KillUnit '" + scope + "' signal " + std::to_string(sig) + ": " +
+                                   e->getMessage());
                 });
             return;
         } catch (const sdbus::Error& e) {
             log::debug("KillUnit '" + scope_ + "': " + e.getMessage() + ", signalling directly");
         }
     }
-    if (toAll) reaper_.signalChildren(sig);
-    else if (!reaper_.mainExit()) ::kill(reaper_.main(), sig);
+    if (toAll)
+        reaper_.signalChildren(sig);
+    else if (!reaper_.mainExit())
+        ::kill(reaper_.main(), sig);
 }
 
 void ScopeRunner::requestStop() {

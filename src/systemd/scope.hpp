@@ -29,8 +29,8 @@ Result<std::string> ownUnit(bool userManager);
 class ScopeRunner final : public PayloadRunner {
 public:
     struct Options {
-        bool userBus = false;  // the user's manager (--user) rather than the system's
-        std::string ownUnit;   // BindsTo=, and where the scope's name comes from
+        bool userBus = false; // the user's manager (--user) rather than the system's
+        std::string ownUnit;  // BindsTo=, and where the scope's name comes from
         std::string slice, memoryMax, cpuQuota, tasksMax;
     };
     // Connects to the bus and subscribes to JobRemoved; nothing is started yet.
@@ -95,7 +95,7 @@ private:
     std::shared_ptr<Call> stopCall_;
     std::string stopJob_;
     std::optional<TimePoint> giveUpOnBusAt_; // safety net if systemd never answers
-    bool signalling_ = false;               // fallen back to signals
+    bool signalling_ = false;                // fallen back to signals
     std::optional<TimePoint> killAt_;
 };
 

@@ -14,8 +14,8 @@ constexpr std::string_view kPrefix = "lockunit-";
 constexpr std::string_view kSuffix = ".scope";
 
 bool plainChar(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == ':' || c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ':' ||
+           c == '_' || c == '.';
 }
 
 uint64_t fnv1a(std::string_view s) {
@@ -31,8 +31,8 @@ Result<uint64_t> parseUnsigned(std::string_view text, const char* what) {
     uint64_t v = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (ec != std::errc() || end != text.data() + text.size() || text.empty())
-        return makeError(Errc::Config, std::string(what) + ": '" + std::string(text) +
-                                           "' is not a number");
+        return makeError(Errc::Config,
+                         std::string(what) + ": '" + std::string(text) + "' is not a number");
     return v;
 }
 
@@ -62,8 +62,7 @@ std::string scopeNameFor(std::string_view ownUnit) {
     if (name.size() <= kUnitNameMax) return name;
     // "-" + 16 hex digits of the hash keep distinct long names distinct.
     char hash[18];
-    std::snprintf(hash, sizeof hash, "-%016llx",
-                  static_cast<unsigned long long>(fnv1a(ownUnit)));
+    std::snprintf(hash, sizeof hash, "-%016llx", static_cast<unsigned long long>(fnv1a(ownUnit)));
     size_t keep = kUnitNameMax - kPrefix.size() - kSuffix.size() - 17;
     // Never cut an escape sequence in half.
     size_t cut = keep;
@@ -77,11 +76,20 @@ Result<uint64_t> parseByteSize(std::string_view text) {
     uint64_t factor = 1;
     if (!text.empty()) {
         switch (text.back()) {
-        case 'K': factor = 1ull << 10; break;
-        case 'M': factor = 1ull << 20; break;
-        case 'G': factor = 1ull << 30; break;
-        case 'T': factor = 1ull << 40; break;
-        default: break;
+        case 'K':
+            factor = 1ull << 10;
+            break;
+        case 'M':
+            factor = 1ull << 20;
+            break;
+        case 'G':
+            factor = 1ull << 30;
+            break;
+        case 'T':
+            factor = 1ull << 40;
+            break;
+        default:
+            break;
         }
         if (factor != 1) text.remove_suffix(1);
     }
@@ -94,7 +102,8 @@ Result<uint64_t> parseByteSize(std::string_view text) {
 
 Result<uint64_t> parseCpuQuota(std::string_view text) {
     if (text.empty() || text.back() != '%')
-        return makeError(Errc::Config, "cpu_quota: '" + std::string(text) + "' is not a percentage");
+        return makeError(Errc::Config,
+                         "cpu_quota: '" + std::string(text) + "' is not a percentage");
     text.remove_suffix(1);
     auto n = parseUnsigned(text, "cpu_quota");
     if (!n) return n.error();
@@ -117,10 +126,10 @@ Result<std::vector<ScopeProperty>> scopeProperties(const ScopeSettings& s) {
     props.push_back({"KillMode", std::string("control-group")});
     props.push_back({"KillSignal", static_cast<int32_t>(s.stopSignal)});
     props.push_back({"SendSIGKILL", true});
-    props.push_back({"TimeoutStopUSec",
-                     static_cast<uint64_t>(
-                         std::chrono::duration_cast<std::chrono::microseconds>(s.stopTimeout)
-                             .count())});
+    props.push_back(
+        {"TimeoutStopUSec",
+         static_cast<uint64_t>(
+             std::chrono::duration_cast<std::chrono::microseconds>(s.stopTimeout).count())});
     if (!s.slice.empty()) props.push_back({"Slice", s.slice});
     if (!s.memoryMax.empty()) {
         auto v = parseByteSize(s.memoryMax);
