@@ -15,7 +15,9 @@
 #include "config/config.hpp"
 #include "supervisor/supervisor.hpp"
 #include "systemd/notify.hpp"
+#include "systemd/notify_relay.hpp"
 #include "systemd/runner.hpp"
+#include "systemd/scope.hpp"
 #include "util/log.hpp"
 
 extern char** environ;
@@ -144,10 +146,64 @@ int run(const Config& config) {
     for (const auto& a : config.command.value) cmdline += (cmdline.empty() ? "" : " ") + a;
     spec.description = "lockunit payload of lock '" + config.name.value + "': " + cmdline;
 
+    // notify=relay: the payload gets a NOTIFY_SOCKET of ours; its READY=1 becomes ours.
+    std::unique_ptr<NotifyRelay> relay;
+    if (config.notify.value == NotifyMode::Relay) {
+        auto r = NotifyRelay::create();
+        if (!r) {
+            log::error(r.error().message);
+            return exitcode::Unavailable;
+        }
+        relay = std::move(*r);
+        spec.env.push_back("NOTIFY_SOCKET=" + relay->path());
+    }
+
     SdNotifier notifier;
     RealClock clock;
-    Supervisor supervisor({config, **backend, **runner, notifier, clock, signals}, spec, self.id);
+    Supervisor supervisor({config, **backend, **runner, notifier, clock, signals, relay.get()},
+                          spec, self.id);
     return supervisor.run();
+}
+
+// `lockunit cleanup` (ExecStopPost=): stops the payload scope of the unit we run in, which a
+// `systemctl restart` or a crash may have left behind. Nothing to stop is success.
+int cleanup(const CommandLine& cli) {
+    bool user = false;
+    for (const auto& [key, value] : cli.options) {
+        if (key == "user") user = true;
+        else if (key == "verbose") log::setVerbose(true);
+        else {
+            log::error("cleanup: --" + key + " is not an option of cleanup (only --user, -v)");
+            return exitcode::Usage;
+        }
+    }
+    if (!cli.command.empty() || !cli.confPath.empty()) {
+        log::error("cleanup takes no command and no --conf (only --user, -v)");
+        return exitcode::Usage;
+    }
+    auto unit = ownUnit(user);
+    if (!unit) {
+        log::error("cleanup: " + unit.error().message);
+        return exitcode::Unavailable;
+    }
+    ScopeRunner::Options options;
+    options.userBus = user;
+    options.ownUnit = *unit;
+    auto runner = ScopeRunner::connect(options);
+    if (!runner) {
+        log::error("cleanup: " + runner.error().message);
+        return exitcode::Unavailable;
+    }
+    NoInterrupt never;
+    if (auto r = (*runner)->prepare(never); !r) {
+        log::error("cleanup: " + r.error().message);
+        return exitcode::Unavailable;
+    }
+    if ((*runner)->stoppedStale())
+        log::notice("stopped leftover payload scope '" + (*runner)->scopeName() + "'");
+    else
+        log::debug("no payload scope '" + (*runner)->scopeName() + "' to stop");
+    return exitcode::Ok;
 }
 
 } // namespace
@@ -160,6 +216,7 @@ int runApp(int argc, char** argv) {
     }
     switch (cli->action) {
     case CommandLine::Action::Help: std::cout << helpText(); return exitcode::Ok;
+    case CommandLine::Action::Cleanup: return cleanup(*cli);
     case CommandLine::Action::Version: std::cout << "lockunit " LOCKUNIT_VERSION "\n"; return 0;
     default: break;
     }

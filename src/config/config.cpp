@@ -518,6 +518,9 @@ Result<CommandLine> parseCommandLine(int argc, char** argv) {
     } else if (i < argc && std::string_view(argv[i]) == "status") {
         cli.action = CommandLine::Action::Status;
         ++i;
+    } else if (i < argc && std::string_view(argv[i]) == "cleanup") {
+        cli.action = CommandLine::Action::Cleanup;
+        ++i;
     }
     for (; i < argc; ++i) {
         std::string arg = argv[i];
@@ -664,7 +667,8 @@ std::string helpText() {
     std::ostringstream out;
     out << "Usage: lockunit [OPTIONS] [--] COMMAND [ARG...]\n"
            "       lockunit check --conf=FILE [OPTIONS]\n"
-           "       lockunit status --conf=FILE [OPTIONS] [--json]\n\n"
+           "       lockunit status --conf=FILE [OPTIONS] [--json]\n"
+           "       lockunit cleanup [--user] [-v]   (ExecStopPost=: stop this unit's payload scope)\n\n"
            "Runs COMMAND only while holding a distributed lock, as a cluster singleton.\n\n"
            "Options (each is also a key in the config file, with _ for -):\n"
            "  --conf=FILE                read settings from this TOML file\n";

@@ -74,7 +74,7 @@ struct Config {
 
 // The command line, before it is merged with the file: each value still as text.
 struct CommandLine {
-    enum class Action { Run, Check, Status, Help, Version };
+    enum class Action { Run, Check, Status, Cleanup, Help, Version };
     Action action = Action::Run;
     std::string confPath;
     std::vector<std::pair<std::string, std::string>> options; // ("ttl", "20s"), in order

@@ -93,7 +93,7 @@ void Supervisor::handleSignals() {
     }
 }
 
-bool Supervisor::pollOnce(TimePoint until, int extra1, int extra2) {
+int Supervisor::pollOnce(TimePoint until, int extra1, int extra2) {
     auto now = d_.clock.now();
     if (until > now) {
         itimerspec spec{};
@@ -112,7 +112,7 @@ bool Supervisor::pollOnce(TimePoint until, int extra1, int extra2) {
     uint64_t expirations;
     [[maybe_unused]] auto n = ::read(timer_.get(), &expirations, sizeof expirations);
     if (fds[0].revents) handleSignals();
-    return (extra1 >= 0 && fds[2].revents) || (extra2 >= 0 && fds[3].revents);
+    return ((extra1 >= 0 && fds[2].revents) ? 1 : 0) | ((extra2 >= 0 && fds[3].revents) ? 2 : 0);
 }
 
 void Supervisor::feedWatchdog(TimePoint now, bool confirmed) {
@@ -184,9 +184,14 @@ std::optional<int> Supervisor::waitForLock() {
         TimePoint until = std::min({now + d_.backend.retryInterval(), giveUp,
                                     cfg.notify.value != NotifyMode::Standby ? nextExtend
                                                                             : TimePoint::max(),
-                                    watchdogInterval_ ? nextWatchdog_ : TimePoint::max()});
-        holderChanged = pollOnce(until, d_.backend.wakeFd());
+                                    watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
+                                    d_.runner.nextTimeout().value_or(TimePoint::max())});
+        // The runner's D-Bus connection is served while we wait, so nothing piles up on it.
+        int ready = pollOnce(until, d_.backend.wakeFd(), d_.runner.fd());
+        holderChanged = ready & 1;
         if (holderChanged) d_.backend.drainWake();
+        if (ready & 2) d_.runner.process();
+        d_.runner.onTimeout(d_.clock.now());
     }
 }
 
@@ -196,9 +201,12 @@ int Supervisor::runPayload() {
     since_ = formatWallTime(std::time(nullptr));
     spec_.env.push_back("LOCKUNIT_TOKEN=" + token_);
 
-    auto pid = d_.runner.start(spec_);
+    SignalInterrupt interrupt(*this);
+    auto pid = d_.runner.start(spec_, interrupt, lease_.stopAt());
     if (!pid) {
-        // A child that was forked but never released exits by itself (EOF on its pipe).
+        // A child that was forked but never released exits by itself (EOF on its pipe), so
+        // nothing of the payload ran and the lock can be released at once.
+        if (pid.error().code == Errc::Interrupted) return exitcode::Ok;
         log::error("cannot start the payload: " + pid.error().message);
         return exitcode::Unavailable;
     }
@@ -212,7 +220,6 @@ int Supervisor::runPayload() {
                        ", payload PID " + std::to_string(payloadPid_) + " in " + d_.runner.where());
     if (cfg.notify.value == NotifyMode::Running) d_.notifier.ready();
 
-    SignalInterrupt interrupt(*this);
     TimePoint nextRenew = d_.clock.now() + cfg.renew.value;
     for (;;) {
         // Deadline first, before any I/O: after a SIGSTOP or a suspend it may already be gone.
@@ -223,6 +230,14 @@ int Supervisor::runPayload() {
         if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
         if (auto code = d_.runner.mainExit()) {
             log::info("payload exited with " + std::to_string(*code));
+            // systemd may stop the scope (BindsTo=) a moment before our SIGTERM arrives: that
+            // is still a requested stop, which exits 0.
+            handleSignals();
+            if (!stopRequested_ && d_.runner.ownUnitStopping()) {
+                log::info("this unit is being stopped");
+                stopRequested_ = true;
+            }
+            if (stopRequested_) code = exitcode::Ok;
             phase_ = Phase::Stopping;
             d_.runner.stop(); // whatever it left behind goes too, before the lock is released
             while (!d_.runner.finished()) {
@@ -254,8 +269,28 @@ int Supervisor::runPayload() {
         TimePoint until = std::min({nextRenew, lease_.stopAt(),
                                     watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
                                     d_.runner.nextTimeout().value_or(TimePoint::max())});
-        if (pollOnce(until, d_.runner.fd())) d_.runner.process();
+        int ready = pollOnce(until, d_.runner.fd(), d_.relay ? d_.relay->fd() : -1);
+        if (ready & 1) d_.runner.process();
+        if (ready & 2) relayNotifications();
         d_.runner.onTimeout(d_.clock.now());
+    }
+}
+
+void Supervisor::relayNotifications() {
+    for (const auto& datagram : d_.relay->drain()) {
+        auto n = parseNotification(datagram);
+        std::string state;
+        if (n.ready && !relayedReady_) {
+            relayedReady_ = true;
+            log::info("payload reported READY=1");
+            state += "READY=1\n";
+        }
+        if (n.status) state += "STATUS=" + *n.status + "\n";
+        if (n.extendTimeoutUsec) state += "EXTEND_TIMEOUT_USEC=" + *n.extendTimeoutUsec + "\n";
+        if (!state.empty()) {
+            state.pop_back();
+            d_.notifier.send(state);
+        }
     }
 }
 
@@ -286,6 +321,15 @@ void Supervisor::releaseLock() {
 }
 
 int Supervisor::run() {
+    {
+        // Before the lock: whatever an earlier run left behind (a stale scope) goes first.
+        SignalInterrupt interrupt(*this);
+        if (auto r = d_.runner.prepare(interrupt); !r) {
+            if (r.error().code == Errc::Interrupted) return exitcode::Ok;
+            log::error(r.error().message);
+            return exitcode::Unavailable;
+        }
+    }
     d_.notifier.status("starting: waiting for lock '" + d_.config.name.value + "'");
     if (auto code = waitForLock()) {
         d_.notifier.stopping("stopping: never acquired lock '" + d_.config.name.value + "'");

@@ -10,6 +10,7 @@
 #include "config/config.hpp"
 #include "supervisor/lease.hpp"
 #include "systemd/notify.hpp"
+#include "systemd/notify_relay.hpp"
 #include "systemd/payload.hpp"
 #include "util/clock.hpp"
 #include "util/fd.hpp"
@@ -52,6 +53,8 @@ public:
         Notifier& notifier;
         const Clock& clock;
         SignalSource& signals;
+        // notify=relay: the payload's own NOTIFY_SOCKET, polled while the payload runs.
+        NotifyRelay* relay = nullptr;
     };
     Supervisor(Deps deps, LaunchSpec spec, std::string holderId);
 
@@ -69,8 +72,11 @@ private:
     void releaseLock();
 
     // Polls the given fds (-1 = none) and the signalfd until one is ready or `until`.
-    // Handles the signals that arrived; returns true if `extra` became readable.
-    bool pollOnce(TimePoint until, int extra1 = -1, int extra2 = -1);
+    // Handles the signals that arrived; returns a bit mask: 1 if extra1 became readable,
+    // 2 if extra2 did.
+    int pollOnce(TimePoint until, int extra1 = -1, int extra2 = -1);
+    // notify=relay: passes the payload's READY=1 / STATUS= on to systemd.
+    void relayNotifications();
     void handleSignals();
     void feedWatchdog(TimePoint now, bool confirmed);
     void showWaitingStatus();
@@ -85,6 +91,7 @@ private:
     std::string since_;
     pid_t payloadPid_ = -1;
     bool stopRequested_ = false;
+    bool relayedReady_ = false;
     UniqueFd timer_;
     std::optional<Duration> watchdogInterval_;
     TimePoint nextWatchdog_{};

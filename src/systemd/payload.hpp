@@ -6,6 +6,7 @@
 #include <sys/types.h>
 #include <vector>
 
+#include "backends/backend.hpp"
 #include "util/clock.hpp"
 #include "util/duration.hpp"
 #include "util/result.hpp"
@@ -28,8 +29,17 @@ class PayloadRunner {
 public:
     virtual ~PayloadRunner() = default;
 
-    // Starts the payload; returns once it has been released to exec().
-    virtual Result<pid_t> start(const LaunchSpec& spec) = 0;
+    // Called once before the lock is taken: a scope runner stops a stale scope of an earlier
+    // run here. Waits only as long as `interrupt` lets it.
+    virtual Result<void> prepare(Interrupt& interrupt) {
+        (void)interrupt;
+        return {};
+    }
+    // Starts the payload; returns once it has been released to exec(). The payload is never
+    // released after `releaseBefore` (the lease's stop time): then, or when `interrupt` fires
+    // (Errc::Interrupted), the child is dropped before it ran anything.
+    virtual Result<pid_t> start(const LaunchSpec& spec, Interrupt& interrupt,
+                                TimePoint releaseBefore) = 0;
     // Passes a signal on, to the main process or to every process of the payload.
     virtual void forward(int sig, bool toAll) = 0;
     // Begins stopping every process of the payload: the stop signal now, SIGKILL once the
@@ -47,6 +57,10 @@ public:
     // The runner's own next timer (SIGKILL escalation), and what to do when it fires.
     virtual std::optional<TimePoint> nextTimeout() const = 0;
     virtual void onTimeout(TimePoint now) = 0;
+    // True if the service manager is stopping (or restarting) lockunit's own unit: then a
+    // payload that just ended was stopped as part of that (BindsTo= stops the scope in the
+    // same transaction, so the payload can die before lockunit sees its own SIGTERM).
+    virtual bool ownUnitStopping() { return false; }
     // "process group 1234" / "lockunit-reports.scope", for STATUS.
     virtual std::string where() const = 0;
 };

@@ -5,7 +5,7 @@
 
 namespace lockunit {
 
-Result<pid_t> ProcessGroupRunner::start(const LaunchSpec& spec) {
+Result<pid_t> ProcessGroupRunner::start(const LaunchSpec& spec, Interrupt&, TimePoint) {
     stopSignal_ = spec.stopSignal;
     stopTimeout_ = spec.stopTimeout;
     auto child = BlockedChild::fork(spec, true);

@@ -11,7 +11,8 @@ namespace lockunit {
 // children then survive — scope mode has no such gap.
 class ProcessGroupRunner final : public PayloadRunner {
 public:
-    Result<pid_t> start(const LaunchSpec& spec) override;
+    Result<pid_t> start(const LaunchSpec& spec, Interrupt& interrupt,
+                        TimePoint releaseBefore) override;
     void forward(int sig, bool toAll) override;
     void stop() override;
     void reap() override { reaper_.reap(); }

@@ -1,0 +1,444 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "systemd/scope.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <poll.h>
+#include <sdbus-c++/sdbus-c++.h>
+#include <systemd/sd-login.h>
+
+#include "util/log.hpp"
+
+namespace lockunit {
+
+namespace {
+
+constexpr const char* kService = "org.freedesktop.systemd1";
+constexpr const char* kPath = "/org/freedesktop/systemd1";
+constexpr const char* kManager = "org.freedesktop.systemd1.Manager";
+constexpr const char* kNoSuchUnit = "org.freedesktop.systemd1.NoSuchUnit";
+constexpr const char* kUnitExists = "org.freedesktop.systemd1.UnitExists";
+
+// One D-Bus call to systemd; a start job for a scope is quick, these bounds are for a
+// manager that does not answer at all.
+constexpr auto kCallTimeout = std::chrono::seconds(10);
+// From StartTransientUnit to the start job's end.
+constexpr Duration kStartTimeout = std::chrono::seconds(15);
+// A stale scope's stop: its own TimeoutStopUSec= (unknown to us) plus SIGKILL.
+constexpr Duration kStaleStopTimeout = std::chrono::seconds(120);
+// How long past our stop timeout we wait for systemd before signalling the payload ourselves.
+constexpr Duration kStopGrace = std::chrono::seconds(15);
+
+using DbusProperties = std::vector<sdbus::Struct<std::string, sdbus::Variant>>;
+using DbusAux = std::vector<sdbus::Struct<std::string, DbusProperties>>;
+
+DbusProperties toDbus(const std::vector<ScopeProperty>& props) {
+    DbusProperties out;
+    for (const auto& p : props)
+        std::visit([&](const auto& v) { out.emplace_back(p.name, sdbus::Variant(v)); }, p.value);
+    return out;
+}
+
+} // namespace
+
+Result<std::string> ownUnit(bool userManager) {
+    char* unit = nullptr;
+    int r = userManager ? sd_pid_get_user_unit(0, &unit) : sd_pid_get_unit(0, &unit);
+    if (r < 0 || !unit)
+        return makeError(
+            Errc::Unavailable,
+            std::string(userManager ? "sd_pid_get_user_unit" : "sd_pid_get_unit") +
+                "() found no unit for lockunit: " + std::strerror(r < 0 ? -r : ENODATA));
+    std::string name = unit;
+    std::free(unit);
+    return name;
+}
+
+// The connection and the proxy of systemd's manager object.
+struct ScopeRunner::Bus {
+    std::unique_ptr<sdbus::IConnection> connection;
+    std::unique_ptr<sdbus::IProxy> manager;
+    int fd = -1;
+};
+
+// One asynchronous call's outcome, filled in by its reply handler.
+struct ScopeRunner::Call {
+    bool done = false;
+    std::string errorName, errorMessage;
+    std::string job; // the job object path, for StartTransientUnit and StopUnit
+    bool failed() const { return done && !errorName.empty(); }
+};
+
+ScopeRunner::ScopeRunner(Options options)
+    : options_(std::move(options)), scope_(scopeNameFor(options_.ownUnit)) {}
+
+ScopeRunner::~ScopeRunner() {
+    // The proxy goes before the connection it refers to.
+    if (bus_) bus_->manager.reset();
+}
+
+Result<std::unique_ptr<ScopeRunner>> ScopeRunner::connect(Options options) {
+    std::unique_ptr<ScopeRunner> runner(new ScopeRunner(std::move(options)));
+    auto bus = std::make_unique<Bus>();
+    const char* which = runner->options_.userBus ? "user" : "system";
+    try {
+        bus->connection = runner->options_.userBus ? sdbus::createSessionBusConnection()
+                                                   : sdbus::createSystemBusConnection();
+        bus->connection->setMethodCallTimeout(kCallTimeout);
+        bus->manager = sdbus::createProxy(*bus->connection, kService, kPath);
+        ScopeRunner* self = runner.get();
+        // Subscribed before any job exists (sdbus-c++ 1.2 adds the match only in
+        // finishRegistration()), so no JobRemoved of ours can be missed.
+        bus->manager->uponSignal("JobRemoved")
+            .onInterface(kManager)
+            .call([self](uint32_t, const sdbus::ObjectPath& job, const std::string& unit,
+                         const std::string& result) {
+                if (unit == self->scope_) self->jobs_[job] = result;
+            });
+        bus->manager->finishRegistration();
+        bus->fd = bus->connection->getEventLoopPollData().fd;
+    } catch (const sdbus::Error& e) {
+        return makeError(Errc::Unavailable, std::string("cannot connect to the ") + which +
+                                                " bus: " + e.getMessage() + " (" + e.getName() +
+                                                ")");
+    }
+    runner->bus_ = std::move(bus);
+    return runner;
+}
+
+bool ScopeRunner::dispatch() {
+    if (broken_) return false;
+    try {
+        while (bus_->connection->processPendingRequest()) {
+        }
+        return true;
+    } catch (const sdbus::Error& e) {
+        broken_ = true;
+        log::warning("D-Bus connection to systemd lost: " + e.getMessage());
+        return false;
+    }
+}
+
+int ScopeRunner::fd() const {
+    return broken_ ? -1 : bus_->fd;
+}
+
+Result<void> ScopeRunner::waitUntil(const std::function<bool()>& done, TimePoint deadline,
+                                    Interrupt& interrupt, const std::string& what) {
+    for (;;) {
+        if (!dispatch()) return makeError(Errc::Unavailable, what + ": D-Bus connection lost");
+        if (done()) return {};
+        TimePoint now = BootClock::now();
+        if (now >= deadline) return makeError(Errc::Unavailable, what + ": timed out");
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+        pollfd fds[2] = {{bus_->fd, POLLIN, 0}, {interrupt.fd(), POLLIN, 0}};
+        try {
+            auto data = bus_->connection->getEventLoopPollData();
+            fds[0].events = data.events;
+            if (auto rel = data.getRelativeTimeout())
+                left = std::min(left, std::chrono::ceil<std::chrono::milliseconds>(*rel));
+        } catch (const sdbus::Error& e) {
+            broken_ = true;
+            return makeError(Errc::Unavailable, what + ": " + e.getMessage());
+        }
+        int r = ::poll(fds, 2, static_cast<int>(std::clamp<long long>(left.count(), 0, 60'000)));
+        if (r < 0 && errno != EINTR)
+            return makeError(Errc::System, what + ": poll: " + std::strerror(errno));
+        if (r > 0 && (fds[1].revents & POLLIN) && interrupt.stopRequested())
+            return makeError(Errc::Interrupted, what + ": interrupted");
+    }
+}
+
+namespace {
+
+// Sends StopUnit(name, "replace"); the outcome lands in *call.
+template <typename Call>
+void sendStopUnit(sdbus::IProxy& manager, const std::string& name, std::shared_ptr<Call> call) {
+    manager.callMethodAsync("StopUnit")
+        .onInterface(kManager)
+        .withTimeout(kCallTimeout)
+        .withArguments(name, std::string("replace"))
+        .uponReplyInvoke([call](const sdbus::Error* e, sdbus::ObjectPath job) {
+            call->done = true;
+            if (e) {
+                call->errorName = e->getName();
+                call->errorMessage = e->getMessage();
+            } else {
+                call->job = job;
+            }
+        });
+}
+
+} // namespace
+
+Result<void> ScopeRunner::prepare(Interrupt& interrupt) {
+    // A scope of our name can only be a leftover: stop it (and its processes) before anyone
+    // could start a second payload next to it.
+    auto call = std::make_shared<Call>();
+    const TimePoint deadline = BootClock::now() + kStaleStopTimeout;
+    try {
+        sendStopUnit(*bus_->manager, scope_, call);
+    } catch (const sdbus::Error& e) {
+        return makeError(Errc::Unavailable, "StopUnit '" + scope_ + "': " + e.getMessage());
+    }
+    if (auto r = waitUntil([&] { return call->done; }, deadline, interrupt,
+                           "stopping stale scope '" + scope_ + "'");
+        !r)
+        return r;
+    if (call->failed()) {
+        if (call->errorName == kNoSuchUnit) return {};
+        return makeError(Errc::Unavailable,
+                         "cannot stop stale scope '" + scope_ + "': " + call->errorMessage);
+    }
+    const std::string job = call->job;
+    if (auto r = waitUntil([&] { return jobs_.count(job) > 0; }, deadline, interrupt,
+                           "stopping stale scope '" + scope_ + "'");
+        !r)
+        return r;
+    stoppedStale_ = true;
+    log::debug("stale scope '" + scope_ + "': stop job " + jobs_[job]);
+    return {};
+}
+
+Result<pid_t> ScopeRunner::start(const LaunchSpec& spec, Interrupt& interrupt,
+                                 TimePoint releaseBefore) {
+    stopSignal_ = spec.stopSignal;
+    stopTimeout_ = spec.stopTimeout;
+    auto child = BlockedChild::fork(spec, true);
+    if (!child) return child.error();
+    reaper_.setMain(child->pid());
+
+    ScopeSettings settings;
+    settings.pid = child->pid();
+    settings.ownUnit = options_.ownUnit;
+    settings.description = spec.description;
+    settings.stopSignal = spec.stopSignal;
+    settings.stopTimeout = spec.stopTimeout;
+    settings.slice = options_.slice;
+    settings.memoryMax = options_.memoryMax;
+    settings.cpuQuota = options_.cpuQuota;
+    settings.tasksMax = options_.tasksMax;
+    auto props = scopeProperties(settings);
+    if (!props) return props.error();
+    const DbusProperties dbusProps = toDbus(*props);
+
+    const TimePoint deadline = std::min(BootClock::now() + kStartTimeout, releaseBefore);
+    const std::string what = "starting scope '" + scope_ + "'";
+    std::string job;
+    for (int attempt = 0;; ++attempt) {
+        auto call = std::make_shared<Call>();
+        try {
+            bus_->manager->callMethodAsync("StartTransientUnit")
+                .onInterface(kManager)
+                .withTimeout(kCallTimeout)
+                .withArguments(scope_, std::string("fail"), dbusProps, DbusAux{})
+                .uponReplyInvoke([call](const sdbus::Error* e, sdbus::ObjectPath path) {
+                    call->done = true;
+                    if (e) {
+                        call->errorName = e->getName();
+                        call->errorMessage = e->getMessage();
+                    } else {
+                        call->job = path;
+                    }
+                });
+        } catch (const sdbus::Error& e) {
+            return makeError(Errc::Unavailable, what + ": " + e.getMessage());
+        }
+        if (auto r = waitUntil([&] { return call->done; }, deadline, interrupt, what); !r)
+            return r.error();
+        if (!call->failed()) {
+            job = call->job;
+            break;
+        }
+        if (call->errorName != kUnitExists || attempt >= 3)
+            return makeError(Errc::Unavailable,
+                             what + ": " + call->errorMessage + " (" + call->errorName + ")");
+        // A scope of our name is still loaded (a stale one, or ours not yet collected):
+        // stop it, give systemd a moment to unload it, and try again.
+        log::debug(what + ": the name is still loaded, stopping it first");
+        if (auto r = prepare(interrupt); !r) return r.error();
+        const TimePoint pause = BootClock::now() + std::chrono::milliseconds(100 * (attempt + 1));
+        (void)waitUntil([] { return false; }, std::min(pause, deadline), interrupt, what);
+    }
+    if (auto r = waitUntil([&] { return jobs_.count(job) > 0; }, deadline, interrupt,
+                           what + ": waiting for its start job");
+        !r) {
+        // The child is dropped and exits (127) without running anything.
+        return r.error();
+    }
+    if (jobs_[job] != "done")
+        return makeError(Errc::Unavailable,
+                         what + ": the start job ended with result '" + jobs_[job] + "'");
+    if (BootClock::now() >= releaseBefore)
+        return makeError(Errc::Unavailable, what + ": took longer than the lease allows");
+    if (auto r = child->release(); !r) return r.error();
+    started_ = true;
+    return reaper_.main();
+}
+
+bool ScopeRunner::ownUnitStopping() {
+    if (broken_) return false;
+    try {
+        sdbus::ObjectPath unitPath;
+        bus_->manager->callMethod("GetUnit")
+            .onInterface(kManager)
+            .withTimeout(kCallTimeout)
+            .withArguments(options_.ownUnit)
+            .storeResultsTo(unitPath);
+        auto unit = sdbus::createProxy(*bus_->connection, kService, unitPath);
+        const std::string state =
+            unit->getProperty("ActiveState").onInterface("org.freedesktop.systemd1.Unit");
+        if (state == "deactivating" || state == "inactive" || state == "failed") return true;
+        // The stop job may be queued but not yet running.
+        auto job = unit->getProperty("Job")
+                       .onInterface("org.freedesktop.systemd1.Unit")
+                       .get<sdbus::Struct<uint32_t, sdbus::ObjectPath>>();
+        if (std::get<0>(job) == 0) return false;
+        auto jobProxy = sdbus::createProxy(*bus_->connection, kService, std::get<1>(job));
+        const std::string type =
+            jobProxy->getProperty("JobType").onInterface("org.freedesktop.systemd1.Job");
+        return type == "stop" || type == "restart" || type == "try-restart";
+    } catch (const sdbus::Error& e) {
+        log::debug("cannot read the state of '" + options_.ownUnit + "': " + e.getMessage());
+        return false;
+    }
+}
+
+void ScopeRunner::forward(int sig, bool toAll) {
+    if (!started_) return;
+    if (toAll && !broken_ && !signalling_) {
+        try {
+            // Every process in the cgroup: a scope has no main process of its own.
+            bus_->manager->callMethodAsync("KillUnit")
+                .onInterface(kManager)
+                .withTimeout(kCallTimeout)
+                .withArguments(scope_, std::string("all"), static_cast<int32_t>(sig))
+                .uponReplyInvoke([sig, scope = scope_](const sdbus::Error* e) {
+                    if (e)
+                        log::debug("KillUnit '" + scope + "' signal " + std::to_string(sig) + ": " +
+                                   e->getMessage());
+                });
+            return;
+        } catch (const sdbus::Error& e) {
+            log::debug("KillUnit '" + scope_ + "': " + e.getMessage() + ", signalling directly");
+        }
+    }
+    if (toAll)
+        reaper_.signalChildren(sig);
+    else if (!reaper_.mainExit())
+        ::kill(reaper_.main(), sig);
+}
+
+void ScopeRunner::requestStop() {
+    ++stopAttempts_;
+    stopCall_ = std::make_shared<Call>();
+    stopJob_.clear();
+    try {
+        sendStopUnit(*bus_->manager, scope_, stopCall_);
+    } catch (const sdbus::Error& e) {
+        stopCall_.reset();
+        fallBackToSignals("StopUnit '" + scope_ + "' failed: " + e.getMessage());
+    }
+}
+
+void ScopeRunner::stop() {
+    if (stopping_) return;
+    stopping_ = true;
+    if (!started_) {
+        scopeGone_ = true; // nothing ever ran: a dropped child exits by itself
+        return;
+    }
+    if (broken_) {
+        fallBackToSignals("no D-Bus connection to systemd");
+        return;
+    }
+    giveUpOnBusAt_ = BootClock::now() + stopTimeout_ + kStopGrace;
+    requestStop();
+}
+
+void ScopeRunner::checkStopJob() {
+    if (!stopping_ || scopeGone_) return;
+    if (broken_) {
+        fallBackToSignals("D-Bus connection lost while stopping");
+        return;
+    }
+    if (stopCall_ && stopCall_->done) {
+        auto call = std::move(stopCall_);
+        if (call->failed()) {
+            if (call->errorName == kNoSuchUnit) {
+                scopeGone_ = true; // already gone (the payload exited and the scope with it)
+                return;
+            }
+            fallBackToSignals("StopUnit '" + scope_ + "' failed: " + call->errorMessage);
+            return;
+        }
+        stopJob_ = call->job;
+    }
+    if (!stopJob_.empty()) {
+        auto it = jobs_.find(stopJob_);
+        if (it == jobs_.end()) return;
+        std::string result = it->second;
+        stopJob_.clear();
+        if (result == "done") {
+            scopeGone_ = true;
+        } else if (stopAttempts_ < 3) {
+            log::debug("stop job of '" + scope_ + "' ended with '" + result + "', again");
+            requestStop();
+        } else {
+            fallBackToSignals("the stop job of '" + scope_ + "' ended with '" + result + "'");
+        }
+    }
+}
+
+void ScopeRunner::fallBackToSignals(const std::string& why) {
+    if (signalling_) return;
+    log::warning(why + "; signalling the payload's processes directly");
+    signalling_ = true;
+    scopeGone_ = true; // from now on, finished() counts lockunit's own children
+    giveUpOnBusAt_.reset();
+    reaper_.signalChildren(stopSignal_);
+    if (stopSignal_ != SIGCONT) reaper_.signalChildren(SIGCONT);
+    killAt_ = BootClock::now() + stopTimeout_;
+}
+
+void ScopeRunner::process() {
+    dispatch();
+    checkStopJob();
+}
+
+bool ScopeRunner::finished() const {
+    return reaper_.mainExit().has_value() && scopeGone_ && !reaper_.childrenLeft();
+}
+
+std::optional<TimePoint> ScopeRunner::nextTimeout() const {
+    std::optional<TimePoint> next;
+    auto consider = [&](std::optional<TimePoint> t) {
+        if (t && (!next || *t < *next)) next = t;
+    };
+    consider(giveUpOnBusAt_);
+    consider(killAt_);
+    if (!broken_) {
+        try {
+            if (auto rel = bus_->connection->getEventLoopPollData().getRelativeTimeout())
+                consider(BootClock::now() + std::chrono::ceil<std::chrono::milliseconds>(*rel));
+        } catch (const sdbus::Error&) {
+            consider(BootClock::now()); // process() will find the broken connection
+        }
+    }
+    return next;
+}
+
+void ScopeRunner::onTimeout(TimePoint now) {
+    process();
+    if (giveUpOnBusAt_ && now >= *giveUpOnBusAt_ && !scopeGone_)
+        fallBackToSignals("systemd did not stop '" + scope_ + "' in time");
+    if (killAt_ && now >= *killAt_) {
+        // Again every 50 ms: a killed parent's children are adopted by us only after it dies.
+        reaper_.signalChildren(SIGKILL);
+        killAt_ = now + std::chrono::milliseconds(50);
+    }
+}
+
+} // namespace lockunit

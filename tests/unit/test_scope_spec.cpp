@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <limits>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "systemd/notify_relay.hpp"
+#include "systemd/scope_spec.hpp"
+
+using namespace lockunit;
+
+namespace {
+
+const ScopeProperty* find(const std::vector<ScopeProperty>& props, const std::string& name) {
+    for (const auto& p : props)
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+} // namespace
+
+TEST(ScopeName, EscapesLikeSystemdEscape) {
+    // What `systemd-escape 'lockunit@reports.service'` prints.
+    EXPECT_EQ(escapeUnitNamePart("lockunit@reports.service"), "lockunit\\x40reports.service");
+    EXPECT_EQ(escapeUnitNamePart("my-app.service"), "my\\x2dapp.service");
+    EXPECT_EQ(escapeUnitNamePart("a/b"), "a-b");
+    EXPECT_EQ(escapeUnitNamePart(".hidden"), "\\x2ehidden");
+    EXPECT_EQ(escapeUnitNamePart("x:y_z.service"), "x:y_z.service");
+    EXPECT_EQ(escapeUnitNamePart("a\\b"), "a\\x5cb");
+}
+
+TEST(ScopeName, IsDerivedFromTheOwnUnit) {
+    EXPECT_EQ(scopeNameFor("reports.service"), "lockunit-reports.service.scope");
+    EXPECT_EQ(scopeNameFor("lockunit@reports.service"),
+              "lockunit-lockunit\\x40reports.service.scope");
+}
+
+TEST(ScopeName, KeepsDistinctUnitsApart) {
+    // '@' and '_' (or '-' and '/') must not collapse into one name.
+    EXPECT_NE(scopeNameFor("a@b.service"), scopeNameFor("a_b.service"));
+    EXPECT_NE(scopeNameFor("a-b.service"), scopeNameFor("a\\x2db.service"));
+}
+
+TEST(ScopeName, StaysWithinTheUnitNameLimit) {
+    std::string longA(240, 'a'), longB = longA;
+    longA += "-1.service";
+    longB += "-2.service";
+    auto a = scopeNameFor(longA), b = scopeNameFor(longB);
+    EXPECT_LE(a.size(), 255u);
+    EXPECT_NE(a, b);
+    EXPECT_EQ(a.substr(0, 9), "lockunit-");
+    EXPECT_EQ(a.substr(a.size() - 6), ".scope");
+    // A long run of escapes is never cut inside one "\xNN".
+    std::string dashes(200, '-');
+    auto c = scopeNameFor(dashes + ".service");
+    EXPECT_LE(c.size(), 255u);
+    auto body = c.substr(9, c.size() - 9 - 6 - 17);
+    EXPECT_EQ(body.size() % 4, 0u) << body;
+}
+
+TEST(ScopeProperties, CarryBindsToAndNeverAfter) {
+    ScopeSettings s;
+    s.pid = 4242;
+    s.ownUnit = "lockunit@reports.service";
+    s.description = "lockunit payload of lock 'reports': /bin/x";
+    auto props = scopeProperties(s);
+    ASSERT_TRUE(props);
+    auto bindsTo = find(*props, "BindsTo");
+    ASSERT_NE(bindsTo, nullptr);
+    EXPECT_EQ(std::get<std::vector<std::string>>(bindsTo->value),
+              std::vector<std::string>{"lockunit@reports.service"});
+    EXPECT_EQ(find(*props, "After"), nullptr);
+    EXPECT_EQ(std::get<std::vector<uint32_t>>(find(*props, "PIDs")->value),
+              std::vector<uint32_t>{4242});
+    EXPECT_EQ(std::get<std::string>(find(*props, "CollectMode")->value), "inactive-or-failed");
+    EXPECT_EQ(std::get<std::string>(find(*props, "Description")->value), s.description);
+    // Optional settings are absent when unset.
+    EXPECT_EQ(find(*props, "Slice"), nullptr);
+    EXPECT_EQ(find(*props, "MemoryMax"), nullptr);
+}
+
+TEST(ScopeProperties, MapStopSettings) {
+    ScopeSettings s;
+    s.pid = 1;
+    s.stopSignal = 2;
+    s.stopTimeout = std::chrono::milliseconds(7500);
+    auto props = scopeProperties(s);
+    ASSERT_TRUE(props);
+    EXPECT_EQ(std::get<int32_t>(find(*props, "KillSignal")->value), 2);
+    EXPECT_EQ(std::get<bool>(find(*props, "SendSIGKILL")->value), true);
+    EXPECT_EQ(std::get<uint64_t>(find(*props, "TimeoutStopUSec")->value), 7'500'000u);
+}
+
+TEST(ScopeProperties, MapResourceLimits) {
+    ScopeSettings s;
+    s.pid = 1;
+    s.slice = "singletons.slice";
+    s.memoryMax = "512M";
+    s.cpuQuota = "150%";
+    s.tasksMax = "infinity";
+    auto props = scopeProperties(s);
+    ASSERT_TRUE(props);
+    EXPECT_EQ(std::get<std::string>(find(*props, "Slice")->value), "singletons.slice");
+    EXPECT_EQ(std::get<uint64_t>(find(*props, "MemoryMax")->value), 512ull << 20);
+    EXPECT_EQ(std::get<uint64_t>(find(*props, "CPUQuotaPerSecUSec")->value), 1'500'000u);
+    EXPECT_EQ(std::get<uint64_t>(find(*props, "TasksMax")->value),
+              std::numeric_limits<uint64_t>::max());
+}
+
+TEST(ScopeProperties, ParseSizesAsSystemdDoes) {
+    EXPECT_EQ(*parseByteSize("1048576"), 1048576u);
+    EXPECT_EQ(*parseByteSize("2G"), 2ull << 30);
+    EXPECT_EQ(*parseByteSize("1K"), 1024u);
+    EXPECT_EQ(*parseByteSize("infinity"), std::numeric_limits<uint64_t>::max());
+    EXPECT_FALSE(parseByteSize("99999999999999999T"));
+    EXPECT_FALSE(parseByteSize("12Q"));
+    EXPECT_EQ(*parseCpuQuota("50%"), 500'000u);
+    EXPECT_FALSE(parseCpuQuota("50"));
+    EXPECT_FALSE(parseCpuQuota("0%"));
+    EXPECT_EQ(*parseTasksMax("64"), 64u);
+}
+
+TEST(NotifyRelay, PassesOnReadyStatusAndExtendOnly) {
+    auto n = parseNotification("READY=1\nSTATUS=serving 3 queues\nMAINPID=99\nWATCHDOG=1");
+    EXPECT_TRUE(n.ready);
+    ASSERT_TRUE(n.status);
+    EXPECT_EQ(*n.status, "serving 3 queues");
+    EXPECT_FALSE(n.extendTimeoutUsec);
+    auto m = parseNotification("EXTEND_TIMEOUT_USEC=5000000\nREADY=0");
+    EXPECT_FALSE(m.ready);
+    EXPECT_FALSE(m.status);
+    EXPECT_EQ(*m.extendTimeoutUsec, "5000000");
+}
+
+TEST(NotifyRelay, ReceivesWhatThePayloadSends) {
+    auto relay = NotifyRelay::create();
+    ASSERT_TRUE(relay) << relay.error().message;
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, (*relay)->path().c_str(), sizeof addr.sun_path - 1);
+    const char msg[] = "READY=1";
+    ASSERT_EQ(::sendto(fd, msg, sizeof msg - 1, 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr),
+              static_cast<ssize_t>(sizeof msg - 1));
+    ::close(fd);
+    auto got = (*relay)->drain();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0], "READY=1");
+    std::string path = (*relay)->path();
+    relay->reset();
+    EXPECT_NE(::access(path.c_str(), F_OK), 0); // removed with the relay
+}
