@@ -237,12 +237,15 @@ int runApp(int argc, char** argv) {
     switch (cli->action) {
     case CommandLine::Action::Check: std::cout << formatConfig(*config); return exitcode::Ok;
     case CommandLine::Action::Status: {
+        if (config->name.value.empty()) {
+            log::error("status needs a lock: give --conf=FILE or --name=NAME");
+            return exitcode::Usage;
+        }
         HolderRecord self = selfRecord();
         auto backend = makeBackend(*config, self);
-        if (!backend) {
-            log::error(backend.error().message);
-            return exitCodeFor(backend.error());
-        }
+        if (!backend)
+            return printStatusError(*config, backend.error(), cli->json,
+                                    exitCodeFor(backend.error()));
         return printStatus(*config, **backend, cli->json);
     }
     default: return run(*config);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include "app/status.hpp"
 
+#include <ctime>
 #include <iostream>
 #include <sstream>
 
@@ -9,6 +10,8 @@
 
 namespace lockunit {
 namespace {
+
+inline constexpr int kExitFree = 3; // like `systemctl is-active`: not running, no error
 
 std::string jsonString(const std::string& s) {
     std::string out = "\"";
@@ -23,46 +26,92 @@ std::string jsonString(const std::string& s) {
     return out + "\"";
 }
 
+std::string scheme(const Config& config) {
+    const std::string& url = config.backend.value;
+    return url.substr(0, url.find("://"));
+}
+
+// "3m12s" since a holder's "2026-11-26T04:08:47Z", or empty if that does not parse.
+std::string heldFor(const std::string& since) {
+    std::tm tm{};
+    const char* end = ::strptime(since.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!end || *end) return "";
+    std::time_t then = ::timegm(&tm), now = std::time(nullptr);
+    if (then == -1 || now < then) return "";
+    return formatDuration(std::chrono::seconds(now - then));
+}
+
+void printJson(const Config& config, const LockState& state) {
+    std::ostringstream out;
+    out << "{\"lock\":" << jsonString(config.name.value)
+        << ",\"backend\":" << jsonString(scheme(config))
+        << ",\"held\":" << (state.holders.empty() ? "false" : "true")
+        << ",\"capacity\":" << config.holders.value << ",\"holders\":[";
+    for (size_t i = 0; i < state.holders.size(); ++i) {
+        const auto& h = state.holders[i];
+        out << (i ? "," : "") << "{\"id\":" << jsonString(h.id) << ",\"host\":" << jsonString(h.host)
+            << ",\"unit\":" << jsonString(h.unit) << ",\"pid\":" << h.pid
+            << ",\"since\":" << jsonString(h.since) << ",\"token\":" << jsonString(h.token) << "}";
+    }
+    out << "],\"lease_left_ms\":";
+    if (state.leaseLeft && *state.leaseLeft != kInfinity) out << state.leaseLeft->count();
+    else out << "null";
+    out << ",\"lease_expires\":";
+    if (!state.leaseLeft || state.holders.empty()) out << "null";
+    else out << (*state.leaseLeft == kInfinity ? "false" : "true");
+    out << ",\"waiters\":";
+    if (state.waiters) out << *state.waiters;
+    else out << "null";
+    out << "}\n";
+    std::cout << out.str();
+}
+
+void printText(const Config& config, const LockState& state) {
+    std::ostringstream out;
+    const bool held = !state.holders.empty();
+    out << "lock '" << config.name.value << "' on " << config.backend.value << ": "
+        << (held ? "held" : "free");
+    if (config.holders.value > 1)
+        out << " (" << state.holders.size() << " of " << config.holders.value << " slots taken)";
+    out << "\n";
+    for (const auto& h : state.holders) {
+        out << "  holder: " << h.host << (h.unit.empty() ? "" : "/" + h.unit) << ", pid " << h.pid
+            << ", since " << h.since;
+        if (auto d = heldFor(h.since); !d.empty()) out << " (" << d << " ago)";
+        out << ", token " << (h.token.empty() ? "none" : h.token) << "\n";
+        out << "          id " << h.id << "\n";
+    }
+    if (held) {
+        if (!state.leaseLeft) out << "  lease left: unknown\n";
+        else if (*state.leaseLeft == kInfinity)
+            out << "  lease left: does not expire while the holder lives\n";
+        else out << "  lease left: " << formatDuration(*state.leaseLeft) << "\n";
+    }
+    if (state.waiters) out << "  waiters: " << *state.waiters << "\n";
+    else out << "  waiters: unknown (the " << scheme(config) << " backend cannot count them)\n";
+    std::cout << out.str();
+}
+
 } // namespace
 
 int printStatus(const Config& config, LockBackend& backend, bool json) {
     NoInterrupt none;
     auto state = backend.inspect(none);
-    if (!state) {
-        log::error("cannot ask backend about lock '" + config.name.value + "': " +
-                   state.error().message);
-        return exitcode::Unavailable;
-    }
-    const bool held = !state->holders.empty();
-    if (json) {
-        std::ostringstream out;
-        out << "{\"lock\":" << jsonString(config.name.value)
-            << ",\"backend\":" << jsonString(config.backend.value.substr(0, config.backend.value.find("://")))
-            << ",\"held\":" << (held ? "true" : "false") << ",\"holders\":[";
-        for (size_t i = 0; i < state->holders.size(); ++i) {
-            const auto& h = state->holders[i];
-            out << (i ? "," : "") << "{\"id\":" << jsonString(h.id) << ",\"host\":" << jsonString(h.host)
-                << ",\"unit\":" << jsonString(h.unit) << ",\"pid\":" << h.pid
-                << ",\"since\":" << jsonString(h.since) << ",\"token\":" << jsonString(h.token) << "}";
-        }
-        out << "]";
-        if (state->leaseLeft) out << ",\"lease_left_ms\":" << state->leaseLeft->count();
-        if (state->waiters) out << ",\"waiters\":" << *state->waiters;
-        out << "}\n";
-        std::cout << out.str();
-    } else {
-        std::cout << "lock '" << config.name.value << "' on " << config.backend.value << ": "
-                  << (held ? "held" : "free") << "\n";
-        for (const auto& h : state->holders) {
-            std::cout << "  holder: " << h.host << (h.unit.empty() ? "" : "/" + h.unit)
-                      << " pid " << h.pid << " since " << h.since;
-            if (!h.token.empty()) std::cout << " token " << h.token;
-            std::cout << "\n";
-        }
-        if (state->leaseLeft) std::cout << "  lease left: " << formatDuration(*state->leaseLeft) << "\n";
-        if (state->waiters) std::cout << "  waiters: " << *state->waiters << "\n";
-    }
-    return held ? 0 : 3;
+    if (!state) return printStatusError(config, state.error(), json, exitcode::Unavailable);
+    if (json) printJson(config, *state);
+    else printText(config, *state);
+    return state->holders.empty() ? kExitFree : exitcode::Ok;
+}
+
+int printStatusError(const Config& config, const Error& error, bool json, int exitCode) {
+    std::string message = "cannot ask backend '" + scheme(config) + "' about lock '" +
+                          config.name.value + "': " + error.message;
+    log::error(message);
+    if (json)
+        std::cout << "{\"lock\":" << jsonString(config.name.value)
+                  << ",\"backend\":" << jsonString(scheme(config))
+                  << ",\"error\":" << jsonString(message) << "}\n";
+    return exitCode;
 }
 
 } // namespace lockunit

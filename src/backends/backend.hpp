@@ -44,7 +44,8 @@ struct Lease {
 // What `lockunit status` and the waiting STATUS line show.
 struct LockState {
     std::vector<HolderRecord> holders; // empty: free (or the backend cannot tell)
-    std::optional<Duration> leaseLeft; // time left on the current holder's lease, if known
+    std::optional<Duration> leaseLeft; // time left on the current holder's lease, if known;
+                                       // kInfinity: lasts as long as the holder (file)
     std::optional<int> waiters;        // waiting instances, where the backend can count them
 };
 

@@ -224,9 +224,13 @@ int Supervisor::runPayload() {
     for (;;) {
         // Deadline first, before any I/O: after a SIGSTOP or a suspend it may already be gone.
         TimePoint now = d_.clock.now();
-        if (lease_.mustStop(now))
+        if (lease_.mustStop(now)) {
+            log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
+                       "lost lock '" + cfg.name.value + "': its lease could not be renewed "
+                       "before the deadline");
             return stopPayload(exitcode::Lost, "lease of '" + cfg.name.value +
                                                    "' could not be renewed in time");
+        }
         if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
         if (auto code = d_.runner.mainExit()) {
             log::info("payload exited with " + std::to_string(*code));
@@ -255,6 +259,7 @@ int Supervisor::runPayload() {
             } else if (renewed.error().code == Errc::Lost) {
                 log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
                            "lost lock '" + cfg.name.value + "': " + renewed.error().message);
+                takenAway_ = true;
                 return stopPayload(exitcode::Lost, "lock '" + cfg.name.value + "' lost");
             } else if (renewed.error().code != Errc::Interrupted) {
                 log::event(log::Level::Warning,
@@ -308,11 +313,16 @@ int Supervisor::stopPayload(int exitCode, const std::string& why) {
     return exitCode;
 }
 
-void Supervisor::releaseLock() {
+void Supervisor::releaseLock(bool takenAway) {
     phase_ = Phase::Releasing;
     SignalInterrupt interrupt(*this);
     auto r = d_.backend.release(interrupt);
-    if (!r)
+    // After a loss the release only tidies up (it cannot take back what is not ours); the
+    // journal's history of the lock ends with "lost", not with a misleading "released".
+    if (takenAway)
+        log::debug("tidied up after losing lock '" + d_.config.name.value + "'" +
+                   (r ? std::string() : ": " + r.error().message));
+    else if (!r)
         log::warning("releasing lock '" + d_.config.name.value + "' failed: " + r.error().message +
                      " (it expires with its lease), ignoring");
     else
@@ -336,7 +346,7 @@ int Supervisor::run() {
         return *code;
     }
     int code = runPayload();
-    releaseLock();
+    releaseLock(takenAway_);
     return code;
 }
 

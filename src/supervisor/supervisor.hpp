@@ -69,7 +69,7 @@ private:
     std::optional<int> waitForLock();
     int runPayload();
     int stopPayload(int exitCode, const std::string& why);
-    void releaseLock();
+    void releaseLock(bool takenAway);
 
     // Polls the given fds (-1 = none) and the signalfd until one is ready or `until`.
     // Handles the signals that arrived; returns a bit mask: 1 if extra1 became readable,
@@ -92,6 +92,7 @@ private:
     pid_t payloadPid_ = -1;
     bool stopRequested_ = false;
     bool relayedReady_ = false;
+    bool takenAway_ = false; // the backend said the lock is no longer ours
     UniqueFd timer_;
     std::optional<Duration> watchdogInterval_;
     TimePoint nextWatchdog_{};

@@ -184,11 +184,16 @@ public:
                 return sysError("cannot open lock file '" + path + "'");
             }
             auto text = readAll(fd.get());
-            if (!text) return text.error();
+            if (!text)
+                return makeError(Errc::Unavailable,
+                                 "lock file '" + path + "': " + text.error().message);
             struct stat st {};
             if (text->empty() || ::fstat(fd.get(), &st) < 0 || !inodeIsFlocked(st)) continue;
             state.holders.push_back(HolderRecord::parse(*text));
         }
+        // A flock lasts as long as its holder; waiters make LOCK_NB attempts, which the kernel
+        // does not list, so they cannot be counted (waiters stays unknown).
+        if (!state.holders.empty()) state.leaseLeft = kInfinity;
         return state;
     }
 
