@@ -154,6 +154,8 @@ std::optional<int> Supervisor::waitForLock() {
         if (lease) {
             lease_.confirm(sentAt, lease->validity);
             token_ = lease->token;
+            if (!lease->warning.empty())
+                log::warning("lock '" + cfg.name.value + "': " + lease->warning);
             return std::nullopt;
         }
         const Error& err = lease.error();
@@ -214,6 +216,9 @@ int Supervisor::runPayload() {
 
     SignalInterrupt interrupt(*this);
     TimePoint nextRenew = d_.clock.now() + cfg.renew.value;
+    // Watch the backend's loss events only while renewals work: a failing renewal must not be
+    // retried at the speed of an fd that stays readable.
+    bool watchLoss = true;
     for (;;) {
         // Deadline first, before any I/O: after a SIGSTOP or a suspend it may already be gone.
         TimePoint now = d_.clock.now();
@@ -237,6 +242,7 @@ int Supervisor::runPayload() {
             if (renewed) {
                 lease_.confirm(now, renewed->validity);
                 nextRenew = now + cfg.renew.value;
+                watchLoss = true;
             } else if (renewed.error().code == Errc::Lost) {
                 log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
                            "lost lock '" + cfg.name.value + "': " + renewed.error().message);
@@ -247,6 +253,7 @@ int Supervisor::runPayload() {
                            "renewing lock '" + cfg.name.value + "' failed: " +
                                renewed.error().message + "; retrying");
                 nextRenew = d_.clock.now() + renewRetry(cfg.renew.value);
+                watchLoss = false;
             }
             continue;
         }
@@ -254,7 +261,16 @@ int Supervisor::runPayload() {
         TimePoint until = std::min({nextRenew, lease_.stopAt(),
                                     watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
                                     d_.runner.nextTimeout().value_or(TimePoint::max())});
-        if (pollOnce(until, d_.runner.fd())) d_.runner.process();
+        const int lossFd = watchLoss ? d_.backend.watchFd() : -1;
+        if (pollOnce(until, d_.runner.fd(), lossFd)) {
+            pollfd fds[2] = {{d_.runner.fd(), POLLIN, 0}, {lossFd, POLLIN, 0}};
+            ::poll(fds, 2, 0);
+            if (d_.runner.fd() >= 0 && fds[0].revents) d_.runner.process();
+            if (lossFd >= 0 && fds[1].revents) {
+                log::debug("backend reports an event on the held lock; renewing now");
+                nextRenew = std::min(nextRenew, d_.clock.now());
+            }
+        }
         d_.runner.onTimeout(d_.clock.now());
     }
 }
