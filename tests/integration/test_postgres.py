@@ -25,6 +25,14 @@ HOLDER_SQL = ("SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l
               "AND a.application_name LIKE 'lockunit|%%|%%|%d|%%'")
 
 
+def advisory_key(name, slot=0):
+    """The documented key: FNV-1a-64 of "lockunit:NAME" (slot 0) or "lockunit:NAME#SLOT"."""
+    h = 0xcbf29ce484222325
+    for b in ("lockunit:" + name + ("#%d" % slot if slot else "")).encode():
+        h = ((h ^ b) * 0x100000001b3) & (2 ** 64 - 1)
+    return h
+
+
 class Postgres(LockunitTestCase):
     server = None
 
@@ -144,6 +152,12 @@ class Postgres(LockunitTestCase):
         self.assertIn("held", out)
         self.assertIn("pid %d" % holder.pid, out)
         self.assertIn("token " + token, out)
+        key = advisory_key("st")
+        self.assertEqual(self.server.sql(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid = %d AND l.objid = %d" % (key >> 32, key & 0xffffffff)).split("|")[3],
+            str(holder.pid), "the lock is not held under its documented key")
         holder.signal(signal.SIGTERM)
         holder.wait(10)
         code, out, err = run(["status"] + self.base("st"))
