@@ -10,6 +10,8 @@ cluster on loopback (the same fixture the integration tests use).
                             and exits; from one payload's exit record to the next payload's
                             start record (unlock + NOTIFY, a waiter's wake-up, its acquire,
                             nextval, fork/exec)
+The same two figures for the embedded file backend follow, as a reference for what process
+handling and the machine's load cost by themselves.
 
 Usage (from the source tree, after `ninja -C build`; as root, like the tests):
   python3 bench/postgres_handover.py [--samples N] [--contenders C] [--hold MS]
@@ -44,15 +46,61 @@ def percentile(values, p):
 
 def show(label, seconds):
     ms = [s * 1000 for s in seconds]
-    print("%-26s n=%-4d p50 %7.2f ms   p99 %7.2f ms   min %7.2f ms   max %7.2f ms" % (
+    print("%-44s n=%-4d p50 %7.2f ms   p99 %7.2f ms   min %7.2f ms   max %7.2f ms" % (
         label, len(ms), percentile(ms, 50), percentile(ms, 99), min(ms), max(ms)))
+
+
+def uncontended(base, work, label, samples):
+    """Launch -> payload start, one instance at a time."""
+    log = os.path.join(work, label.split()[0] + "-single.log")
+    starts = []
+    for i in range(samples):
+        t0 = time.time_ns()
+        subprocess.run(base + ["--name=single", "--", PAYLOAD, "--log", log, "--node", "s%d" % i,
+                               "--hold", "0"], check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        starts.append((t0, "s%d" % i))
+    first = {r.node: r.start for r in read_runs(log)}
+    return [(first[node] - t0) / 1e9 for t0, node in starts if node in first]
+
+
+def handovers(base, work, label, args):
+    """From one payload's exit to the next one's start, between instances already waiting."""
+    log = os.path.join(work, label.split()[0] + "-cycle.log")
+    per = -(-(args.samples + args.contenders + 1) // args.contenders)
+    errors = []
+
+    def contender(i):
+        for _ in range(per):
+            p = subprocess.run(base + ["--name=cycle", "--", PAYLOAD, "--log", log, "--node",
+                                       "c%d" % i, "--hold", str(args.hold)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+            if p.returncode != 0:
+                errors.append(p.stderr)
+                return
+
+    threads = [threading.Thread(target=contender, args=(i,)) for i in range(args.contenders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        print("a contender failed: " + errors[0], file=sys.stderr)
+        return None
+    runs = read_runs(log)
+    gaps = [(b.start - a.last) / 1e9 for a, b in zip(runs, runs[1:])]
+    # The first handovers may go to an instance still starting up: skip that warm-up.
+    return gaps[args.contenders:]
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--samples", type=int, default=200)
-    ap.add_argument("--contenders", type=int, default=3)
-    ap.add_argument("--hold", type=int, default=20, help="payload hold time in ms")
+    ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--contenders", type=int, default=2)
+    ap.add_argument("--hold", type=int, default=200,
+                    help="payload hold time in ms; long enough that the next holder is "
+                         "already waiting when the lock is released")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="lockunit-bench-")
@@ -65,56 +113,24 @@ def main():
         conf = os.path.join(work, "pg.toml")
         with open(conf, "w") as f:
             f.write('[postgres]\npassword_file = "%s"\n' % pw)
-        base = [LOCKUNIT, "--conf=" + conf, "--backend=" + server.url(), "--scope=no"]
-
-        # Uncontended: launch → payload start.
-        log = os.path.join(work, "single.log")
-        starts = []
-        for i in range(args.samples):
-            t0 = time.time_ns()
-            subprocess.run(base + ["--name=single", "--", PAYLOAD, "--log", log, "--node", "s%d" % i,
-                                   "--hold", "0"], check=True, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            starts.append((t0, "s%d" % i))
-        first = {r.node: r.start for r in read_runs(log)}
-        acquire = [(first[node] - t0) / 1e9 for t0, node in starts if node in first]
-
-        # Contended: graceful handovers between instances that are already waiting.
-        log = os.path.join(work, "cycle.log")
-        per = -(-(args.samples + 1) // args.contenders)
-        errors = []
-
-        def contender(i):
-            for c in range(per):
-                p = subprocess.run(base + ["--name=cycle", "--", PAYLOAD, "--log", log, "--node",
-                                           "c%d" % i, "--hold", str(args.hold)],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
-                if p.returncode != 0:
-                    errors.append(p.stderr)
-                    return
-
-        threads = [threading.Thread(target=contender, args=(i,)) for i in range(args.contenders)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            print("a contender failed: " + errors[0], file=sys.stderr)
-            return 1
-        runs = read_runs(log)
-        gaps = [(b.start - a.last) / 1e9 for a, b in zip(runs, runs[1:])]
-        # The first few handovers may go to an instance still starting up: skip the warm-up.
-        gaps = gaps[args.contenders:]
-        overlapping = sum(1 for g in gaps if g < 0)
-
-        print("lockunit postgres backend, PostgreSQL %s on 127.0.0.1 (TCP, scram-sha-256)" %
-              server.sql("SHOW server_version"))
-        show("acquire -> payload start", acquire)
-        show("graceful handover", gaps)
-        print("(%d contenders, payload hold %d ms; overlapping runs: %d)" % (
-            args.contenders, args.hold, overlapping))
-        return 0 if overlapping == 0 else 1
+        pg_base = [LOCKUNIT, "--conf=" + conf, "--backend=" + server.url(), "--scope=no"]
+        file_base = [LOCKUNIT, "--backend=file://" + os.path.join(work, "locks"), "--scope=no"]
+        print("lockunit, PostgreSQL %s on 127.0.0.1 (TCP, scram-sha-256); %d contenders, "
+              "payload hold %d ms; load average %s" % (
+                  server.sql("SHOW server_version"), args.contenders, args.hold,
+                  open("/proc/loadavg").read().split()[0]))
+        bad = 0
+        for label, base in (("postgres", pg_base), ("file (reference)", file_base)):
+            acquire = uncontended(base, work, label, args.samples)
+            gaps = handovers(base, work, label, args)
+            if gaps is None:
+                return 1
+            overlapping = sum(1 for g in gaps if g < 0)
+            bad += overlapping
+            show(label + ": acquire -> payload start", acquire)
+            show(label + ": graceful handover", gaps)
+            print("%s: overlapping runs: %d" % (label, overlapping))
+        return 0 if bad == 0 else 1
     finally:
         server.destroy()
         subprocess.run(["rm", "-rf", work])

@@ -178,6 +178,7 @@ public:
     Duration retryInterval() const override { return kRetryInterval; }
 
 private:
+    std::string sequence() const { return quoteIdent(schema_) + ".lockunit_fence"; }
     TimePoint queryDeadline() const { return BootClock::now() + queryTimeout_; }
 
     Result<void> ensureConnected(Interrupt& interrupt, bool listen) {
@@ -202,7 +203,14 @@ private:
     // blip) is not a reason to give up: report Busy and reconnect on the next attempt. The
     // first failure, or an answer that will not change (authentication), ends the wait.
     Error waitingError(const Error& e) {
-        if (e.code == Errc::Interrupted || !everConnected_ || e.code == Errc::Refused) return e;
+        if (e.code == Errc::Interrupted || !everConnected_) return e;
+        // SQL errors end the wait too (permission denied on pg_try_advisory_lock will not go
+        // away), except those of a server in trouble: a cancelled statement (57…), a broken
+        // connection (08…), resources (53…), a rolled-back transaction (40…).
+        if (e.code == Errc::Refused) {
+            const std::string cls = conn_.sqlState().substr(0, 2);
+            if (cls != "57" && cls != "08" && cls != "53" && cls != "40") return e;
+        }
         conn_.close();
         return makeError(Errc::Busy, "not connected (" + e.message + "); retrying");
     }
@@ -216,6 +224,27 @@ private:
     // The lock is ours: take a fencing token and publish the holder record. If any of this
     // fails on the wire, end the session (which frees the lock) and report the failure.
     Result<Lease> completeAcquire(Interrupt& interrupt) {
+        const long since = static_cast<long>(std::time(nullptr));
+        // The usual case in one round trip (the handover's critical path): token and record.
+        // format() puts the token after "lockunit|"; a record made longer than 63 bytes by the
+        // token loses the end of its unit name, as the server cuts application_name.
+        std::string tmpl;
+        for (char c : pg::encodeApplicationName(self_, "", since)) tmpl += c == '%' ? "%%" : std::string(1, c);
+        tmpl.insert(std::string("lockunit|").size(), "%s");
+        auto fast = conn_.exec("SELECT v::text, set_config('application_name', format($2, v), false) "
+                               "FROM nextval($1::regclass) AS v",
+                               {sequence(), tmpl}, queryDeadline(), interrupt);
+        if (fast) {
+            token_ = PQgetvalue(fast->get(), 0, 0);
+            return Lease{ttl_, token_};
+        }
+        if (!conn_.connected() || fast.error().code != Errc::Refused) {
+            heldSlot_ = -1;
+            conn_.close();
+            return waitingError(fast.error());
+        }
+        // An SQL error: the sequence is missing or not ours to use. Try to create it, or take
+        // the lock without a token and say why.
         std::string warning;
         auto token = nextToken(interrupt, warning);
         if (!token) {
@@ -224,7 +253,7 @@ private:
             return waitingError(token.error());
         }
         token_ = *token;
-        auto app = pg::encodeApplicationName(self_, token_, static_cast<long>(std::time(nullptr)));
+        auto app = pg::encodeApplicationName(self_, token_, since);
         auto r = conn_.exec("SELECT set_config('application_name', $1, false)", {app},
                             queryDeadline(), interrupt);
         if (!r && (!conn_.connected() || r.error().code == Errc::Interrupted ||
@@ -239,7 +268,7 @@ private:
     // nextval() of SCHEMA.lockunit_fence. An SQL error (no such sequence and no right to create
     // it, no USAGE on it) gives an empty token and a warning; a lost session is an error.
     Result<std::string> nextToken(Interrupt& interrupt, std::string& warning) {
-        const std::string seq = quoteIdent(schema_) + ".lockunit_fence";
+        const std::string seq = sequence();
         auto next = [&] {
             return conn_.exec("SELECT nextval($1::regclass)::text", {seq}, queryDeadline(), interrupt);
         };
