@@ -68,7 +68,8 @@ Result<void> Connection::connect(const ConnParams& params, TimePoint deadline,
     if (PQstatus(conn_) == CONNECTION_BAD) {
         std::string msg = oneLine(PQerrorMessage(conn_));
         close();
-        return makeError(Errc::Unavailable, "cannot connect to PostgreSQL at " + target_ + ": " + msg);
+        return makeError(Errc::Unavailable,
+                         "cannot connect to PostgreSQL at " + target_ + ": " + msg);
     }
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (st != PGRES_POLLING_OK) {
@@ -133,7 +134,8 @@ Result<ResultPtr> Connection::exec(const char* sql, const std::vector<std::strin
     if (!conn_) return makeError(Errc::Unavailable, "not connected to PostgreSQL");
     if (auto d = drain(deadline, interrupt); !d) return d.error();
     std::vector<const char*> values;
-    for (const auto& p : params) values.push_back(p.c_str());
+    for (const auto& p : params)
+        values.push_back(p.c_str());
     if (!PQsendQueryParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(),
                            nullptr, nullptr, 0))
         return lost("a statement");
@@ -159,8 +161,9 @@ Result<ResultPtr> Connection::exec(const char* sql, const std::vector<std::strin
                 if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return answer;
                 const char* state = PQresultErrorField(answer.get(), PG_DIAG_SQLSTATE);
                 sqlState_ = state ? state : "";
-                return makeError(Errc::Refused, oneLine(PQresultErrorMessage(answer.get())) +
-                                                    (sqlState_.empty() ? "" : " (SQLSTATE " + sqlState_ + ")"));
+                return makeError(Errc::Refused,
+                                 oneLine(PQresultErrorMessage(answer.get())) +
+                                     (sqlState_.empty() ? "" : " (SQLSTATE " + sqlState_ + ")"));
             }
             // Keep the first answer, or the first error after it.
             auto st = PQresultStatus(r.get());

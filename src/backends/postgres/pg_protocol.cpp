@@ -23,8 +23,12 @@ int64_t advisoryKey(const std::string& name, int slot) {
     return static_cast<int64_t>(fnv1a64(input)); // two's complement since C++20
 }
 
-uint32_t keyClassId(int64_t key) { return static_cast<uint32_t>(static_cast<uint64_t>(key) >> 32); }
-uint32_t keyObjId(int64_t key) { return static_cast<uint32_t>(static_cast<uint64_t>(key)); }
+uint32_t keyClassId(int64_t key) {
+    return static_cast<uint32_t>(static_cast<uint64_t>(key) >> 32);
+}
+uint32_t keyObjId(int64_t key) {
+    return static_cast<uint32_t>(static_cast<uint64_t>(key));
+}
 
 std::string channelName(const std::string& name) {
     char hex[17];
@@ -74,7 +78,8 @@ bool parseApplicationName(const std::string& text, HolderRecord& out) {
     if (f.size() < 5 || f[0] != "lockunit") return false;
     out = HolderRecord{};
     out.token = f[1];
-    if (!f[2].empty()) out.since = formatWallTime(static_cast<std::time_t>(std::atol(f[2].c_str())));
+    if (!f[2].empty())
+        out.since = formatWallTime(static_cast<std::time_t>(std::atol(f[2].c_str())));
     out.pid = std::atol(f[3].c_str());
     out.host = f[4];
     if (f.size() > 5) out.unit = f[5];

@@ -36,8 +36,9 @@ constexpr Duration kRetryInterval = 1s;
 constexpr Duration kDefaultConnectTimeout = 5s;
 constexpr Duration kDefaultQueryTimeout = 2s;
 
-const KeySpec kConnectTimeoutKey{"connect_timeout", KeyType::Duration, "5s",
-                                 "how long one connection attempt (TCP, TLS, authentication) may take"};
+const KeySpec kConnectTimeoutKey{
+    "connect_timeout", KeyType::Duration, "5s",
+    "how long one connection attempt (TCP, TLS, authentication) may take"};
 const KeySpec kQueryTimeoutKey{"query_timeout", KeyType::Duration, "2s",
                                "how long one statement may take; at most renew/2 by default, "
                                "and it must be shorter than renew"};
@@ -47,7 +48,8 @@ const KeySpec kSchemaKey{"schema", KeyType::String, "public",
 // Quotes an SQL identifier: "name" with embedded quotes doubled.
 std::string quoteIdent(const std::string& s) {
     std::string out = "\"";
-    for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    for (char c : s)
+        out += c == '"' ? std::string("\"\"") : std::string(1, c);
     return out + "\"";
 }
 
@@ -76,10 +78,10 @@ public:
     PostgresBackend(const BackendParams& p, pg::ConnParams params, std::string schema,
                     Duration connectTimeout, Duration queryTimeout)
         : name_(p.lockName), holders_(std::max(1, p.holders)), ttl_(p.ttl), self_(p.self),
-          params_(std::move(params)), schema_(std::move(schema)),
-          connectTimeout_(connectTimeout), queryTimeout_(queryTimeout),
-          channel_(pg::channelName(p.lockName)) {
-        for (int slot = 0; slot < holders_; ++slot) keys_.push_back(pg::advisoryKey(name_, slot));
+          params_(std::move(params)), schema_(std::move(schema)), connectTimeout_(connectTimeout),
+          queryTimeout_(queryTimeout), channel_(pg::channelName(p.lockName)) {
+        for (int slot = 0; slot < holders_; ++slot)
+            keys_.push_back(pg::advisoryKey(name_, slot));
     }
 
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
@@ -107,21 +109,22 @@ public:
             return makeError(Errc::Lost, "the session that held the advisory lock is gone");
         if (auto n = conn_.consume(); !n) return lostSession(n.error());
         const int64_t key = keys_[heldSlot_];
-        auto r = conn_.exec("SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
-                            "AND pid = pg_backend_pid() AND granted AND objsubid = 1 "
-                            "AND classid = $1::oid AND objid = $2::oid",
-                            {std::to_string(pg::keyClassId(key)), std::to_string(pg::keyObjId(key))},
-                            queryDeadline(), interrupt);
+        auto r =
+            conn_.exec("SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
+                       "AND pid = pg_backend_pid() AND granted AND objsubid = 1 "
+                       "AND classid = $1::oid AND objid = $2::oid",
+                       {std::to_string(pg::keyClassId(key)), std::to_string(pg::keyObjId(key))},
+                       queryDeadline(), interrupt);
         if (!r) {
             if (!conn_.connected()) return lostSession(r.error());
             if (r.error().code == Errc::Interrupted) return r.error();
             return makeError(Errc::Unavailable, "lock probe: " + r.error().message);
         }
         if (std::string(PQgetvalue(r->get(), 0, 0)) != "1")
-            return makeError(Errc::Lost, "PostgreSQL at " + conn_.target() +
-                                             " no longer lists advisory lock " +
-                                             std::to_string(key) + " for our session (backend pid " +
-                                             std::to_string(conn_.backendPid()) + ")");
+            return makeError(Errc::Lost,
+                             "PostgreSQL at " + conn_.target() + " no longer lists advisory lock " +
+                                 std::to_string(key) + " for our session (backend pid " +
+                                 std::to_string(conn_.backendPid()) + ")");
         return Lease{ttl_, token_};
     }
 
@@ -129,9 +132,9 @@ public:
         if (heldSlot_ >= 0 && conn_.connected()) {
             // Unlock and wake the waiters in one statement; NOTIFY is delivered at its commit,
             // after the unlock. Whatever happens, closing the session below frees the lock.
-            [[maybe_unused]] auto r =
-                conn_.exec("SELECT pg_advisory_unlock($1::bigint), pg_notify($2, '')",
-                           {std::to_string(keys_[heldSlot_]), channel_}, queryDeadline(), interrupt);
+            [[maybe_unused]] auto r = conn_.exec(
+                "SELECT pg_advisory_unlock($1::bigint), pg_notify($2, '')",
+                {std::to_string(keys_[heldSlot_]), channel_}, queryDeadline(), interrupt);
         }
         heldSlot_ = -1;
         conn_.close();
@@ -145,15 +148,18 @@ public:
             classIds += (i ? "," : "") + std::to_string(pg::keyClassId(keys_[i]));
             objIds += (i ? "," : "") + std::to_string(pg::keyObjId(keys_[i]));
         }
-        auto r = conn_.exec(
-            "SELECT l.pid, a.application_name FROM pg_catalog.pg_locks l "
-            "LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-            "AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) "
-            "AND (l.classid, l.objid) IN (SELECT * FROM unnest($1::oid[], $2::oid[])) ORDER BY l.pid",
-            {classIds + "}", objIds + "}"}, queryDeadline(), interrupt);
-        if (!r) return makeError(r.error().code == Errc::Interrupted ? Errc::Interrupted : Errc::Unavailable,
-                                 "reading pg_locks: " + r.error().message);
+        auto r = conn_.exec("SELECT l.pid, a.application_name FROM pg_catalog.pg_locks l "
+                            "LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+                            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                            "AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE "
+                            "datname = current_database()) "
+                            "AND (l.classid, l.objid) IN (SELECT * FROM unnest($1::oid[], "
+                            "$2::oid[])) ORDER BY l.pid",
+                            {classIds + "}", objIds + "}"}, queryDeadline(), interrupt);
+        if (!r)
+            return makeError(r.error().code == Errc::Interrupted ? Errc::Interrupted
+                                                                 : Errc::Unavailable,
+                             "reading pg_locks: " + r.error().message);
         LockState state;
         for (int row = 0; row < PQntuples(r->get()); ++row) {
             HolderRecord h;
@@ -170,7 +176,8 @@ public:
 
     int wakeFd() const override { return heldSlot_ < 0 ? conn_.socket() : -1; }
     void drainWake() override {
-        if (conn_.connected()) [[maybe_unused]] auto n = conn_.consume(); // closes a dead session
+        if (conn_.connected()) [[maybe_unused]]
+            auto n = conn_.consume(); // closes a dead session
     }
     // While we hold the lock, the session's socket turns readable when the server ends the
     // session (pg_terminate_backend, a restart): the supervisor probes at once.
@@ -229,11 +236,13 @@ private:
         // format() puts the token after "lockunit|"; a record made longer than 63 bytes by the
         // token loses the end of its unit name, as the server cuts application_name.
         std::string tmpl;
-        for (char c : pg::encodeApplicationName(self_, "", since)) tmpl += c == '%' ? "%%" : std::string(1, c);
+        for (char c : pg::encodeApplicationName(self_, "", since))
+            tmpl += c == '%' ? "%%" : std::string(1, c);
         tmpl.insert(std::string("lockunit|").size(), "%s");
-        auto fast = conn_.exec("SELECT v::text, set_config('application_name', format($2, v), false) "
-                               "FROM nextval($1::regclass) AS v",
-                               {sequence(), tmpl}, queryDeadline(), interrupt);
+        auto fast =
+            conn_.exec("SELECT v::text, set_config('application_name', format($2, v), false) "
+                       "FROM nextval($1::regclass) AS v",
+                       {sequence(), tmpl}, queryDeadline(), interrupt);
         if (fast) {
             token_ = PQgetvalue(fast->get(), 0, 0);
             return Lease{ttl_, token_};
@@ -270,7 +279,8 @@ private:
     Result<std::string> nextToken(Interrupt& interrupt, std::string& warning) {
         const std::string seq = sequence();
         auto next = [&] {
-            return conn_.exec("SELECT nextval($1::regclass)::text", {seq}, queryDeadline(), interrupt);
+            return conn_.exec("SELECT nextval($1::regclass)::text", {seq}, queryDeadline(),
+                              interrupt);
         };
         auto r = next();
         if (!r && r.error().code == Errc::Refused && conn_.sqlState() == "42P01") {
@@ -310,7 +320,8 @@ Result<std::unique_ptr<LockBackend>> createPostgres(const BackendParams& p) {
     static const BackendSettings kNone;
     const BackendSettings& s = p.settings ? *p.settings : kNone;
 
-    Duration queryTimeout = s.duration("query_timeout", std::min<Duration>(kDefaultQueryTimeout, p.renew / 2));
+    Duration queryTimeout =
+        s.duration("query_timeout", std::min<Duration>(kDefaultQueryTimeout, p.renew / 2));
     if (queryTimeout <= Duration::zero() || queryTimeout >= p.renew)
         return makeError(Errc::Config, s.origin("query_timeout") + ": postgres.query_timeout " +
                                            formatDuration(queryTimeout) +
@@ -339,9 +350,10 @@ Result<std::unique_ptr<LockBackend>> createPostgres(const BackendParams& p) {
     const long idle = ceilSeconds(p.ttl / 2), interval = ceilSeconds(p.ttl / 6);
     const std::string userTimeoutMs = std::to_string(p.ttl.count());
     const std::string serverOptions =
-        "-c tcp_keepalives_idle=" + std::to_string(idle) + " -c tcp_keepalives_interval=" +
-        std::to_string(interval) + " -c tcp_keepalives_count=3 -c tcp_user_timeout=" +
-        userTimeoutMs + " -c statement_timeout=" + std::to_string(queryTimeout.count()) +
+        "-c tcp_keepalives_idle=" + std::to_string(idle) +
+        " -c tcp_keepalives_interval=" + std::to_string(interval) +
+        " -c tcp_keepalives_count=3 -c tcp_user_timeout=" + userTimeoutMs +
+        " -c statement_timeout=" + std::to_string(queryTimeout.count()) +
         " -c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0";
 
     pg::ConnParams params;
@@ -349,16 +361,18 @@ Result<std::unique_ptr<LockBackend>> createPostgres(const BackendParams& p) {
     for (PQconninfoOption* o = parsed; o->keyword; ++o) {
         if (!o->val) continue;
         std::string k = o->keyword;
-        if (k == "options") userOptions = o->val;
-        else if (k == "application_name" || k == "fallback_application_name" ||
-                 k == "keepalives" || k == "keepalives_idle" || k == "keepalives_interval" ||
-                 k == "keepalives_count" || k == "tcp_user_timeout" ||
-                 (k == "password" && *password))
+        if (k == "options")
+            userOptions = o->val;
+        else if (k == "application_name" || k == "fallback_application_name" || k == "keepalives" ||
+                 k == "keepalives_idle" || k == "keepalives_interval" || k == "keepalives_count" ||
+                 k == "tcp_user_timeout" || (k == "password" && *password))
             continue; // ours win
-        else params.emplace_back(k, o->val);
+        else
+            params.emplace_back(k, o->val);
     }
     PQconninfoFree(parsed);
-    params.emplace_back("options", userOptions.empty() ? serverOptions : userOptions + " " + serverOptions);
+    params.emplace_back("options",
+                        userOptions.empty() ? serverOptions : userOptions + " " + serverOptions);
     params.emplace_back("application_name", pg::encodeApplicationName(p.self, "", 0));
     params.emplace_back("keepalives", "1");
     params.emplace_back("keepalives_idle", std::to_string(idle));
@@ -368,8 +382,8 @@ Result<std::unique_ptr<LockBackend>> createPostgres(const BackendParams& p) {
     params.emplace_back("connect_timeout", std::to_string(ceilSeconds(connectTimeout)));
     if (*password) params.emplace_back("password", **password);
 
-    return std::unique_ptr<LockBackend>(
-        std::make_unique<PostgresBackend>(p, std::move(params), schema, connectTimeout, queryTimeout));
+    return std::unique_ptr<LockBackend>(std::make_unique<PostgresBackend>(
+        p, std::move(params), schema, connectTimeout, queryTimeout));
 }
 
 } // namespace
