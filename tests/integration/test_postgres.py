@@ -39,7 +39,11 @@ class Postgres(LockunitTestCase):
     @classmethod
     def setUpClass(cls):
         cls.server = PostgresServer()
-        cls.server.start()
+        try:
+            cls.server.start()
+        except Exception:
+            cls.server.destroy()  # tearDownClass does not run when setUpClass fails
+            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -141,7 +145,7 @@ class Postgres(LockunitTestCase):
         self.assertTrue(wait_for(lambda: read_runs(wlog), 10), waiter.stderr())
         gap = (read_runs(wlog)[0].start - read_runs(log)[0].last) / 1e9
         print("graceful handover: %.1f ms from the holder payload's last record" % (gap * 1000))
-        self.assertLess(gap, 0.8, "the waiter was not woken by NOTIFY")
+        self.assertLess(gap, 0.25, "the waiter was not woken by NOTIFY")
         self.assertNoOverlap(read_runs(log) + read_runs(wlog))
 
     def test_status_reports_the_holder_and_its_token(self):
@@ -184,7 +188,7 @@ class Postgres(LockunitTestCase):
         self.assertNoOverlap(read_runs(log) + read_runs(wlog))
 
     def test_terminated_backend_stops_the_payload_and_a_waiter_takes_over(self):
-        holder, log = self.hold_lock("term", "--ttl=6s", "--renew=2s", "--stop-timeout=1s")
+        holder, log = self.hold_lock("term", "--ttl=12s", "--renew=4s", "--stop-timeout=1s")
         wlog = self.path("waiter.log")
         waiter = self.start(self.base("term") + ["--"] + payload(wlog, "waiter"), label="waiter")
         self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
@@ -194,13 +198,15 @@ class Postgres(LockunitTestCase):
         self.assertEqual(holder.wait(10), EX_LOST, holder.stderr())
         took = time.monotonic() - t0
         print("pg_terminate_backend → holder exited 79 after %.0f ms" % (took * 1000))
-        self.assertLess(took, 2.0 + 1.0 + 1.0)  # renew + stop timeout + slack
+        self.assertLess(took, 4.0 + 1.0)  # the bound: renew + stop timeout
+        # lockunit watches the session's socket: it notices well before the next renewal.
+        self.assertLess(took, 2.0)
         self.assertIn("lost", holder.stderr())
         self.assertFalse(pid_alive(read_runs(log)[0].pid))
         self.assertTrue(wait_for(lambda: read_runs(wlog), 10), waiter.stderr())
 
     def test_server_restart_stops_the_payload_and_a_waiter_takes_over(self):
-        holder, log = self.hold_lock("restart", "--ttl=6s", "--renew=2s", "--stop-timeout=1s")
+        holder, log = self.hold_lock("restart", "--ttl=12s", "--renew=4s", "--stop-timeout=1s")
         wlog = self.path("waiter.log")
         waiter = self.start(self.base("restart") + ["--"] + payload(wlog, "waiter"), label="waiter")
         self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
@@ -209,7 +215,9 @@ class Postgres(LockunitTestCase):
         self.assertEqual(holder.wait(10), EX_LOST, holder.stderr())
         took = time.monotonic() - t0
         print("server stop → holder exited 79 after %.0f ms" % (took * 1000))
-        self.assertLess(took, 2.0 + 1.0 + 1.0)
+        self.assertLess(took, 4.0 + 1.0)  # the bound: renew + stop timeout
+        # lockunit watches the session's socket: it notices well before the next renewal.
+        self.assertLess(took, 2.0)
         self.assertFalse(pid_alive(read_runs(log)[0].pid))
         self.server.start()
         self.assertTrue(wait_for(lambda: read_runs(wlog), 15), waiter.stderr())
