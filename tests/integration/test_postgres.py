@@ -6,6 +6,7 @@ mode: real sessions, real advisory locks, real pg_terminate_backend and server r
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -271,6 +272,45 @@ class Postgres(LockunitTestCase):
         self.assertLess(time.monotonic() - t0, 5.0)
         self.assertIn("cannot connect to PostgreSQL at 127.0.0.1:%d/postgres" % port, err)
         self.assertIn("Connection refused", err)
+
+    def test_connect_timeout_bounds_a_server_that_never_answers(self):
+        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(silent.close)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever speaks
+        conf = self.conf_with('connect_timeout = "1s"\n', "ct.toml")
+        t0 = time.monotonic()
+        code, _, err = run(self.base("x", "--", "true", conf=conf,
+                                     url="postgres://127.0.0.1:%d/postgres" % silent.getsockname()[1]))
+        elapsed = time.monotonic() - t0
+        self.assertEqual(code, EX_UNAVAILABLE, err)
+        self.assertIn("no answer within connect_timeout", err)
+        self.assertGreaterEqual(elapsed, 0.9)
+        self.assertLess(elapsed, 4.0)
+
+    def test_schema_holds_the_fence_sequence(self):
+        self.server.sql("CREATE SCHEMA IF NOT EXISTS locks")
+        conf = self.conf_with('password_file = "%s"\nschema = "locks"\n' % self.pwfile, "schema.toml")
+        code, out, err = run(self.base("schema", "--", "sh", "-c", "echo T=$LOCKUNIT_TOKEN", conf=conf))
+        self.assertEqual(code, 0, err)
+        self.assertIn("T=" + self.server.sql("SELECT last_value FROM locks.lockunit_fence"), out)
+
+    def test_password_from_a_systemd_credential(self):
+        creds = self.path("creds")
+        os.mkdir(creds)
+        with open(os.path.join(creds, "pgpw"), "w") as f:
+            f.write(SUPERUSER_PASSWORD + "\n")
+        conf = self.conf_with('password_credential = "pgpw"\n', "cred.toml")
+        code, _, err = run(self.base("cred", "--", "true", conf=conf),
+                           env={"CREDENTIALS_DIRECTORY": creds})
+        self.assertEqual(code, 0, err)
+
+    def test_unknown_key_in_the_postgres_table_is_refused(self):
+        conf = self.conf_with('query_timout = "1s"\n', "typo.toml")
+        code, _, err = run(["check", "--conf=" + conf])
+        self.assertEqual(code, EX_CONFIG, err)
+        self.assertIn("postgres.query_timout: unknown key", err)
+        self.assertIn("query_timeout", err)
 
     def test_query_timeout_not_shorter_than_renew_is_refused(self):
         conf = self.conf_with('query_timeout = "3s"\n', "slow.toml")
