@@ -33,12 +33,19 @@ struct HolderRecord {
 
 // The result of a successful acquire or renew.
 struct Lease {
+    Lease() = default;
+    Lease(Duration validity_, std::string token_, std::string warning_ = {})
+        : validity(validity_), token(std::move(token_)), warning(std::move(warning_)) {}
+
     // How long the lease stays valid, counted from the moment the acquire/renew call *began*
     // (not when its answer arrived): the supervisor turns it into a local deadline on
     // CLOCK_BOOTTIME. kInfinity for locks that cannot expire on their own (a local flock).
     Duration validity = kInfinity;
     // Fencing token, strictly increasing per lock name; empty where the backend has none.
     std::string token;
+    // Something the operator should hear about although the call worked (why there is no
+    // fencing token, say); the supervisor logs it as a warning. Empty: nothing to say.
+    std::string warning;
 };
 
 // What `lockunit status` and the waiting STATUS line show.
@@ -92,6 +99,9 @@ struct BackendParams {
 // - inspect() tells who holds the lock without taking it.
 // - While waiting, the supervisor polls wakeFd() (readable when the lock may have become free;
 //   -1 if the backend has no such event) and retries at least every retryInterval().
+// - While holding, the supervisor polls watchFd() (readable when the lease may have ended, such
+//   as a server closing the session; -1 if the backend has no such event) and then renews at
+//   once instead of waiting for the next scheduled renewal.
 // Every call is bounded in time (a timeout well under the renew interval) and polls the
 // Interrupt in every wait. Backends do not log above debug: they return errors with context.
 class LockBackend {
@@ -105,6 +115,7 @@ public:
 
     virtual int wakeFd() const { return -1; }
     virtual void drainWake() {}
+    virtual int watchFd() const { return -1; }
     virtual Duration retryInterval() const = 0;
 };
 

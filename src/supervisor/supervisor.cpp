@@ -93,7 +93,7 @@ void Supervisor::handleSignals() {
     }
 }
 
-int Supervisor::pollOnce(TimePoint until, int extra1, int extra2) {
+int Supervisor::pollOnce(TimePoint until, std::initializer_list<int> extras) {
     auto now = d_.clock.now();
     if (until > now) {
         itimerspec spec{};
@@ -103,16 +103,17 @@ int Supervisor::pollOnce(TimePoint until, int extra1, int extra2) {
         spec.it_value.tv_nsec = left.count() % 1'000'000'000;
         timerfd_settime(timer_.get(), 0, &spec, nullptr);
     }
-    pollfd fds[4] = {{d_.signals.fd(), POLLIN, 0},
-                     {timer_.get(), POLLIN, 0},
-                     {extra1, POLLIN, 0},
-                     {extra2, POLLIN, 0}};
-    int r = until > now ? ::poll(fds, 4, -1) : ::poll(fds, 4, 0);
+    std::vector<pollfd> fds = {{d_.signals.fd(), POLLIN, 0}, {timer_.get(), POLLIN, 0}};
+    for (int fd : extras) fds.push_back({fd, POLLIN, 0}); // poll() ignores fd -1
+    int r = ::poll(fds.data(), fds.size(), until > now ? -1 : 0);
     if (r < 0 && errno != EINTR) throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
     uint64_t expirations;
     [[maybe_unused]] auto n = ::read(timer_.get(), &expirations, sizeof expirations);
     if (fds[0].revents) handleSignals();
-    return ((extra1 >= 0 && fds[2].revents) ? 1 : 0) | ((extra2 >= 0 && fds[3].revents) ? 2 : 0);
+    int ready = 0;
+    for (size_t i = 2; i < fds.size(); ++i)
+        if (fds[i].fd >= 0 && fds[i].revents) ready |= 1 << (i - 2);
+    return ready;
 }
 
 void Supervisor::feedWatchdog(TimePoint now, bool confirmed) {
@@ -154,6 +155,8 @@ std::optional<int> Supervisor::waitForLock() {
         if (lease) {
             lease_.confirm(sentAt, lease->validity);
             token_ = lease->token;
+            if (!lease->warning.empty())
+                log::warning("lock '" + cfg.name.value + "': " + lease->warning);
             return std::nullopt;
         }
         const Error& err = lease.error();
@@ -187,7 +190,7 @@ std::optional<int> Supervisor::waitForLock() {
                                     watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
                                     d_.runner.nextTimeout().value_or(TimePoint::max())});
         // The runner's D-Bus connection is served while we wait, so nothing piles up on it.
-        int ready = pollOnce(until, d_.backend.wakeFd(), d_.runner.fd());
+        int ready = pollOnce(until, {d_.backend.wakeFd(), d_.runner.fd()});
         holderChanged = ready & 1;
         if (holderChanged) d_.backend.drainWake();
         if (ready & 2) d_.runner.process();
@@ -221,6 +224,9 @@ int Supervisor::runPayload() {
     if (cfg.notify.value == NotifyMode::Running) d_.notifier.ready();
 
     TimePoint nextRenew = d_.clock.now() + cfg.renew.value;
+    // Watch the backend's loss events only while renewals work: a failing renewal must not be
+    // retried at the speed of an fd that stays readable.
+    bool watchLoss = true;
     for (;;) {
         // Deadline first, before any I/O: after a SIGSTOP or a suspend it may already be gone.
         TimePoint now = d_.clock.now();
@@ -245,7 +251,7 @@ int Supervisor::runPayload() {
             phase_ = Phase::Stopping;
             d_.runner.stop(); // whatever it left behind goes too, before the lock is released
             while (!d_.runner.finished()) {
-                pollOnce(d_.runner.nextTimeout().value_or(TimePoint::max()), d_.runner.fd());
+                pollOnce(d_.runner.nextTimeout().value_or(TimePoint::max()), {d_.runner.fd()});
                 d_.runner.process();
                 d_.runner.onTimeout(d_.clock.now());
             }
@@ -256,6 +262,7 @@ int Supervisor::runPayload() {
             if (renewed) {
                 lease_.confirm(now, renewed->validity);
                 nextRenew = now + cfg.renew.value;
+                watchLoss = true;
             } else if (renewed.error().code == Errc::Lost) {
                 log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
                            "lost lock '" + cfg.name.value + "': " + renewed.error().message);
@@ -267,6 +274,7 @@ int Supervisor::runPayload() {
                            "renewing lock '" + cfg.name.value + "' failed: " +
                                renewed.error().message + "; retrying");
                 nextRenew = d_.clock.now() + renewRetry(cfg.renew.value);
+                watchLoss = false;
             }
             continue;
         }
@@ -274,9 +282,14 @@ int Supervisor::runPayload() {
         TimePoint until = std::min({nextRenew, lease_.stopAt(),
                                     watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
                                     d_.runner.nextTimeout().value_or(TimePoint::max())});
-        int ready = pollOnce(until, d_.runner.fd(), d_.relay ? d_.relay->fd() : -1);
+        const int lossFd = watchLoss ? d_.backend.watchFd() : -1;
+        int ready = pollOnce(until, {d_.runner.fd(), d_.relay ? d_.relay->fd() : -1, lossFd});
         if (ready & 1) d_.runner.process();
         if (ready & 2) relayNotifications();
+        if (ready & 4) {
+            log::debug("backend reports an event on the held lock; renewing now");
+            nextRenew = std::min(nextRenew, d_.clock.now());
+        }
         d_.runner.onTimeout(d_.clock.now());
     }
 }
@@ -306,7 +319,7 @@ int Supervisor::stopPayload(int exitCode, const std::string& why) {
     log::info("stopping the payload (" + why + ")");
     d_.runner.stop();
     while (!d_.runner.finished()) {
-        if (pollOnce(d_.runner.nextTimeout().value_or(TimePoint::max()), d_.runner.fd()))
+        if (pollOnce(d_.runner.nextTimeout().value_or(TimePoint::max()), {d_.runner.fd()}))
             d_.runner.process();
         d_.runner.onTimeout(d_.clock.now());
     }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #pragma once
 
+#include <initializer_list>
 #include <optional>
 #include <signal.h>
 #include <string>
@@ -71,10 +72,10 @@ private:
     int stopPayload(int exitCode, const std::string& why);
     void releaseLock(bool takenAway);
 
-    // Polls the given fds (-1 = none) and the signalfd until one is ready or `until`.
-    // Handles the signals that arrived; returns a bit mask: 1 if extra1 became readable,
-    // 2 if extra2 did.
-    int pollOnce(TimePoint until, int extra1 = -1, int extra2 = -1);
+    // Polls the signalfd, the timer and the given fds (-1 = none) until one is ready or
+    // `until`. Handles the signals that arrived; returns a bit mask with bit i set when
+    // extras[i] became readable.
+    int pollOnce(TimePoint until, std::initializer_list<int> extras = {});
     // notify=relay: passes the payload's READY=1 / STATUS= on to systemd.
     void relayNotifications();
     void handleSignals();

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The postgres backend's documented key derivation and holder-record encoding: other tools
+// (and operators reading pg_locks) rely on these exact values.
+
+#include <gtest/gtest.h>
+
+#include "backends/postgres/pg_protocol.hpp"
+
+using namespace lockunit;
+
+TEST(PgProtocol, Fnv1aMatchesTheReferenceVectors) {
+    EXPECT_EQ(pg::fnv1a64(""), 0xcbf29ce484222325ULL);
+    EXPECT_EQ(pg::fnv1a64("a"), 0xaf63dc4c8601ec8cULL);
+    EXPECT_EQ(pg::fnv1a64("foobar"), 0x85944171f73967e8ULL);
+}
+
+TEST(PgProtocol, AdvisoryKeyIsTheSignedHashOfThePrefixedName) {
+    EXPECT_EQ(pg::advisoryKey("jobs", 0), 3811078153160527434LL);
+    EXPECT_EQ(pg::advisoryKey("jobs", 1), -6904242501031179026LL); // "lockunit:jobs#1"
+    EXPECT_NE(pg::advisoryKey("jobs", 1), pg::advisoryKey("jobs", 2));
+}
+
+TEST(PgProtocol, KeySplitsIntoClassIdAndObjIdAsPgLocksShowsIt) {
+    int64_t key = pg::advisoryKey("jobs", 1);
+    EXPECT_EQ(pg::keyClassId(key), 2687448070U);
+    EXPECT_EQ(pg::keyObjId(key), 2330053870U);
+}
+
+TEST(PgProtocol, ChannelIsAPlainIdentifierFromSlotZero) {
+    EXPECT_EQ(pg::channelName("jobs"), "lockunit_34e3ab636a628e4a");
+}
+
+TEST(PgProtocol, ApplicationNameRoundTripsTheHolderRecord) {
+    HolderRecord self;
+    self.host = "db-worker-3";
+    self.unit = "reports.service";
+    self.pid = 4242;
+    auto text = pg::encodeApplicationName(self, "17", 1700000000);
+    EXPECT_EQ(text, "lockunit|17|1700000000|4242|db-worker-3|reports.service");
+    HolderRecord back;
+    ASSERT_TRUE(pg::parseApplicationName(text, back));
+    EXPECT_EQ(back.host, "db-worker-3");
+    EXPECT_EQ(back.unit, "reports.service");
+    EXPECT_EQ(back.pid, 4242);
+    EXPECT_EQ(back.token, "17");
+    EXPECT_EQ(back.since, "2023-11-14T22:13:20Z");
+}
+
+TEST(PgProtocol, ApplicationNameFitsIn63BytesAndCutsTheUnitFirst) {
+    HolderRecord self;
+    self.host = std::string(40, 'h');
+    self.unit = "a-rather-long-unit-name.service";
+    self.pid = 1234567;
+    auto text = pg::encodeApplicationName(self, "123456789", 1700000000);
+    EXPECT_LE(text.size(), pg::kApplicationNameMax);
+    HolderRecord back;
+    ASSERT_TRUE(pg::parseApplicationName(text, back));
+    EXPECT_EQ(back.host, self.host.substr(0, back.host.size()));
+    EXPECT_EQ(back.pid, 1234567);
+    EXPECT_EQ(back.token, "123456789");
+}
+
+TEST(PgProtocol, ApplicationNameReplacesSeparatorsAndNonAscii) {
+    HolderRecord self;
+    self.host = "we|ird\xc3\xa9";
+    auto text = pg::encodeApplicationName(self, "", 0);
+    EXPECT_EQ(text, "lockunit|||0|we?ird??|");
+    HolderRecord back;
+    EXPECT_FALSE(pg::parseApplicationName("psql", back));
+    EXPECT_TRUE(pg::parseApplicationName(text, back));
+    EXPECT_EQ(back.since, "");
+}
