@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,23 +97,60 @@ void ChildReaper::reap() {
     }
 }
 
-bool ChildReaper::childrenLeft() const {
-    siginfo_t info{};
-    // WNOWAIT: look without reaping, so reap() still sees the main process's status.
-    int r = ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT);
-    return !(r < 0 && errno == ECHILD);
-}
+namespace {
 
-void ChildReaper::signalChildren(int sig) const {
+// Our direct children, from /proc/self/task/*/children.
+std::vector<pid_t> directChildren() {
+    std::vector<pid_t> out;
     DIR* tasks = ::opendir("/proc/self/task");
-    if (!tasks) return;
+    if (!tasks) return out;
     while (dirent* t = ::readdir(tasks)) {
         if (t->d_name[0] == '.') continue;
         std::ifstream in(std::string("/proc/self/task/") + t->d_name + "/children");
         pid_t child;
-        while (in >> child) ::kill(child, sig);
+        while (in >> child) out.push_back(child);
     }
     ::closedir(tasks);
+    return out;
+}
+
+// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+unsigned long long startTimeOf(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) return 0;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string field;
+    for (int i = 3; i <= 22 && fields >> field; ++i)
+        if (i == 22) return std::stoull(field);
+    return 0;
+}
+
+} // namespace
+
+void ChildReaper::setMain(pid_t pid) {
+    main_ = pid;
+    foreign_.clear();
+    for (pid_t child : directChildren())
+        if (child != pid) foreign_.push_back({child, startTimeOf(child)});
+}
+
+std::vector<pid_t> ChildReaper::payloadChildren() const {
+    std::vector<pid_t> out;
+    for (pid_t child : directChildren()) {
+        bool foreign = false;
+        for (const auto& f : foreign_)
+            if (f.pid == child && f.startTime == startTimeOf(child)) foreign = true;
+        if (!foreign) out.push_back(child);
+    }
+    return out;
+}
+
+bool ChildReaper::childrenLeft() const { return !payloadChildren().empty(); }
+
+void ChildReaper::signalChildren(int sig) const {
+    for (pid_t child : payloadChildren()) ::kill(child, sig);
 }
 
 } // namespace lockunit

@@ -85,19 +85,32 @@ private:
 
 // Reaps children (lockunit is a child subreaper, so orphaned descendants of the payload come
 // back to it) and remembers how the main process ended.
+//
+// lockunit may also have children that are not the payload's: a shell that runs
+// `lockunit … 2> >(logger)` forks the logger before it execs lockunit. Those are recorded when
+// the payload starts and are never signalled or waited for.
 class ChildReaper {
 public:
-    void setMain(pid_t pid) { main_ = pid; }
+    // Records the payload's main process, and every other child we have now as foreign.
+    void setMain(pid_t pid);
     pid_t main() const { return main_; }
     void reap();
     std::optional<int> mainExit() const { return mainExit_; }
+    // True while any child of the payload (orphans adopted from it included) is left.
     bool childrenLeft() const;
-    // Sends sig to every direct child of lockunit (orphans adopted from the payload included).
+    // Sends sig to every direct child of lockunit that belongs to the payload.
     void signalChildren(int sig) const;
 
 private:
+    struct Foreign {
+        pid_t pid;
+        unsigned long long startTime; // tells a recycled pid apart
+    };
+    std::vector<pid_t> payloadChildren() const;
+
     pid_t main_ = -1;
     std::optional<int> mainExit_;
+    std::vector<Foreign> foreign_;
 };
 
 } // namespace lockunit

@@ -125,6 +125,22 @@ class FileLock(LockunitTestCase):
         code, _, err = run(self.base("jobs", "--wait=2s", "--", "true"))
         self.assertEqual(code, 0, err)
 
+    def test_children_lockunit_inherited_are_neither_signalled_nor_waited_for(self):
+        # `lockunit … 2> >(logger)`: the shell forks the logger, then execs lockunit, so the
+        # logger is lockunit's child without being the payload's.
+        import subprocess
+        from lockunit_test import LOCKUNIT
+        term, done = self.path("term"), self.path("done")
+        script = ('exec 3> >(exec >/dev/null 2>&1; trap "echo TERM > %s" TERM; sleep 2; echo alive > %s); exec "$@"'
+                  % (term, done))
+        t0 = time.monotonic()
+        p = subprocess.run(["bash", "-c", script, "bash", LOCKUNIT] + self.base() + ["--", "true"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertLess(time.monotonic() - t0, 1.5, "lockunit waited for a child that is not the payload's")
+        self.assertTrue(wait_for(lambda: os.path.exists(done), 5))
+        self.assertFalse(os.path.exists(term), "lockunit signalled a child that is not the payload's")
+
     def test_payload_cannot_see_the_lock_fd(self):
         code, out, err = run(self.base("jobs", "--", PAYLOAD, "--hold", "0", "--fds"))
         self.assertEqual(code, 0, err)
