@@ -159,9 +159,11 @@ class Sentinels:
         self.failover_timeout_ms = failover_timeout_ms
 
     def start(self):
+        self.master.args += ["--repl-diskless-sync-delay", "0"]
         self.master.start()
         self.replica = Server(self.workdir, "replica",
-                              args=["--replicaof", "127.0.0.1", str(self.master.port)]).start()
+                              args=["--replicaof", "127.0.0.1", str(self.master.port),
+                                    "--repl-diskless-sync-delay", "0"]).start()
         conf = ("sentinel monitor %s 127.0.0.1 %d 2\n"
                 "sentinel down-after-milliseconds %s %d\n"
                 "sentinel failover-timeout %s %d\n"
@@ -170,11 +172,11 @@ class Sentinels:
             self.MASTER_NAME, self.failover_timeout_ms, self.MASTER_NAME)
         for i in range(3):
             self.sentinels.append(Server(self.workdir, "sentinel%d" % i, sentinel_conf=conf).start())
-        # Ready when every sentinel sees the replica and the two other sentinels.
+        # Ready when the replica is in sync and every sentinel sees it and the two others.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if all(len(s.cmd("SENTINEL", "replicas", self.MASTER_NAME)) == 1 and
+                if "master_link_status:up" in self.replica.cmd("INFO", "replication") and all(len(s.cmd("SENTINEL", "replicas", self.MASTER_NAME)) == 1 and
                        len(s.cmd("SENTINEL", "sentinels", self.MASTER_NAME)) == 2
                        for s in self.sentinels):
                     return self

@@ -214,35 +214,55 @@ private:
         return makeError(Errc::Busy, "held");
     }
 
-    // (Re)connects the command connection: through the sentinels to the current master, or
-    // straight to the configured server.
+    // Behind sentinels, asks which server is the master before every operation: after a
+    // failover the old master may take writes for seconds until the sentinels demote it, and
+    // a holder that kept renewing there would let its key expire on the real master. When no
+    // sentinel answers, the current connection is kept.
+    Result<void> followMaster(TimePoint deadline, Interrupt& interrupt) {
+        if (url_.kind != RedisUrl::Kind::Sentinel) return {};
+        auto now = BootClock::now();
+        auto master = resolveMaster(now + (deadline - now) / 2, interrupt);
+        if (!master) {
+            if (master.error().code == Errc::Interrupted || !main_.isOpen()) return master.error();
+            return {};
+        }
+        if (main_.isOpen() && !(*master == main_.target())) main_.close();
+        master_ = *master;
+        return {};
+    }
+
+    // (Re)connects the command connection to the master (or the configured server).
     Result<void> connect(TimePoint deadline, Interrupt& interrupt) {
         const TimePoint connectBy = std::min(deadline, BootClock::now() + timeouts_.connect);
-        Target target = url_.nodes.front();
-        if (url_.kind == RedisUrl::Kind::Sentinel) {
-            auto master = resolveMaster(connectBy, interrupt);
-            if (!master) return master.error();
-            target = *master;
-        }
+        Target target = url_.kind == RedisUrl::Kind::Sentinel ? master_ : url_.nodes.front();
         return main_.open(target, login_, connectBy, interrupt);
     }
 
     Result<Target> resolveMaster(TimePoint deadline, Interrupt& interrupt) {
         std::string problems;
         const size_t n = url_.nodes.size();
-        for (size_t k = 0; k < n; ++k) {
+        // The last sentinel that answered keeps its connection between operations; if that
+        // connection went stale, the same sentinel is asked once more on a new one.
+        bool staleRetried = false;
+        for (size_t k = 0; k < n;) {
             const size_t i = (sentinel_ + k) % n;
-            Connection s;
+            Connection& s = sentinelConn_;
+            const bool reused = s.isOpen() && s.used();
             // Each sentinel gets an equal share of what is left, so one hung sentinel cannot
             // eat the whole budget.
             auto now = BootClock::now();
             TimePoint own = now + (deadline - now) / static_cast<long>(n - k);
             Result<Reply> r = makeError(Errc::Unavailable, "");
-            if (auto o = s.open(url_.nodes[i], Login{}, own, interrupt); !o) r = o.error();
-            else
+            if (!s.isOpen())
+                if (auto o = s.open(url_.nodes[i], Login{}, own, interrupt); !o) r = o.error();
+            if (s.isOpen())
                 r = call(s, {"SENTINEL", "get-master-addr-by-name", url_.masterName}, own,
                          interrupt);
             if (!r && r.error().code == Errc::Interrupted) return r.error();
+            if (!r && reused && !staleRetried) {
+                staleRetried = true;
+                continue;
+            }
             if (r && r->type == Reply::Type::Array && r->elements.size() == 2) {
                 sentinel_ = i;
                 Target t;
@@ -250,11 +270,13 @@ private:
                 t.port = static_cast<int>(r->elements[1].asInteger());
                 return t;
             }
+            s.close();
             problems += (problems.empty() ? "" : "; ") +
                         (r ? "sentinel " + url_.nodes[i].describe() +
                                  (r->isError() ? " answered " + r->str
                                                : " does not know master '" + url_.masterName + "'")
                            : r.error().message);
+            ++k;
         }
         return makeError(Errc::Unavailable, "no sentinel named the master of '" + url_.masterName +
                                                 "': " + problems);
@@ -267,6 +289,7 @@ private:
                        const std::vector<std::string>& args, TimePoint deadline,
                        Interrupt& interrupt) {
         for (int tries = 0;; ++tries) {
+            if (auto f = followMaster(deadline, interrupt); !f) return f.error();
             const bool reused = main_.isOpen() && main_.used();
             if (!main_.isOpen())
                 if (auto c = connect(deadline, interrupt); !c) return c.error();
@@ -316,7 +339,8 @@ private:
     int holders_;
     std::string lockKey_, fenceKey_, recordsKey_, channel_;
 
-    Connection main_, sub_;
+    Connection main_, sub_, sentinelConn_;
+    Target master_;
     size_t sentinel_ = 0;
     bool held_ = false, everReached_ = false;
     std::string record_, token_;
