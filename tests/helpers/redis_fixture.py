@@ -2,6 +2,7 @@
 """Real redis-server and redis-sentinel processes for integration tests: started on free
 loopback ports in a temporary directory, without persistence, and stopped by PID."""
 
+import math
 import os
 import signal
 import socket
@@ -109,6 +110,11 @@ class Server:
 
     def cmd(self, *args, timeout=2.0):
         return command(self.port, *args, password=self.password, timeout=timeout)
+
+    def ready_for_ttl(self, ttl):
+        """Sleeps until lockunit grants locks here: a server grants nothing until its
+        uptime_in_seconds (whole seconds) covers one ttl plus drift."""
+        self.age_at_least(math.ceil(ttl * 1.01 + 0.002) + 0.3)
 
     def age_at_least(self, seconds):
         """Sleeps until the server has been up for `seconds` (lockunit grants no lock on a

@@ -32,7 +32,7 @@ class RedisTestCase(LockunitTestCase):
     def setUpClass(cls):
         cls.serverdir = tempfile.mkdtemp(prefix="lockunit-redis-")
         cls.server = Server(cls.serverdir, "redis").start()
-        cls.server.age_at_least(TTL + 0.2)
+        cls.server.ready_for_ttl(TTL)
 
     @classmethod
     def tearDownClass(cls):
@@ -225,7 +225,7 @@ class RedisLock(RedisTestCase):
         sock = os.path.join(self.serverdir, "redis.sock")
         srv = Server(self.serverdir, "unixredis", args=["--unixsocket", sock, "--unixsocketperm", "700"]).start()
         try:
-            srv.age_at_least(TTL + 0.2)
+            srv.ready_for_ttl(TTL)
             code, out, err = run(["--backend=unix://%s?db=2" % sock, "--name=ux", "--scope=no"] + TIMING +
                                  ["--", "sh", "-c", "echo T=$LOCKUNIT_TOKEN B=$LOCKUNIT_BACKEND"])
             self.assertEqual(code, 0, err)
@@ -251,7 +251,7 @@ class RedisOutages(LockunitTestCase):
                  "--scope=no"] + TIMING + list(extra))
 
     def test_restart_empty_while_held_stops_holder_before_anyone_else_starts(self):
-        self.server.age_at_least(TTL + 0.2)
+        self.server.ready_for_ttl(TTL)
         log = self.path("runs.log")
         holder = self.start(self.base("rs") + ["--"] + payload(log, "holder"), label="holder")
         self.assertTrue(wait_for(lambda: read_runs(log), 10), holder.stderr())
@@ -271,7 +271,7 @@ class RedisOutages(LockunitTestCase):
         self.assertGreater(int(second.token), int(first.token))
 
     def test_sigstopped_redis_payload_stopped_before_the_deadline(self):
-        self.server.age_at_least(TTL + 0.2)
+        self.server.ready_for_ttl(TTL)
         log = self.path("runs.log")
         holder = self.start(self.base("stop") + ["--"] + payload(log, "holder"), label="holder")
         self.assertTrue(wait_for(lambda: read_runs(log), 10), holder.stderr())
@@ -293,7 +293,7 @@ class RedisOutages(LockunitTestCase):
                         "payload outlived its lease by %.3f s" % (run_.last / 1e9 - stopped_at - TTL))
 
     def test_sigterm_during_a_hung_renewal_is_acted_on_fast(self):
-        self.server.age_at_least(TTL + 0.2)
+        self.server.ready_for_ttl(TTL)
         holder = self.start(self.base("hung", "--stop-timeout=1s") + ["--", "sleep", "30"], label="holder")
         self.assertTrue(wait_for(lambda: "acquired" in holder.stderr(), 10), holder.stderr())
         self.server.signal(signal.SIGSTOP)
@@ -357,7 +357,7 @@ class RedisCredentials(LockunitTestCase):
         cls.server = Server(cls.serverdir, "authredis",
                             args=["--requirepass", cls.PASSWORD,
                                   "--user", "alice", "on", ">" + cls.ALICE, "~*", "&*", "+@all"]).start()
-        cls.server.age_at_least(TTL + 0.2)
+        cls.server.ready_for_ttl(TTL)
 
     @classmethod
     def tearDownClass(cls):

@@ -32,7 +32,7 @@ class Sentinel(LockunitTestCase):
 
     def test_holder_follows_a_failover_and_keeps_the_lock(self):
         timing = ["--ttl=3s", "--renew=1s", "--stop-timeout=1s"]
-        self.cluster.master.age_at_least(3.2)
+        self.cluster.master.ready_for_ttl(3)
         log = self.path("runs.log")
         holder = self.start(self.base("fo", *timing) + ["--"] + payload(log, "holder"), label="holder")
         self.assertTrue(wait_for(lambda: read_runs(log), 10), holder.stderr())
@@ -63,7 +63,7 @@ class Sentinel(LockunitTestCase):
         # refuse the stale holder.
         timing = ["--ttl=10s", "--renew=2s", "--stop-timeout=1s"]
         master, replica = self.cluster.master, self.cluster.replica
-        master.age_at_least(10.3)
+        master.ready_for_ttl(10)
         log = self.path("runs.log")
         # Cut replication: pause the replica and make the master drop its link, so the SET
         # below reaches only the master.

@@ -240,7 +240,8 @@ Result<std::optional<Reply>> Connection::advance(short revents) {
 }
 
 Result<std::vector<Result<Reply>>> waitEach(const std::vector<Connection*>& conns,
-                                            TimePoint deadline, Interrupt& interrupt) {
+                                            TimePoint deadline, Interrupt& interrupt,
+                                            const FollowUp& followUp) {
     std::vector<std::optional<Result<Reply>>> done(conns.size());
     auto finish = [&]() {
         std::vector<Result<Reply>> out;
@@ -248,9 +249,17 @@ Result<std::vector<Result<Reply>>> waitEach(const std::vector<Connection*>& conn
         return out;
     };
     auto settle = [&](size_t i, short revents) {
-        auto r = conns[i]->advance(revents);
-        if (!r) done[i] = Result<Reply>(r.error());
-        else if (*r) done[i] = Result<Reply>(std::move(**r));
+        for (;;) {
+            auto r = conns[i]->advance(revents);
+            if (r && !*r) return; // nothing complete yet
+            Result<Reply> outcome = r ? Result<Reply>(std::move(**r)) : Result<Reply>(r.error());
+            if (followUp && followUp(i, outcome) && conns[i]->isOpen()) {
+                revents = 0; // the follow-up may be answered from what is buffered already
+                continue;
+            }
+            done[i] = std::move(outcome);
+            return;
+        }
     };
     for (size_t i = 0; i < conns.size(); ++i) {
         if (!conns[i]->isOpen())

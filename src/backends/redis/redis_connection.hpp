@@ -10,6 +10,7 @@
 // (Errc::Interrupted), or with the reply. After any failure the context is dropped: the next
 // open() makes a new one and logs in again (AUTH with the ACL user, SELECT the database).
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -99,10 +100,15 @@ Result<Reply> waitReply(Connection& conn, TimePoint deadline, Interrupt& interru
 // append() + waitReply().
 Result<Reply> call(Connection& conn, const std::vector<std::string>& argv, TimePoint deadline,
                    Interrupt& interrupt);
+// Sees each connection's outcome as it arrives; returning true means it has queued another
+// command on that connection (reopening it if needed), whose reply is then waited for instead.
+using FollowUp = std::function<bool(size_t index, const Result<Reply>& outcome)>;
+
 // Waits for one reply from each connection at once (Redlock asks all nodes in parallel). The
 // outer Result fails only on a stop request; each node's own outcome is in the vector. A
 // connection that is not open yields Errc::Unavailable for its slot.
 Result<std::vector<Result<Reply>>> waitEach(const std::vector<Connection*>& conns,
-                                            TimePoint deadline, Interrupt& interrupt);
+                                            TimePoint deadline, Interrupt& interrupt,
+                                            const FollowUp& followUp = {});
 
 } // namespace lockunit::redis

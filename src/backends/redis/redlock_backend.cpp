@@ -166,59 +166,55 @@ public:
 
 private:
     // Runs one script on every node at once (opening connections as needed) and returns each
-    // node's outcome. A node whose connection had worked before gets one more try on a new
-    // connection; a node that lost the script gets it again by EVAL.
+    // node's outcome. Without waiting for the others, a node that lost the script gets it again
+    // by EVAL, and a node whose connection had worked before gets one more try on a new one.
     Result<std::vector<Result<Reply>>> onAll(const Script& s, const std::vector<std::string>& args,
                                              TimePoint deadline, Interrupt& interrupt) {
         const size_t n = nodes_.size();
         std::vector<std::optional<Result<Reply>>> out(n);
         std::vector<bool> full(n, false), retried(n, false), reused(n, false);
-        for (int round = 0; round < 3; ++round) {
-            std::vector<Connection*> conns;
-            std::vector<size_t> index;
-            for (size_t i = 0; i < n; ++i) {
-                if (out[i]) continue;
-                Connection& c = *nodes_[i];
-                if (!c.isOpen()) {
-                    auto connectBy = std::min(deadline, BootClock::now() + timeouts_.connect);
-                    if (auto o = c.open(targets_[i], login_, connectBy, interrupt); !o) {
-                        if (o.error().code == Errc::Interrupted) return o.error();
-                        out[i] = Result<Reply>(o.error());
-                        continue;
-                    }
-                }
-                reused[i] = c.used();
-                c.append(full[i] ? evalArgs(s, {key_}, args) : evalShaArgs(s, {key_}, args));
-                conns.push_back(&c);
-                index.push_back(i);
+        std::vector<Connection*> conns;
+        std::vector<size_t> index;
+        auto send = [&](size_t i) -> Result<void> {
+            Connection& c = *nodes_[i];
+            if (!c.isOpen()) {
+                auto connectBy = std::min(deadline, BootClock::now() + timeouts_.connect);
+                if (auto o = c.open(targets_[i], login_, connectBy, interrupt); !o) return o;
             }
-            if (conns.empty()) break;
-            auto replies = waitEach(conns, deadline, interrupt);
-            if (!replies) return replies.error();
-            for (size_t k = 0; k < index.size(); ++k) {
-                const size_t i = index[k];
-                auto& r = (*replies)[k];
-                if (!r && r.error().code == Errc::Unavailable && reused[i] && !retried[i] &&
-                    BootClock::now() < deadline) {
-                    retried[i] = true;
-                    continue;
-                }
-                if (r && r->errorIs("NOSCRIPT") && !full[i]) {
-                    full[i] = true;
-                    continue;
-                }
-                if (r && r->isError())
-                    out[i] = Result<Reply>(makeError(
-                        Errc::Unavailable, "redis " + targets_[i].describe() + ": " + r->str));
-                else out[i] = std::move(r);
+            reused[i] = c.used();
+            c.append(full[i] ? evalArgs(s, {key_}, args) : evalShaArgs(s, {key_}, args));
+            return {};
+        };
+        for (size_t i = 0; i < n; ++i) {
+            if (auto r = send(i); !r) {
+                if (r.error().code == Errc::Interrupted) return r.error();
+                out[i] = Result<Reply>(r.error());
+                continue;
             }
+            conns.push_back(nodes_[i].get());
+            index.push_back(i);
+        }
+        auto followUp = [&](size_t k, const Result<Reply>& r) {
+            const size_t i = index[k];
+            if (r && r->errorIs("NOSCRIPT") && !full[i]) full[i] = true;
+            else if (!r && r.error().code == Errc::Unavailable && reused[i] && !retried[i] &&
+                     BootClock::now() < deadline)
+                retried[i] = true;
+            else return false;
+            return static_cast<bool>(send(i));
+        };
+        auto replies = waitEach(conns, deadline, interrupt, followUp);
+        if (!replies) return replies.error();
+        for (size_t k = 0; k < index.size(); ++k) {
+            const size_t i = index[k];
+            auto& r = (*replies)[k];
+            if (r && r->isError())
+                out[i] = Result<Reply>(
+                    makeError(Errc::Unavailable, "redis " + targets_[i].describe() + ": " + r->str));
+            else out[i] = std::move(r);
         }
         std::vector<Result<Reply>> all;
-        for (size_t i = 0; i < n; ++i)
-            all.push_back(out[i] ? std::move(*out[i])
-                                 : Result<Reply>(makeError(Errc::Unavailable,
-                                                           "redis " + targets_[i].describe() +
-                                                               ": no answer")));
+        for (size_t i = 0; i < n; ++i) all.push_back(std::move(*out[i]));
         return all;
     }
 
