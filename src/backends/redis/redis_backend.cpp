@@ -51,8 +51,8 @@ class RedisBackend final : public LockBackend {
 public:
     RedisBackend(RedisUrl url, Login login, Timeouts timeouts, std::string prefix,
                  const BackendParams& p)
-        : url_(std::move(url)), login_(std::move(login)), timeouts_(timeouts),
-          self_(p.self), ttl_(p.ttl), holders_(p.holders) {
+        : url_(std::move(url)), login_(std::move(login)), timeouts_(timeouts), self_(p.self),
+          ttl_(p.ttl), holders_(p.holders) {
         std::string base = prefix + p.lockName;
         lockKey_ = holders_ > 1 ? base + ":holders" : base;
         fenceKey_ = base + ":fence";
@@ -96,11 +96,10 @@ public:
     Result<Lease> renew(Interrupt& interrupt) override {
         if (!held_) return makeError(Errc::Lost, "not held");
         const TimePoint deadline = BootClock::now() + timeouts_.command;
-        Result<Reply> r = holders_ > 1
-                              ? eval(script(scripts::kSemExtend), semKeys(), {self_.id, ms(ttl_)},
-                                     deadline, interrupt)
-                              : eval(script(scripts::kExtend), {lockKey_}, {record_, ms(ttl_)},
-                                     deadline, interrupt);
+        Result<Reply> r = holders_ > 1 ? eval(script(scripts::kSemExtend), semKeys(),
+                                              {self_.id, ms(ttl_)}, deadline, interrupt)
+                                       : eval(script(scripts::kExtend), {lockKey_},
+                                              {record_, ms(ttl_)}, deadline, interrupt);
         if (!r) return r.error();
         if (r->asInteger() == 1) return Lease{ttl_, token_};
         held_ = false;
@@ -112,11 +111,10 @@ public:
     Result<void> release(Interrupt& interrupt) override {
         if (!held_) return {};
         const TimePoint deadline = BootClock::now() + timeouts_.command;
-        Result<Reply> r = holders_ > 1
-                              ? eval(script(scripts::kSemRelease), semKeys(), {self_.id, channel_},
-                                     deadline, interrupt)
-                              : eval(script(scripts::kRelease), {lockKey_}, {record_, channel_},
-                                     deadline, interrupt);
+        Result<Reply> r = holders_ > 1 ? eval(script(scripts::kSemRelease), semKeys(),
+                                              {self_.id, channel_}, deadline, interrupt)
+                                       : eval(script(scripts::kRelease), {lockKey_},
+                                              {record_, channel_}, deadline, interrupt);
         if (!r) return r.error();
         held_ = false;
         return {};
@@ -172,14 +170,13 @@ private:
         HolderRecord rec = self_;
         rec.since = formatWallTime(std::time(nullptr));
         const std::string prefix = recordWithoutToken(rec);
-        Result<Reply> r = holders_ > 1
-                              ? eval(script(scripts::kSemAcquire), semKeys(),
-                                     {self_.id, ms(ttl_), prefix, std::to_string(holders_),
-                                      ms(minUptime_)},
-                                     deadline, interrupt)
-                              : eval(script(scripts::kAcquire), {lockKey_, fenceKey_},
-                                     {self_.id, ms(ttl_), prefix, ms(minUptime_)}, deadline,
-                                     interrupt);
+        Result<Reply> r =
+            holders_ > 1
+                ? eval(script(scripts::kSemAcquire), semKeys(),
+                       {self_.id, ms(ttl_), prefix, std::to_string(holders_), ms(minUptime_)},
+                       deadline, interrupt)
+                : eval(script(scripts::kAcquire), {lockKey_, fenceKey_},
+                       {self_.id, ms(ttl_), prefix, ms(minUptime_)}, deadline, interrupt);
         if (!r) return r.error();
         const auto& e = r->elements;
         if (r->type != Reply::Type::Array || e.empty())
@@ -278,8 +275,8 @@ private:
                            : r.error().message);
             ++k;
         }
-        return makeError(Errc::Unavailable, "no sentinel named the master of '" + url_.masterName +
-                                                "': " + problems);
+        return makeError(Errc::Unavailable,
+                         "no sentinel named the master of '" + url_.masterName + "': " + problems);
     }
 
     // Runs a script on the master, (re)connecting first when needed. A failure on a connection
@@ -309,7 +306,8 @@ private:
             if (r->isError()) {
                 // LOADING, BUSY, OOM, MASTERDOWN…: the server cannot serve us right now.
                 main_.close();
-                return makeError(Errc::Unavailable, "redis " + main_.target().describe() + ": " + r->str);
+                return makeError(Errc::Unavailable,
+                                 "redis " + main_.target().describe() + ": " + r->str);
             }
             return r;
         }
@@ -324,7 +322,8 @@ private:
         if (auto o = sub_.open(main_.target(), plain, connectBy, interrupt); !o) return o;
         auto r = call(sub_, {"SUBSCRIBE", channel_}, deadline, interrupt);
         if (!r) return r.error();
-        if (r->type != Reply::Type::Array || r->elements.empty() || r->elements[0].str != "subscribe") {
+        if (r->type != Reply::Type::Array || r->elements.empty() ||
+            r->elements[0].str != "subscribe") {
             sub_.close();
             return makeError(Errc::Unavailable, "SUBSCRIBE failed");
         }
@@ -367,9 +366,9 @@ Result<std::unique_ptr<LockBackend>> create(const BackendParams& p) {
     std::string prefix = settings.string("key_prefix").value_or("lockunit:");
     if (url->kind == RedisUrl::Kind::Redlock) {
         if (p.holders != 1)
-            return makeError(Errc::Config, "redlock does not do holders = " +
-                                               std::to_string(p.holders) +
-                                               " (only 1); use redis:// for a semaphore");
+            return makeError(Errc::Config,
+                             "redlock does not do holders = " + std::to_string(p.holders) +
+                                 " (only 1); use redis:// for a semaphore");
         return makeRedlock(std::move(*url), std::move(login), *timeouts, prefix, p);
     }
     return std::unique_ptr<LockBackend>(

@@ -19,8 +19,8 @@ Result<Timeouts> readTimeouts(const BackendSettings& settings, Duration renew) {
                                   std::min<Duration>(std::chrono::seconds(2), renew / 2));
     t.connect = settings.duration("connect_timeout",
                                   std::min<Duration>({Duration(1000), renew / 2, t.command}));
-    for (const auto& [key, value] : {std::pair{"command_timeout", t.command},
-                                     std::pair{"connect_timeout", t.connect}}) {
+    for (const auto& [key, value] :
+         {std::pair{"command_timeout", t.command}, std::pair{"connect_timeout", t.connect}}) {
         if (value <= Duration::zero() || value >= renew)
             return makeError(Errc::Config,
                              settings.origin(key) + (settings.origin(key).empty() ? "" : ": ") +

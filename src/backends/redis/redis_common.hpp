@@ -53,7 +53,9 @@ Result<Reply> runScript(Connection& conn, const Script& s, const std::vector<std
                         Interrupt& interrupt);
 
 // Milliseconds as Redis wants them.
-inline std::string ms(Duration d) { return std::to_string(d.count()); }
+inline std::string ms(Duration d) {
+    return std::to_string(d.count());
+}
 
 // A small random duration in [0, max), for jitter.
 Duration jitter(Duration max);

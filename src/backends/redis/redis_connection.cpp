@@ -34,16 +34,29 @@ namespace {
 Reply convert(const redisReply* r) {
     Reply out;
     switch (r->type) {
-    case REDIS_REPLY_STRING: out.type = Reply::Type::String; break;
-    case REDIS_REPLY_STATUS: out.type = Reply::Type::Status; break;
-    case REDIS_REPLY_ERROR: out.type = Reply::Type::Error; break;
-    case REDIS_REPLY_INTEGER: out.type = Reply::Type::Integer; break;
-    case REDIS_REPLY_ARRAY: out.type = Reply::Type::Array; break;
-    default: out.type = Reply::Type::Nil; break;
+    case REDIS_REPLY_STRING:
+        out.type = Reply::Type::String;
+        break;
+    case REDIS_REPLY_STATUS:
+        out.type = Reply::Type::Status;
+        break;
+    case REDIS_REPLY_ERROR:
+        out.type = Reply::Type::Error;
+        break;
+    case REDIS_REPLY_INTEGER:
+        out.type = Reply::Type::Integer;
+        break;
+    case REDIS_REPLY_ARRAY:
+        out.type = Reply::Type::Array;
+        break;
+    default:
+        out.type = Reply::Type::Nil;
+        break;
     }
     if (r->str) out.str.assign(r->str, r->len);
     out.integer = r->integer;
-    for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
+    for (size_t i = 0; i < r->elements; ++i)
+        out.elements.push_back(convert(r->element[i]));
     return out;
 }
 
@@ -99,22 +112,28 @@ Result<std::string> resolveHost(const std::string& host, TimePoint deadline, Int
             ::freeaddrinfo(req->cb.ar_result);
             delete req;
             if (n != 0)
-                return makeError(Errc::Unavailable, "cannot resolve '" + host + "': " + gai_strerror(n));
+                return makeError(Errc::Unavailable,
+                                 "cannot resolve '" + host + "': " + gai_strerror(n));
             return std::string(buf);
         }
         auto now = BootClock::now();
         if (now >= deadline)
             return giveUp(makeError(Errc::Unavailable, "resolving '" + host + "': timed out"));
-        auto slept = io::sleepUntil(std::min(deadline, now + std::chrono::milliseconds(2)), interrupt);
+        auto slept =
+            io::sleepUntil(std::min(deadline, now + std::chrono::milliseconds(2)), interrupt);
         if (!slept) return giveUp(slept.error());
     }
 }
 
 } // namespace
 
-Connection::~Connection() { close(); }
+Connection::~Connection() {
+    close();
+}
 
-int Connection::fd() const { return c_ ? c_->fd : -1; }
+int Connection::fd() const {
+    return c_ ? c_->fd : -1;
+}
 
 void Connection::close() {
     if (c_) redisFree(c_);
@@ -138,7 +157,9 @@ Result<void> Connection::open(const Target& target, const Login& login, TimePoin
     user_ = login.user;
     if (target.unixPath.empty()) {
         auto ip = resolveHost(target.host, connectBy, interrupt);
-        if (!ip) return makeError(ip.error().code, "redis " + target.describe() + ": " + ip.error().message);
+        if (!ip)
+            return makeError(ip.error().code,
+                             "redis " + target.describe() + ": " + ip.error().message);
         c_ = redisConnectNonBlock(ip->c_str(), target.port);
     } else {
         c_ = redisConnectUnixNonBlock(target.unixPath.c_str());
@@ -150,8 +171,10 @@ Result<void> Connection::open(const Target& target, const Login& login, TimePoin
     connecting_ = true;
 
     if (login.password || !login.user.empty()) {
-        if (login.user.empty()) append({"AUTH", *login.password});
-        else append({"AUTH", login.user, login.password.value_or("")});
+        if (login.user.empty())
+            append({"AUTH", *login.password});
+        else
+            append({"AUTH", login.user, login.password.value_or("")});
         loginSteps_.push_back("AUTH");
     }
     if (login.db != 0) {
@@ -224,7 +247,8 @@ Result<std::optional<Reply>> Connection::advance(short revents) {
                                 " refused: " + reply.str);
             if (reply.errorIs("NOAUTH"))
                 return fail(Errc::Refused, "the server wants a password (set password_file or "
-                                           "password_credential): " + reply.str);
+                                           "password_credential): " +
+                                               reply.str);
             return fail(Errc::Refused, step + " refused: " + reply.str);
         }
         if (step == "ROLE") {
@@ -245,7 +269,8 @@ Result<std::vector<Result<Reply>>> waitEach(const std::vector<Connection*>& conn
     std::vector<std::optional<Result<Reply>>> done(conns.size());
     auto finish = [&]() {
         std::vector<Result<Reply>> out;
-        for (auto& d : done) out.push_back(std::move(*d));
+        for (auto& d : done)
+            out.push_back(std::move(*d));
         return out;
     };
     auto settle = [&](size_t i, short revents) {
@@ -263,10 +288,10 @@ Result<std::vector<Result<Reply>>> waitEach(const std::vector<Connection*>& conn
     };
     for (size_t i = 0; i < conns.size(); ++i) {
         if (!conns[i]->isOpen())
-            done[i] = Result<Reply>(makeError(Errc::Unavailable, "redis " +
-                                                                     conns[i]->target().describe() +
-                                                                     ": not connected"));
-        else settle(i, 0); // a reply may be buffered already; queued output goes out now
+            done[i] = Result<Reply>(makeError(
+                Errc::Unavailable, "redis " + conns[i]->target().describe() + ": not connected"));
+        else
+            settle(i, 0); // a reply may be buffered already; queued output goes out now
     }
     for (;;) {
         std::vector<pollfd> fds;
@@ -281,7 +306,8 @@ Result<std::vector<Result<Reply>>> waitEach(const std::vector<Connection*>& conn
         TimePoint next = deadline;
         bool expired = false;
         for (size_t i : which) {
-            TimePoint own = conns[i]->loggingIn() ? std::min(deadline, conns[i]->connectBy()) : deadline;
+            TimePoint own =
+                conns[i]->loggingIn() ? std::min(deadline, conns[i]->connectBy()) : deadline;
             if (now >= own) {
                 std::string where = conns[i]->target().describe();
                 bool connecting = conns[i]->loggingIn();
@@ -302,7 +328,8 @@ Result<std::vector<Result<Reply>>> waitEach(const std::vector<Connection*>& conn
             return makeError(Errc::System, std::string("poll: ") + std::strerror(errno));
         }
         if ((fds.back().revents & POLLIN) && interrupt.stopRequested()) {
-            for (size_t i : which) conns[i]->close();
+            for (size_t i : which)
+                conns[i]->close();
             return makeError(Errc::Interrupted, "redis: interrupted");
         }
         for (size_t k = 0; k < which.size(); ++k)

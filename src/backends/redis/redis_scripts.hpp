@@ -15,6 +15,8 @@
 
 namespace lockunit::redis::scripts {
 
+// clang-format off
+
 // Seeds the fence key (KEYS[2]) when missing; leaves the new token in `token`.
 #define LOCKUNIT_REDIS_NEXT_TOKEN                                                                  \
     "if redis.call('EXISTS', KEYS[2]) == 0 then\n"                                                 \
@@ -144,5 +146,7 @@ inline constexpr const char* kRedlockAcquire =
 #undef LOCKUNIT_REDIS_SEM_NOW
 #undef LOCKUNIT_REDIS_SEM_PRUNE
 #undef LOCKUNIT_REDIS_YOUNG
+
+// clang-format on
 
 } // namespace lockunit::redis::scripts

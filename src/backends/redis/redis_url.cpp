@@ -49,8 +49,8 @@ Result<Target> parseHostPort(const std::string& scheme, const std::string& text,
     for (char c : t.host)
         if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ||
               c == ':' || c == '%'))
-            return bad(scheme, "invalid character '" + std::string(1, c) + "' in host '" +
-                                   t.host + "'");
+            return bad(scheme,
+                       "invalid character '" + std::string(1, c) + "' in host '" + t.host + "'");
     if (!portText.empty()) {
         if (!allDigits(portText) || std::stoi(portText) < 1 || std::stoi(portText) > 65535)
             return bad(scheme, "port must be a number from 1 to 65535, found '" + portText + "'");
@@ -130,12 +130,15 @@ Result<RedisUrl> parseRedisUrl(const std::string& scheme, const std::string& res
     if (authority.empty()) return bad(scheme, "no host given");
 
     int defaultPort = kDefaultPort;
-    if (scheme == "redis") url.kind = RedisUrl::Kind::Single;
+    if (scheme == "redis")
+        url.kind = RedisUrl::Kind::Single;
     else if (scheme == "redis+sentinel") {
         url.kind = RedisUrl::Kind::Sentinel;
         defaultPort = kDefaultSentinelPort;
-    } else if (scheme == "redlock") url.kind = RedisUrl::Kind::Redlock;
-    else return bad(scheme, "not a redis scheme");
+    } else if (scheme == "redlock")
+        url.kind = RedisUrl::Kind::Redlock;
+    else
+        return bad(scheme, "not a redis scheme");
 
     size_t start = 0;
     while (start <= authority.size()) {

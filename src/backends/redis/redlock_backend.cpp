@@ -74,8 +74,7 @@ public:
                 ++ok;
             }
         }
-        const Duration elapsed =
-            std::chrono::duration_cast<Duration>(BootClock::now() - start);
+        const Duration elapsed = std::chrono::duration_cast<Duration>(BootClock::now() - start);
         if (ok >= quorum_ && elapsed < ttl_ - drift_) {
             held_ = true;
             reachedQuorum_ = true;
@@ -105,14 +104,18 @@ public:
     Result<Lease> renew(Interrupt& interrupt) override {
         if (!held_) return makeError(Errc::Lost, "not held");
         const TimePoint start = BootClock::now();
-        auto results = onAll(extendScript(), {value_, ms(ttl_)}, start + timeouts_.command, interrupt);
+        auto results =
+            onAll(extendScript(), {value_, ms(ttl_)}, start + timeouts_.command, interrupt);
         if (!results) return results.error();
         int ok = 0, notOurs = 0;
         std::string problems;
         for (auto& r : *results) {
-            if (!r) problems += (problems.empty() ? "" : "; ") + r.error().message;
-            else if (r->type == Reply::Type::Integer && r->integer == 1) ++ok;
-            else if (r->type == Reply::Type::Integer) ++notOurs;
+            if (!r)
+                problems += (problems.empty() ? "" : "; ") + r.error().message;
+            else if (r->type == Reply::Type::Integer && r->integer == 1)
+                ++ok;
+            else if (r->type == Reply::Type::Integer)
+                ++notOurs;
         }
         const Duration elapsed = std::chrono::duration_cast<Duration>(BootClock::now() - start);
         if (ok >= quorum_ && elapsed < ttl_ - drift_) return Lease{ttl_, ""};
@@ -123,10 +126,10 @@ public:
                                              " redlock nodes no longer hold our key: no quorum "
                                              "is possible");
         }
-        return makeError(Errc::Unavailable,
-                         "extended on " + std::to_string(ok) + " of " + std::to_string(n) +
-                             " redlock nodes (quorum " + std::to_string(quorum_) + ")" +
-                             (problems.empty() ? "" : ": " + problems));
+        return makeError(Errc::Unavailable, "extended on " + std::to_string(ok) + " of " +
+                                                std::to_string(n) + " redlock nodes (quorum " +
+                                                std::to_string(quorum_) + ")" +
+                                                (problems.empty() ? "" : ": " + problems));
     }
 
     Result<void> release(Interrupt& interrupt) override {
@@ -196,11 +199,13 @@ private:
         }
         auto followUp = [&](size_t k, const Result<Reply>& r) {
             const size_t i = index[k];
-            if (r && r->errorIs("NOSCRIPT") && !full[i]) full[i] = true;
+            if (r && r->errorIs("NOSCRIPT") && !full[i])
+                full[i] = true;
             else if (!r && r.error().code == Errc::Unavailable && reused[i] && !retried[i] &&
                      BootClock::now() < deadline)
                 retried[i] = true;
-            else return false;
+            else
+                return false;
             return static_cast<bool>(send(i));
         };
         auto replies = waitEach(conns, deadline, interrupt, followUp);
@@ -209,12 +214,14 @@ private:
             const size_t i = index[k];
             auto& r = (*replies)[k];
             if (r && r->isError())
-                out[i] = Result<Reply>(
-                    makeError(Errc::Unavailable, "redis " + targets_[i].describe() + ": " + r->str));
-            else out[i] = std::move(r);
+                out[i] = Result<Reply>(makeError(
+                    Errc::Unavailable, "redis " + targets_[i].describe() + ": " + r->str));
+            else
+                out[i] = std::move(r);
         }
         std::vector<Result<Reply>> all;
-        for (size_t i = 0; i < n; ++i) all.push_back(std::move(*out[i]));
+        for (size_t i = 0; i < n; ++i)
+            all.push_back(std::move(*out[i]));
         return all;
     }
 
@@ -225,10 +232,13 @@ private:
         int answered = 0;
         std::string problems;
         for (auto& r : *results) {
-            if (r) ++answered;
-            else problems += (problems.empty() ? "" : "; ") + r.error().message;
+            if (r)
+                ++answered;
+            else
+                problems += (problems.empty() ? "" : "; ") + r.error().message;
         }
-        if (answered == 0) return makeError(Errc::Unavailable, "no redlock node answered: " + problems);
+        if (answered == 0)
+            return makeError(Errc::Unavailable, "no redlock node answered: " + problems);
         return {};
     }
 
