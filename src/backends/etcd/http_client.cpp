@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "backends/etcd/http_client.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+namespace lockunit::etcd {
+
+namespace {
+
+constexpr size_t kMaxResponse = 16 * 1024 * 1024;
+
+bool globalInit() {
+    static const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    return ok;
+}
+
+std::vector<int> openFds() {
+    std::vector<int> fds;
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+        while (dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.' && std::atoi(e->d_name) != ::dirfd(d))
+                fds.push_back(std::atoi(e->d_name));
+        ::closedir(d);
+    }
+    return fds;
+}
+
+long msLeft(TimePoint deadline) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - BootClock::now()).count();
+    return std::max<long>(1, static_cast<long>(std::min<long long>(left, 3'600'000)));
+}
+
+// Every socket curl opens is O_CLOEXEC: the payload never inherits a connection to etcd.
+curl_socket_t openSocket(void* clientp, curlsocktype, curl_sockaddr* address) {
+    auto* tag = static_cast<HttpClient::SocketTag*>(clientp);
+    int fd = ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    if (fd < 0) return CURL_SOCKET_BAD;
+    tag->client->socketOpened(fd, tag->stream);
+    return fd;
+}
+
+int closeSocket(void* clientp, curl_socket_t fd) {
+    auto* tag = static_cast<HttpClient::SocketTag*>(clientp);
+    tag->client->socketClosing(fd);
+    return ::close(fd);
+}
+
+} // namespace
+
+struct HttpClient::Transfer {
+    HttpClient* owner = nullptr;
+    CURL* easy = nullptr;
+    curl_slist* headers = nullptr;
+    HttpCall* call = nullptr; // nullptr: the stream
+    std::string path, body;
+    size_t endpoint = 0;
+    size_t attempts = 0;
+    std::string lineBuffer; // the stream's unfinished line
+    char errorBuffer[CURL_ERROR_SIZE] = {};
+
+    ~Transfer() {
+        if (easy) {
+            curl_multi_remove_handle(owner->multi_, easy);
+            curl_easy_cleanup(easy);
+        }
+        curl_slist_free_all(headers);
+    }
+};
+
+
+HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {}
+
+Result<std::unique_ptr<HttpClient>> HttpClient::create(HttpOptions options) {
+    if (!globalInit()) return makeError(Errc::System, "libcurl initialisation failed");
+    std::unique_ptr<HttpClient> client(new HttpClient(std::move(options)));
+    if (auto r = client->init(); !r) return r.error();
+    return client;
+}
+
+Result<void> HttpClient::init() {
+    epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!epoll_.valid() || !event_.valid())
+        return makeError(Errc::System, std::string("epoll/eventfd: ") + std::strerror(errno));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = event_.get();
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, event_.get(), &ev) < 0)
+        return makeError(Errc::System, std::string("epoll_ctl: ") + std::strerror(errno));
+    // libcurl 7.88 makes the multi handle's wake-up socketpair without SOCK_CLOEXEC; mark
+    // whatever descriptors it opened, so that the payload inherits none of them.
+    auto before = openFds();
+    multi_ = curl_multi_init();
+    if (!multi_) return makeError(Errc::System, "curl_multi_init failed");
+    for (int fd : openFds())
+        if (std::find(before.begin(), before.end(), fd) == before.end())
+            ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
+    return {};
+}
+
+HttpClient::~HttpClient() {
+    transfers_.clear();
+    stream_ = nullptr;
+    if (multi_) curl_multi_cleanup(multi_); // closes cached connections through closeSocket
+}
+
+std::string HttpClient::currentEndpoint() const {
+    return options_.url.endpoints[current_].display();
+}
+
+void HttpClient::socketOpened(int fd, bool stream) {
+    if (!stream) return;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0) streamSockets_.push_back(fd);
+}
+
+void HttpClient::socketClosing(int fd) {
+    auto it = std::find(streamSockets_.begin(), streamSockets_.end(), fd);
+    if (it == streamSockets_.end()) return;
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    streamSockets_.erase(it);
+}
+
+void HttpClient::wake() {
+    uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(event_.get(), &one, sizeof one);
+}
+
+static size_t writeCallback(char* data, size_t size, size_t count, void* userdata);
+
+Result<HttpClient::Transfer*> HttpClient::startTransfer(HttpCall* call, const std::string& path,
+                                                        const std::string& body, size_t endpoint,
+                                                        TimePoint deadline) {
+    auto t = std::make_unique<Transfer>();
+    t->owner = this;
+    t->call = call;
+    t->path = path;
+    t->body = body;
+    t->endpoint = endpoint;
+    t->easy = curl_easy_init();
+    if (!t->easy) return makeError(Errc::System, "curl_easy_init failed");
+    CURL* e = t->easy;
+    const bool stream = call == nullptr;
+    std::string url = options_.url.endpoints[endpoint].baseUrl(options_.url.tls) + path;
+    curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_PROXY, ""); // never through $http_proxy
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(t->body.size()));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body.c_str());
+    t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
+    t->headers = curl_slist_append(t->headers, "Expect:");
+    if (!authorization_.empty())
+        t->headers = curl_slist_append(t->headers, ("Authorization: " + authorization_).c_str());
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, writeCallback);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errorBuffer);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+    SocketTag* tag = stream ? &streamTag_ : &callTag_;
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, openSocket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, tag);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closeSocket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, tag);
+    long connectMs = static_cast<long>(options_.connectTimeout.count());
+    if (stream) {
+        // Its own connection, closed when it ends: its socket is ours to poll.
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connectMs);
+    } else {
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, std::min(connectMs, msLeft(deadline)));
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, msLeft(deadline));
+    }
+    if (options_.url.tls) {
+        if (!options_.caFile.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.caFile.c_str());
+        if (!options_.certFile.empty())
+            curl_easy_setopt(e, CURLOPT_SSLCERT, options_.certFile.c_str());
+        if (!options_.keyFile.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, options_.keyFile.c_str());
+    }
+    if (call) call->endpoint = options_.url.endpoints[endpoint].display();
+    if (CURLMcode m = curl_multi_add_handle(multi_, e); m != CURLM_OK)
+        return makeError(Errc::System, std::string("curl_multi_add_handle: ") + curl_multi_strerror(m));
+    Transfer* raw = t.get();
+    transfers_.push_back(std::move(t));
+    return raw;
+}
+
+static size_t writeCallback(char* data, size_t size, size_t count, void* userdata) {
+    auto* t = static_cast<HttpClient::Transfer*>(userdata);
+    size_t n = size * count;
+    if (t->call) {
+        if (t->call->response.size() + n > kMaxResponse) return 0; // aborts the transfer
+        t->call->response.append(data, n);
+        return n;
+    }
+    t->lineBuffer.append(data, n);
+    if (t->lineBuffer.size() > kMaxResponse) return 0;
+    t->owner->streamData(t);
+    return n;
+}
+
+void HttpClient::finishTransfer(Transfer* t) {
+    auto it = std::find_if(transfers_.begin(), transfers_.end(),
+                           [&](const auto& p) { return p.get() == t; });
+    if (it != transfers_.end()) transfers_.erase(it); // ~Transfer removes it from the multi
+}
+
+int HttpClient::collect(TimePoint deadline) {
+    int finished = 0;
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        Transfer* t = nullptr;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
+        if (!t) continue;
+        CURLcode code = msg->data.result;
+        if (t == stream_) {
+            finishTransfer(t);
+            streamEnded();
+            continue;
+        }
+        HttpCall* call = t->call;
+        long status = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        const auto& ep = options_.url.endpoints[t->endpoint];
+        bool failed = code != CURLE_OK || status == 503;
+        if (failed) {
+            // The next endpoint for this call and, unless another call moved on already, for
+            // every later call.
+            if (current_ == t->endpoint) current_ = (current_ + 1) % options_.url.endpoints.size();
+            size_t attempts = t->attempts + 1;
+            if (attempts < options_.url.endpoints.size() && BootClock::now() < deadline) {
+                std::string path = t->path, body = t->body;
+                size_t next = (t->endpoint + 1) % options_.url.endpoints.size();
+                std::string why = code != CURLE_OK
+                                      ? (t->errorBuffer[0] ? t->errorBuffer : curl_easy_strerror(code))
+                                      : "HTTP 503";
+                finishTransfer(t);
+                call->response.clear();
+                auto again = startTransfer(call, path, body, next, deadline);
+                if (again) {
+                    (*again)->attempts = attempts;
+                    continue;
+                }
+                call->transportError = makeError(Errc::Unavailable, ep.display() + ": " + why);
+                ++finished;
+                continue;
+            }
+        }
+        if (code != CURLE_OK) {
+            std::string why = t->errorBuffer[0] ? t->errorBuffer : curl_easy_strerror(code);
+            call->transportError = makeError(Errc::Unavailable, ep.display() + ": " + why);
+        } else {
+            call->status = status;
+        }
+        finishTransfer(t);
+        ++finished;
+    }
+    return finished;
+}
+
+Result<void> HttpClient::run(const std::vector<HttpCall*>& calls, TimePoint deadline,
+                             Interrupt& interrupt) {
+    std::vector<Transfer*> mine;
+    auto abandon = [&] {
+        for (auto it = transfers_.begin(); it != transfers_.end();) {
+            if ((*it)->call && std::find(calls.begin(), calls.end(), (*it)->call) != calls.end())
+                it = transfers_.erase(it);
+            else
+                ++it;
+        }
+    };
+    for (HttpCall* call : calls) {
+        call->transportError.reset();
+        call->status = 0;
+        call->response.clear();
+        auto t = startTransfer(call, call->path, call->body, current_, deadline);
+        if (!t) {
+            abandon();
+            return t.error();
+        }
+    }
+    int pending = static_cast<int>(calls.size());
+    for (;;) {
+        // The deadline first: after a SIGSTOP nothing is sent or read once it has passed.
+        if (BootClock::now() >= deadline) {
+            abandon();
+            return makeError(Errc::Unavailable, "no answer from etcd at " + currentEndpoint() +
+                                                     " in time");
+        }
+        int running = 0;
+        curl_multi_perform(multi_, &running);
+        pending -= collect(deadline);
+        if (pending <= 0) return {};
+        curl_waitfd extra{};
+        extra.fd = interrupt.fd();
+        extra.events = CURL_WAIT_POLLIN;
+        int numfds = 0;
+        CURLMcode m = curl_multi_poll(multi_, &extra, extra.fd >= 0 ? 1 : 0,
+                                      static_cast<int>(std::min<long>(msLeft(deadline), 1000)),
+                                      &numfds);
+        if (m != CURLM_OK) {
+            abandon();
+            return makeError(Errc::System, std::string("curl_multi_poll: ") + curl_multi_strerror(m));
+        }
+        if (extra.fd >= 0 && (extra.revents & CURL_WAIT_POLLIN) && interrupt.stopRequested()) {
+            abandon();
+            return makeError(Errc::Interrupted, "interrupted");
+        }
+    }
+}
+
+Result<void> HttpClient::startStream(const std::string& path, const std::string& body,
+                                     std::function<void(std::string_view)> onLine) {
+    stopStream();
+    onLine_ = std::move(onLine);
+    auto t = startTransfer(nullptr, path, body, current_, TimePoint::max());
+    if (!t) return t.error();
+    stream_ = *t;
+    int running = 0;
+    curl_multi_perform(multi_, &running); // starts connecting, so the socket exists to poll
+    collect(TimePoint::max());
+    return {};
+}
+
+void HttpClient::stopStream() {
+    if (!stream_) return;
+    Transfer* t = stream_;
+    stream_ = nullptr;
+    finishTransfer(t);
+}
+
+void HttpClient::streamEnded() {
+    stream_ = nullptr;
+    wake();
+}
+
+void HttpClient::streamData(Transfer* t) {
+    size_t start = 0;
+    for (;;) {
+        size_t nl = t->lineBuffer.find('\n', start);
+        if (nl == std::string::npos) break;
+        std::string_view line(t->lineBuffer.data() + start, nl - start);
+        if (!line.empty() && onLine_) onLine_(line);
+        start = nl + 1;
+    }
+    t->lineBuffer.erase(0, start);
+}
+
+void HttpClient::pump() {
+    uint64_t value;
+    while (::read(event_.get(), &value, sizeof value) > 0) {
+    }
+    int running = 0;
+    curl_multi_perform(multi_, &running);
+    collect(BootClock::now());
+}
+
+} // namespace lockunit::etcd
