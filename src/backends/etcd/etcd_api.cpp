@@ -46,8 +46,9 @@ Error grpcError(long long code, const std::string& message, const std::string& e
 
 // Turns one HTTP outcome into the answer's JSON or an Error.
 Result<Json> interpret(const HttpCall& http, bool haveCredentials) {
-    if (http.transportError) return makeError(http.transportError->code,
-                                              "cannot reach etcd at " + http.transportError->message);
+    if (http.transportError)
+        return makeError(http.transportError->code,
+                         "cannot reach etcd (" + http.transportError->message + ")");
     // A streaming endpoint answers one JSON object per line; we send one request, so the
     // first line is the answer.
     std::string_view text = http.response;

@@ -20,8 +20,10 @@ namespace {
 bool validHostChar(unsigned char c) { return std::isalnum(c) || c == '-' || c == '.' || c == '_'; }
 
 Error urlError(std::string_view scheme, std::string_view rest, const std::string& why) {
-    return makeError(Errc::Config, "backend URL '" + std::string(scheme) + "://" +
-                                       std::string(rest) + "': " + why + " (expected " +
+    std::string shown(rest);
+    if (auto at = shown.rfind('@'); at != std::string::npos) shown = "…" + shown.substr(at);
+    return makeError(Errc::Config, "backend URL '" + std::string(scheme) + "://" + shown +
+                                       "': " + why + " (expected " +
                                        std::string(scheme) + "://HOST:PORT[,HOST:PORT…])");
 }
 

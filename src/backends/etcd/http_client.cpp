@@ -250,19 +250,21 @@ int HttpClient::collect(TimePoint deadline) {
                                       : "HTTP 503";
                 finishTransfer(t);
                 call->response.clear();
+                call->failures += ep.display() + ": " + why + "; ";
                 auto again = startTransfer(call, path, body, next, deadline);
                 if (again) {
                     (*again)->attempts = attempts;
                     continue;
                 }
-                call->transportError = makeError(Errc::Unavailable, ep.display() + ": " + why);
+                call->transportError = makeError(Errc::Unavailable, call->failures + again.error().message);
                 ++finished;
                 continue;
             }
         }
         if (code != CURLE_OK) {
             std::string why = t->errorBuffer[0] ? t->errorBuffer : curl_easy_strerror(code);
-            call->transportError = makeError(Errc::Unavailable, ep.display() + ": " + why);
+            call->transportError =
+                makeError(Errc::Unavailable, call->failures + ep.display() + ": " + why);
         } else {
             call->status = status;
         }
@@ -285,6 +287,7 @@ Result<void> HttpClient::run(const std::vector<HttpCall*>& calls, TimePoint dead
     };
     for (HttpCall* call : calls) {
         call->transportError.reset();
+        call->failures.clear();
         call->status = 0;
         call->response.clear();
         auto t = startTransfer(call, call->path, call->body, current_, deadline);
@@ -298,8 +301,11 @@ Result<void> HttpClient::run(const std::vector<HttpCall*>& calls, TimePoint dead
         // The deadline first: after a SIGSTOP nothing is sent or read once it has passed.
         if (BootClock::now() >= deadline) {
             abandon();
-            return makeError(Errc::Unavailable, "no answer from etcd at " + currentEndpoint() +
-                                                     " in time");
+            std::string where = currentEndpoint();
+            // A member that accepts but does not answer (partitioned, stopped, overloaded):
+            // the next call tries the next one.
+            current_ = (current_ + 1) % options_.url.endpoints.size();
+            return makeError(Errc::Unavailable, "no answer from etcd at " + where + " in time");
         }
         int running = 0;
         curl_multi_perform(multi_, &running);

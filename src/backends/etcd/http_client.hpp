@@ -36,6 +36,7 @@ struct HttpCall {
     long status = 0;
     std::string response;
     std::string endpoint; // the endpoint that answered (or failed last), "host:port"
+    std::string failures; // "host:port: why; " for every endpoint that failed this call
 };
 
 class HttpClient {
