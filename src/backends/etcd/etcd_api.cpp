@@ -153,6 +153,7 @@ Result<void> EtcdApi::call(const std::vector<ApiCall*>& calls, TimePoint deadlin
         for (size_t i = 0; i < calls.size(); ++i) {
             http[i].path = calls[i]->path;
             http[i].body = calls[i]->body.dump(-1, ' ', false, Json::error_handler_t::replace);
+            http[i].firstLine = calls[i]->path == "/v3/lease/keepalive";
             pointers.push_back(&http[i]);
         }
         if (log::verbose())
@@ -168,6 +169,12 @@ Result<void> EtcdApi::call(const std::vector<ApiCall*>& calls, TimePoint deadlin
         authenticated_ = false; // simple tokens expire when unused; get a new one and resend
     }
     return {};
+}
+
+void EtcdApi::send(const std::string& path, const Json& body, TimePoint deadline) {
+    if (credentials_ && !authenticated_) return; // no token yet: nothing sensible to send
+    if (log::verbose()) log::debug("etcd: " + path + " via " + http_->currentEndpoint() + " (unanswered)");
+    http_->send(path, body.dump(-1, ' ', false, Json::error_handler_t::replace), deadline);
 }
 
 Result<Json> EtcdApi::call(const std::string& path, Json body, TimePoint deadline,

@@ -42,6 +42,9 @@ public:
     Result<Json> call(const std::string& path, Json body, TimePoint deadline,
                       Interrupt& interrupt);
 
+    // Sends a call whose answer does not matter (see HttpClient::send).
+    void send(const std::string& path, const Json& body, TimePoint deadline);
+
     HttpClient& http() { return *http_; }
 
 private:

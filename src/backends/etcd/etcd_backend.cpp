@@ -310,16 +310,11 @@ private:
                 continue;
             }
             if (static_cast<int>(pos.below.size()) < holders_) {
-                if (!pos.created) {
-                    // Our turn. Write the holder record; the compare re-reads our own key, so
-                    // a key that vanished just now is not taken for the lock.
-                    auto updated = writeRecord(deadline, interrupt);
-                    if (!updated) return updated.error();
-                    if (!*updated) {
-                        myRevision_ = 0;
-                        continue;
-                    }
-                }
+                // Our turn: the check that said so also found our own key, in the same txn.
+                // The holder record gets its time of acquisition without holding up the
+                // payload; it only says who holds the lock, and its compare keeps it from
+                // ever recreating a key that is gone.
+                if (!pos.created) writeRecord(deadline);
                 api_->http().stopStream();
                 watchKey_.clear();
                 holding_ = true;
@@ -349,17 +344,15 @@ private:
     }
 
     // Rewrites our holder record (time of acquisition, token) if our key still exists.
-    Result<bool> writeRecord(TimePoint deadline, Interrupt& interrupt) {
+    void writeRecord(TimePoint deadline) {
         Json put{{"key", etcd::base64Encode(key_)},
                  {"value", etcd::base64Encode(record(myRevision_))},
                  {"lease", lease_}};
-        auto answer = api_->call("/v3/kv/txn",
-                                 Json{{"compare", compareOwnKey(myRevision_)},
-                                      {"success", Json::array({Json{{"request_put", put}}})},
-                                      {"failure", Json::array()}},
-                                 deadline, interrupt);
-        if (!answer) return answer.error();
-        return jsonBool(*answer, "succeeded");
+        api_->send("/v3/kv/txn",
+                   Json{{"compare", compareOwnKey(myRevision_)},
+                        {"success", Json::array({Json{{"request_put", put}}})},
+                        {"failure", Json::array()}},
+                   deadline);
     }
 
     // Watches the deletion of the key just before ours (with more than one slot: of any key

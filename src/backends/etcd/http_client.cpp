@@ -2,6 +2,7 @@
 #include "backends/etcd/http_client.hpp"
 
 #include <algorithm>
+#include <utility>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
@@ -59,7 +60,8 @@ struct HttpClient::Transfer {
     HttpClient* owner = nullptr;
     CURL* easy = nullptr;
     curl_slist* headers = nullptr;
-    HttpCall* call = nullptr; // nullptr: the stream
+    Kind kind = Kind::Call;
+    HttpCall* call = nullptr; // Kind::Call only
     std::string path, body;
     size_t endpoint = 0;
     size_t attempts = 0;
@@ -100,6 +102,11 @@ Result<void> HttpClient::init() {
     auto before = openFds();
     multi_ = curl_multi_init();
     if (!multi_) return makeError(Errc::System, "curl_multi_init failed");
+    // Concurrent calls each get a connection of their own at once: no waiting to learn
+    // whether a busy connection could multiplex (HTTP/1.1 never does), and enough idle
+    // connections kept for the next batch.
+    curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_NOTHING);
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 8L);
     for (int fd : openFds())
         if (std::find(before.begin(), before.end(), fd) == before.end())
             ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
@@ -138,11 +145,13 @@ void HttpClient::wake() {
 
 static size_t writeCallback(char* data, size_t size, size_t count, void* userdata);
 
-Result<HttpClient::Transfer*> HttpClient::startTransfer(HttpCall* call, const std::string& path,
+Result<HttpClient::Transfer*> HttpClient::startTransfer(Kind kind, HttpCall* call,
+                                                        const std::string& path,
                                                         const std::string& body, size_t endpoint,
                                                         TimePoint deadline) {
     auto t = std::make_unique<Transfer>();
     t->owner = this;
+    t->kind = kind;
     t->call = call;
     t->path = path;
     t->body = body;
@@ -150,7 +159,7 @@ Result<HttpClient::Transfer*> HttpClient::startTransfer(HttpCall* call, const st
     t->easy = curl_easy_init();
     if (!t->easy) return makeError(Errc::System, "curl_easy_init failed");
     CURL* e = t->easy;
-    const bool stream = call == nullptr;
+    const bool stream = kind == Kind::Stream;
     std::string url = options_.url.endpoints[endpoint].baseUrl(options_.url.tls) + path;
     curl_easy_setopt(e, CURLOPT_URL, url.c_str());
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -201,9 +210,19 @@ Result<HttpClient::Transfer*> HttpClient::startTransfer(HttpCall* call, const st
 static size_t writeCallback(char* data, size_t size, size_t count, void* userdata) {
     auto* t = static_cast<HttpClient::Transfer*>(userdata);
     size_t n = size * count;
-    if (t->call) {
-        if (t->call->response.size() + n > kMaxResponse) return 0; // aborts the transfer
-        t->call->response.append(data, n);
+    if (t->kind == HttpClient::Kind::Background) return n; // nobody waits for it
+    if (t->kind == HttpClient::Kind::Call) {
+        HttpCall* call = t->call;
+        if (call->response.size() + n > kMaxResponse) return 0; // aborts the transfer
+        call->response.append(data, n);
+        if (call->firstLine && call->response.find('\n') != std::string::npos) {
+            // The answer is complete; the stream's end (which etcd's gateway sends a few ms
+            // later) is read in the background, so that the connection stays reusable.
+            curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &call->status);
+            t->kind = HttpClient::Kind::Background;
+            t->call = nullptr;
+            t->owner->answeredEarly();
+        }
         return n;
     }
     t->lineBuffer.append(data, n);
@@ -227,9 +246,13 @@ int HttpClient::collect(TimePoint deadline) {
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
         if (!t) continue;
         CURLcode code = msg->data.result;
-        if (t == stream_) {
+        if (t->kind == Kind::Stream) {
             finishTransfer(t);
             streamEnded();
+            continue;
+        }
+        if (t->kind == Kind::Background) {
+            finishTransfer(t);
             continue;
         }
         HttpCall* call = t->call;
@@ -251,7 +274,7 @@ int HttpClient::collect(TimePoint deadline) {
                 finishTransfer(t);
                 call->response.clear();
                 call->failures += ep.display() + ": " + why + "; ";
-                auto again = startTransfer(call, path, body, next, deadline);
+                auto again = startTransfer(Kind::Call, call, path, body, next, deadline);
                 if (again) {
                     (*again)->attempts = attempts;
                     continue;
@@ -279,24 +302,31 @@ Result<void> HttpClient::run(const std::vector<HttpCall*>& calls, TimePoint dead
     std::vector<Transfer*> mine;
     auto abandon = [&] {
         for (auto it = transfers_.begin(); it != transfers_.end();) {
-            if ((*it)->call && std::find(calls.begin(), calls.end(), (*it)->call) != calls.end())
+            if ((*it)->kind == Kind::Call &&
+                std::find(calls.begin(), calls.end(), (*it)->call) != calls.end())
                 it = transfers_.erase(it);
             else
                 ++it;
         }
     };
+    // Finish what earlier calls left running (the tails of early-answered streams), so that
+    // their connections are free for these calls.
+    int running = 0;
+    curl_multi_perform(multi_, &running);
+    collect(deadline);
     for (HttpCall* call : calls) {
         call->transportError.reset();
         call->failures.clear();
         call->status = 0;
         call->response.clear();
-        auto t = startTransfer(call, call->path, call->body, current_, deadline);
+        auto t = startTransfer(Kind::Call, call, call->path, call->body, current_, deadline);
         if (!t) {
             abandon();
             return t.error();
         }
     }
     int pending = static_cast<int>(calls.size());
+    answeredEarly_ = 0;
     for (;;) {
         // The deadline first: after a SIGSTOP nothing is sent or read once it has passed.
         if (BootClock::now() >= deadline) {
@@ -307,9 +337,9 @@ Result<void> HttpClient::run(const std::vector<HttpCall*>& calls, TimePoint dead
             current_ = (current_ + 1) % options_.url.endpoints.size();
             return makeError(Errc::Unavailable, "no answer from etcd at " + where + " in time");
         }
-        int running = 0;
         curl_multi_perform(multi_, &running);
         pending -= collect(deadline);
+        pending -= std::exchange(answeredEarly_, 0);
         if (pending <= 0) return {};
         curl_waitfd extra{};
         extra.fd = interrupt.fd();
@@ -333,12 +363,13 @@ Result<void> HttpClient::startStream(const std::string& path, const std::string&
                                      std::function<void(std::string_view)> onLine) {
     stopStream();
     onLine_ = std::move(onLine);
-    auto t = startTransfer(nullptr, path, body, current_, TimePoint::max());
+    auto t = startTransfer(Kind::Stream, nullptr, path, body, current_, TimePoint::max());
     if (!t) return t.error();
     stream_ = *t;
     int running = 0;
     curl_multi_perform(multi_, &running); // starts connecting, so the socket exists to poll
     collect(TimePoint::max());
+    answeredEarly_ = 0;
     return {};
 }
 
@@ -366,6 +397,14 @@ void HttpClient::streamData(Transfer* t) {
     t->lineBuffer.erase(0, start);
 }
 
+void HttpClient::send(const std::string& path, const std::string& body, TimePoint deadline) {
+    if (!startTransfer(Kind::Background, nullptr, path, body, current_, deadline)) return;
+    int running = 0;
+    curl_multi_perform(multi_, &running); // on a pooled connection, the request leaves now
+    collect(deadline);
+    answeredEarly_ = 0;
+}
+
 void HttpClient::pump() {
     uint64_t value;
     while (::read(event_.get(), &value, sizeof value) > 0) {
@@ -373,6 +412,7 @@ void HttpClient::pump() {
     int running = 0;
     curl_multi_perform(multi_, &running);
     collect(BootClock::now());
+    answeredEarly_ = 0;
 }
 
 } // namespace lockunit::etcd

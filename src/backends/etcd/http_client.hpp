@@ -31,6 +31,9 @@ struct HttpOptions {
 struct HttpCall {
     std::string path; // "/v3/kv/range"
     std::string body; // JSON
+    // A streaming endpoint whose first line is the whole answer (etcd's lease keepalive):
+    // the call completes with it.
+    bool firstLine = false;
 
     std::optional<Error> transportError; // set when no HTTP answer came
     long status = 0;
@@ -57,6 +60,10 @@ public:
     Result<void> run(const std::vector<HttpCall*>& calls, TimePoint deadline,
                      Interrupt& interrupt);
 
+    // Sends a request whose answer nobody waits for (it is read and dropped during later
+    // calls); bounded by the deadline like any other.
+    void send(const std::string& path, const std::string& body, TimePoint deadline);
+
     // A streaming POST on its own connection, fed line by line to onLine (called from inside
     // run()/pump(); it must not call back into the client except wake()). It ends when the
     // server ends it or stopStream() is called; its end makes the wake fd readable.
@@ -76,6 +83,8 @@ public:
     size_t endpointCount() const { return options_.url.endpoints.size(); }
 
     struct Transfer;
+    enum class Kind { Call, Stream, Background };
+    void answeredEarly() { ++answeredEarly_; }
     struct SocketTag {
         HttpClient* client;
         bool stream;
@@ -84,7 +93,7 @@ public:
 private:
     explicit HttpClient(HttpOptions options);
     Result<void> init();
-    Result<Transfer*> startTransfer(HttpCall* call, const std::string& path,
+    Result<Transfer*> startTransfer(Kind kind, HttpCall* call, const std::string& path,
                                     const std::string& body, size_t endpoint, TimePoint deadline);
     void finishTransfer(Transfer* t);
     // Handles finished transfers; returns how many calls got their outcome.
@@ -102,6 +111,7 @@ private:
     HttpOptions options_;
     CURLM* multi_ = nullptr;
     size_t current_ = 0;
+    int answeredEarly_ = 0;
     std::string authorization_;
     std::vector<std::unique_ptr<Transfer>> transfers_;
     Transfer* stream_ = nullptr;
