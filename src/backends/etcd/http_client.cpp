@@ -64,7 +64,8 @@ struct HttpClient::Transfer {
     HttpCall* call = nullptr; // Kind::Call only
     std::string path, body;
     size_t endpoint = 0;
-    size_t attempts = 0;
+    size_t attempts = 0;      // endpoints this call tried before this one
+    TimePoint attemptDeadline{}; // when to give up on this endpoint and try the next
     std::string lineBuffer; // the stream's unfinished line
     char errorBuffer[CURL_ERROR_SIZE] = {};
 
@@ -148,11 +149,19 @@ static size_t writeCallback(char* data, size_t size, size_t count, void* userdat
 Result<HttpClient::Transfer*> HttpClient::startTransfer(Kind kind, HttpCall* call,
                                                         const std::string& path,
                                                         const std::string& body, size_t endpoint,
-                                                        TimePoint deadline) {
+                                                        TimePoint deadline, size_t attempts) {
     auto t = std::make_unique<Transfer>();
     t->owner = this;
     t->kind = kind;
     t->call = call;
+    t->attempts = attempts;
+    // Each endpoint still untried gets an equal share of the time left: a member that
+    // accepts the connection but does not answer (stopped, partitioned) costs only its share.
+    const auto now = BootClock::now();
+    const size_t untried = options_.url.endpoints.size() - std::min(attempts, options_.url.endpoints.size() - 1);
+    t->attemptDeadline = deadline == TimePoint::max() || deadline <= now
+                             ? deadline
+                             : now + (deadline - now) / static_cast<long>(untried);
     t->path = path;
     t->body = body;
     t->endpoint = endpoint;
@@ -191,7 +200,11 @@ Result<HttpClient::Transfer*> HttpClient::startTransfer(Kind kind, HttpCall* cal
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connectMs);
     } else {
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, std::min(connectMs, msLeft(deadline)));
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, msLeft(deadline));
+        // run() abandons a call at its deadline by itself. This is only the backstop for
+        // the unanswered rest of a transfer that nobody waits for any more: generous, so
+        // that a keepalive's tail read at the next renewal does not count as a timeout
+        // (which would close its connection).
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, std::max(msLeft(deadline), 60'000L));
     }
     if (options_.url.tls) {
         if (!options_.caFile.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.caFile.c_str());
@@ -231,6 +244,27 @@ static size_t writeCallback(char* data, size_t size, size_t count, void* userdat
     return n;
 }
 
+int HttpClient::failAttempt(Transfer* t, const std::string& why, TimePoint deadline) {
+    HttpCall* call = t->call;
+    const size_t n = options_.url.endpoints.size();
+    // The next endpoint for this call and, unless another call moved on already, for every
+    // later call.
+    if (current_ == t->endpoint) current_ = (current_ + 1) % n;
+    call->failures += options_.url.endpoints[t->endpoint].display() + ": " + why;
+    const size_t attempts = t->attempts + 1, next = (t->endpoint + 1) % n;
+    const std::string path = t->path, body = t->body;
+    finishTransfer(t);
+    call->response.clear();
+    if (attempts < n && BootClock::now() < deadline) {
+        call->failures += "; ";
+        auto again = startTransfer(Kind::Call, call, path, body, next, deadline, attempts);
+        if (again) return 0;
+        call->failures += again.error().message;
+    }
+    call->transportError = makeError(Errc::Unavailable, call->failures);
+    return 1;
+}
+
 void HttpClient::finishTransfer(Transfer* t) {
     auto it = std::find_if(transfers_.begin(), transfers_.end(),
                            [&](const auto& p) { return p.get() == t; });
@@ -255,42 +289,21 @@ int HttpClient::collect(TimePoint deadline) {
             finishTransfer(t);
             continue;
         }
-        HttpCall* call = t->call;
         long status = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-        const auto& ep = options_.url.endpoints[t->endpoint];
-        bool failed = code != CURLE_OK || status == 503;
-        if (failed) {
-            // The next endpoint for this call and, unless another call moved on already, for
-            // every later call.
-            if (current_ == t->endpoint) current_ = (current_ + 1) % options_.url.endpoints.size();
-            size_t attempts = t->attempts + 1;
-            if (attempts < options_.url.endpoints.size() && BootClock::now() < deadline) {
-                std::string path = t->path, body = t->body;
-                size_t next = (t->endpoint + 1) % options_.url.endpoints.size();
-                std::string why = code != CURLE_OK
-                                      ? (t->errorBuffer[0] ? t->errorBuffer : curl_easy_strerror(code))
-                                      : "HTTP 503";
-                finishTransfer(t);
-                call->response.clear();
-                call->failures += ep.display() + ": " + why + "; ";
-                auto again = startTransfer(Kind::Call, call, path, body, next, deadline);
-                if (again) {
-                    (*again)->attempts = attempts;
-                    continue;
-                }
-                call->transportError = makeError(Errc::Unavailable, call->failures + again.error().message);
-                ++finished;
-                continue;
-            }
-        }
         if (code != CURLE_OK) {
-            std::string why = t->errorBuffer[0] ? t->errorBuffer : curl_easy_strerror(code);
-            call->transportError =
-                makeError(Errc::Unavailable, call->failures + ep.display() + ": " + why);
-        } else {
-            call->status = status;
+            finished += failAttempt(t, t->errorBuffer[0] ? t->errorBuffer : curl_easy_strerror(code),
+                                    deadline);
+            continue;
         }
+        // 503 is etcd's gRPC Unavailable ("no leader", "leader changed"): another member may
+        // do better. On the last endpoint, its answer is the outcome.
+        if (status == 503 && t->attempts + 1 < options_.url.endpoints.size() &&
+            BootClock::now() < deadline) {
+            finished += failAttempt(t, "HTTP 503", deadline);
+            continue;
+        }
+        t->call->status = status;
         finishTransfer(t);
         ++finished;
     }
@@ -299,7 +312,6 @@ int HttpClient::collect(TimePoint deadline) {
 
 Result<void> HttpClient::run(const std::vector<HttpCall*>& calls, TimePoint deadline,
                              Interrupt& interrupt) {
-    std::vector<Transfer*> mine;
     auto abandon = [&] {
         for (auto it = transfers_.begin(); it != transfers_.end();) {
             if ((*it)->kind == Kind::Call &&
@@ -319,7 +331,7 @@ Result<void> HttpClient::run(const std::vector<HttpCall*>& calls, TimePoint dead
         call->failures.clear();
         call->status = 0;
         call->response.clear();
-        auto t = startTransfer(Kind::Call, call, call->path, call->body, current_, deadline);
+        auto t = startTransfer(Kind::Call, call, call->path, call->body, current_, deadline, 0);
         if (!t) {
             abandon();
             return t.error();
@@ -340,13 +352,27 @@ Result<void> HttpClient::run(const std::vector<HttpCall*>& calls, TimePoint dead
         curl_multi_perform(multi_, &running);
         pending -= collect(deadline);
         pending -= std::exchange(answeredEarly_, 0);
+        // Calls whose endpoint took its share of the time without answering move on.
+        const auto now = BootClock::now();
+        std::vector<Transfer*> late;
+        TimePoint wakeAt = deadline;
+        for (const auto& t : transfers_) {
+            if (t->kind != Kind::Call || t->attempts + 1 >= options_.url.endpoints.size()) continue;
+            if (now >= t->attemptDeadline) late.push_back(t.get());
+            else wakeAt = std::min(wakeAt, t->attemptDeadline);
+        }
+        for (Transfer* t : late) pending -= failAttempt(t, "no answer in time", deadline);
+        if (!late.empty()) {
+            curl_multi_perform(multi_, &running);
+            continue;
+        }
         if (pending <= 0) return {};
         curl_waitfd extra{};
         extra.fd = interrupt.fd();
         extra.events = CURL_WAIT_POLLIN;
         int numfds = 0;
         CURLMcode m = curl_multi_poll(multi_, &extra, extra.fd >= 0 ? 1 : 0,
-                                      static_cast<int>(std::min<long>(msLeft(deadline), 1000)),
+                                      static_cast<int>(std::min<long>(msLeft(wakeAt), 1000)),
                                       &numfds);
         if (m != CURLM_OK) {
             abandon();
@@ -363,7 +389,7 @@ Result<void> HttpClient::startStream(const std::string& path, const std::string&
                                      std::function<void(std::string_view)> onLine) {
     stopStream();
     onLine_ = std::move(onLine);
-    auto t = startTransfer(Kind::Stream, nullptr, path, body, current_, TimePoint::max());
+    auto t = startTransfer(Kind::Stream, nullptr, path, body, current_, TimePoint::max(), 0);
     if (!t) return t.error();
     stream_ = *t;
     int running = 0;
@@ -398,7 +424,7 @@ void HttpClient::streamData(Transfer* t) {
 }
 
 void HttpClient::send(const std::string& path, const std::string& body, TimePoint deadline) {
-    if (!startTransfer(Kind::Background, nullptr, path, body, current_, deadline)) return;
+    if (!startTransfer(Kind::Background, nullptr, path, body, current_, deadline, 0)) return;
     int running = 0;
     curl_multi_perform(multi_, &running); // on a pooled connection, the request leaves now
     collect(deadline);

@@ -53,8 +53,9 @@ public:
     void setAuthorization(std::string token) { authorization_ = std::move(token); }
 
     // Runs the calls concurrently on the current endpoint. A call that fails to connect, loses
-    // its connection or is answered 503 is retried on the next endpoint, each endpoint at most
-    // once per call. Returns when every call has an outcome (in the HttpCall), or with
+    // its connection, is answered 503 or gets no answer within its share of the time (the
+    // time left divided among the endpoints it has not tried) is retried on the next
+    // endpoint, each endpoint at most once per call. Returns when every call has an outcome (in the HttpCall), or with
     // Errc::Unavailable when the deadline passes / Errc::Interrupted on a stop request; then
     // every unfinished call is abandoned.
     Result<void> run(const std::vector<HttpCall*>& calls, TimePoint deadline,
@@ -94,7 +95,11 @@ private:
     explicit HttpClient(HttpOptions options);
     Result<void> init();
     Result<Transfer*> startTransfer(Kind kind, HttpCall* call, const std::string& path,
-                                    const std::string& body, size_t endpoint, TimePoint deadline);
+                                    const std::string& body, size_t endpoint, TimePoint deadline,
+                                    size_t attempts);
+    // One attempt of a call failed: retries it on the next endpoint, if any is left and time
+    // remains. Returns 1 when the call has its outcome (the failures), 0 when it was retried.
+    int failAttempt(Transfer* t, const std::string& why, TimePoint deadline);
     void finishTransfer(Transfer* t);
     // Handles finished transfers; returns how many calls got their outcome.
     int collect(TimePoint deadline);
