@@ -6,6 +6,7 @@ client certificates and a member with user/password authentication."""
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -16,7 +17,7 @@ from lockunit_test import (EX_BUSY, EX_CONFIG, EX_LOST, EX_UNAVAILABLE, PAYLOAD,
                            tokens_increase, wait_for)
 
 require("etcd", "etcdctl")
-from etcd_fixture import EtcdCluster, free_ports  # noqa: E402
+from etcd_fixture import ETCDCTL, EtcdCluster, free_ports  # noqa: E402
 
 PREFIX = "lockunit/"
 
@@ -342,6 +343,29 @@ class SingleNode(EtcdTestCase):
         inst.signal(signal.SIGTERM)
         self.assertEqual(inst.wait(10), 0, inst.stderr())
         self.assertEqual(self.etcd.keys("custom/locks/"), {})
+
+
+    def test_queues_with_etcdctl_lock_on_the_same_prefix(self):
+        conf = self.write_conf('backend = "%s"\nname = "%s"\n[etcd]\nprefix = "x-"\n'
+                               % (self.etcd.url(), self.lock))
+        log = self.path("runs.log")
+        ctl = subprocess.Popen([ETCDCTL, "--endpoints=" + self.etcd.endpoints(), "lock",
+                                "x-" + self.lock, "--"] + payload(log, "etcdctl", "--hold", 1000),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            self.assertTrue(wait_for(lambda: read_runs(log), 10), "etcdctl lock never ran")
+            code, _, err = run(["--conf=" + conf, "--scope=no", "--wait=0", "--", "true"])
+            self.assertEqual(code, EX_BUSY, err)
+            code, _, err = run(["--conf=" + conf, "--scope=no", "--"] + payload(log, "lockunit", "--hold", 0))
+            self.assertEqual(code, 0, err)
+            self.assertEqual(ctl.wait(10), 0)
+        finally:
+            if ctl.poll() is None:
+                ctl.kill()
+                ctl.wait()
+        runs = read_runs(log)
+        self.assertEqual([r.node for r in runs], ["etcdctl", "lockunit"])
+        self.assertNoOverlap(runs)
 
 
 class Cluster(EtcdTestCase):
