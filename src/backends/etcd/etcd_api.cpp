@@ -30,7 +30,8 @@ Error grpcError(long long code, const std::string& message, const std::string& e
                 bool haveCredentials) {
     std::string text = "etcd at " + endpoint + ": " + message;
     switch (code) {
-    case kNotFound: return makeError(Errc::Lost, text);
+    case kNotFound:
+        return makeError(Errc::Lost, text);
     case kInvalidArgument:
     case kPermissionDenied:
     case kUnauthenticated:
@@ -40,7 +41,8 @@ Error grpcError(long long code, const std::string& message, const std::string& e
             text += " (the server requires authentication: set [etcd] user and password_file "
                     "or password_credential)";
         return makeError(Errc::Refused, text);
-    default: return makeError(Errc::Unavailable, text);
+    default:
+        return makeError(Errc::Unavailable, text);
     }
 }
 
@@ -125,10 +127,9 @@ Result<void> EtcdApi::authenticate(TimePoint deadline, Interrupt& interrupt) {
             authenticated_ = true; // nothing to do: the server accepts everyone
             return {};
         }
-        return makeError(answer.error().code == Errc::Unavailable ? Errc::Unavailable
-                                                                   : Errc::Refused,
-                         "etcd refused user '" + credentials_->user + "': " +
-                             answer.error().message);
+        return makeError(
+            answer.error().code == Errc::Unavailable ? Errc::Unavailable : Errc::Refused,
+            "etcd refused user '" + credentials_->user + "': " + answer.error().message);
     }
     std::string token = jsonString(*answer, "token");
     if (token.empty())
@@ -141,7 +142,8 @@ Result<void> EtcdApi::authenticate(TimePoint deadline, Interrupt& interrupt) {
 Result<void> EtcdApi::call(const std::vector<ApiCall*>& calls, TimePoint deadline,
                            Interrupt& interrupt) {
     auto failAll = [&](const Error& e) -> Result<void> {
-        for (ApiCall* c : calls) c->result = e;
+        for (ApiCall* c : calls)
+            c->result = e;
         return e;
     };
     for (int round = 0; round < 2; ++round) {
@@ -157,7 +159,8 @@ Result<void> EtcdApi::call(const std::vector<ApiCall*>& calls, TimePoint deadlin
             pointers.push_back(&http[i]);
         }
         if (log::verbose())
-            for (ApiCall* c : calls) log::debug("etcd: " + c->path + " via " + http_->currentEndpoint());
+            for (ApiCall* c : calls)
+                log::debug("etcd: " + c->path + " via " + http_->currentEndpoint());
         if (auto r = http_->run(pointers, deadline, interrupt); !r) return failAll(r.error());
         bool tokenExpired = false;
         for (size_t i = 0; i < calls.size(); ++i) {
@@ -173,7 +176,8 @@ Result<void> EtcdApi::call(const std::vector<ApiCall*>& calls, TimePoint deadlin
 
 void EtcdApi::send(const std::string& path, const Json& body, TimePoint deadline) {
     if (credentials_ && !authenticated_) return; // no token yet: nothing sensible to send
-    if (log::verbose()) log::debug("etcd: " + path + " via " + http_->currentEndpoint() + " (unanswered)");
+    if (log::verbose())
+        log::debug("etcd: " + path + " via " + http_->currentEndpoint() + " (unanswered)");
     http_->send(path, body.dump(-1, ' ', false, Json::error_handler_t::replace), deadline);
 }
 

@@ -37,10 +37,8 @@ public:
 
     // Sends the calls concurrently; each gets its own result. Returns an error when the whole
     // batch was abandoned (deadline passed, stop requested); the calls then carry it too.
-    Result<void> call(const std::vector<ApiCall*>& calls, TimePoint deadline,
-                      Interrupt& interrupt);
-    Result<Json> call(const std::string& path, Json body, TimePoint deadline,
-                      Interrupt& interrupt);
+    Result<void> call(const std::vector<ApiCall*>& calls, TimePoint deadline, Interrupt& interrupt);
+    Result<Json> call(const std::string& path, Json body, TimePoint deadline, Interrupt& interrupt);
 
     // Sends a call whose answer does not matter (see HttpClient::send).
     void send(const std::string& path, const Json& body, TimePoint deadline);

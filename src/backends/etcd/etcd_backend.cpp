@@ -14,7 +14,9 @@
 // expire while it waits, and then takes the vanished key for a held lock.
 //
 // The waiter's lease is kept alive while it waits (a keepalive goes with every check), and a
-// waiter that gives up deletes its key and revokes its lease. The fencing token is the own
+// waiter that gives up deletes its key and revokes its lease. Once it holds, the holder
+// record in its key gets the time of acquisition and the token, written without holding up
+// the payload. The fencing token is the own
 // key's create-revision: cluster-wide and strictly increasing. Release deletes the key and
 // revokes the lease; renew is a keepalive (TTL 0 or none: lost) plus a read of the own key
 // (gone: lost).
@@ -59,7 +61,8 @@ std::vector<KeyValue> parseKvs(const Json& range) {
     std::vector<KeyValue> out;
     const Json& kvs = jsonMember(range, "kvs");
     if (kvs.is_array())
-        for (const Json& kv : kvs) out.push_back(parseKv(kv));
+        for (const Json& kv : kvs)
+            out.push_back(parseKv(kv));
     return out;
 }
 
@@ -153,12 +156,12 @@ public:
             state.holders.push_back(r);
             if (!firstLease) firstLease = kv.lease;
         }
-        long long count = std::max<long long>(jsonInt(*range, "count"),
-                                              static_cast<long long>(kvs.size()));
+        long long count =
+            std::max<long long>(jsonInt(*range, "count"), static_cast<long long>(kvs.size()));
         state.waiters = static_cast<int>(count - static_cast<long long>(state.holders.size()));
         if (firstLease) {
-            auto ttl = api_->call("/v3/lease/timetolive", Json{{"ID", firstLease}}, deadline,
-                                  interrupt);
+            auto ttl =
+                api_->call("/v3/lease/timetolive", Json{{"ID", firstLease}}, deadline, interrupt);
             if (ttl) state.leaseLeft = std::chrono::seconds(std::max(0LL, jsonInt(*ttl, "TTL")));
         }
         return state;
@@ -171,10 +174,11 @@ public:
 private:
     // Where our key stands in the queue, as one txn saw it.
     struct Position {
-        bool ownKey = false;          // our key still exists with our create-revision
-        bool created = false;         // this txn created it (its value is fresh)
-        std::vector<KeyValue> below;  // keys with a lower create-revision, nearest first
-        long long revision = 0;       // the store revision the txn saw
+        bool ownKey = false;         // our key still exists with our create-revision
+        bool created = false;        // this txn created it (its value is fresh)
+        bool complete = true;        // false: the keys before ours were not read
+        std::vector<KeyValue> below; // keys with a lower create-revision, nearest first
+        long long revision = 0;      // the store revision the txn saw
     };
 
     ApiCall keepaliveCall() const { return ApiCall{"/v3/lease/keepalive", Json{{"ID", lease_}}}; }
@@ -223,22 +227,23 @@ private:
         Json put{{"key", etcd::base64Encode(key_)},
                  {"value", etcd::base64Encode(record(0))},
                  {"lease", lease_}};
-        return ApiCall{"/v3/kv/txn",
-                       Json{{"compare", compareOwnKey(0)},
-                            {"success", Json::array({Json{{"request_put", put}},
-                                                     Json{{"request_range",
-                                                           rangeBelow(0, holders_ + 1)}}})},
-                            {"failure", Json::array({Json{{"request_range",
-                                                           Json{{"key", etcd::base64Encode(key_)}}}}})}}};
+        return ApiCall{
+            "/v3/kv/txn",
+            Json{{"compare", compareOwnKey(0)},
+                 {"success", Json::array({Json{{"request_put", put}},
+                                          Json{{"request_range", rangeBelow(0, holders_ + 1)}}})},
+                 {"failure", Json::array({Json{
+                                 {"request_range", Json{{"key", etcd::base64Encode(key_)}}}}})}}};
     }
 
     // Reads the keys before ours, if ours still exists, in one txn.
     ApiCall checkCall() const {
-        return ApiCall{"/v3/kv/txn",
-                       Json{{"compare", compareOwnKey(myRevision_)},
-                            {"success", Json::array({Json{{"request_range",
-                                                           rangeBelow(myRevision_ - 1, holders_)}}})},
-                            {"failure", Json::array()}}};
+        return ApiCall{
+            "/v3/kv/txn",
+            Json{{"compare", compareOwnKey(myRevision_)},
+                 {"success",
+                  Json::array({Json{{"request_range", rangeBelow(myRevision_ - 1, holders_)}}})},
+                 {"failure", Json::array()}}};
     }
 
     Result<Position> parseEnqueue(const Json& txn) {
@@ -257,7 +262,9 @@ private:
         if (own.empty() || own.front().lease != lease_)
             return makeError(Errc::Refused, "key '" + key_ + "' exists with another lease");
         myRevision_ = own.front().createRevision;
-        return Result<Position>(makeError(Errc::Busy, "requeued")); // caller checks again
+        pos.ownKey = true;
+        pos.complete = false; // the caller checks our place next
+        return pos;
     }
 
     Position parseCheck(const Json& txn) const {
@@ -297,10 +304,8 @@ private:
             Position pos;
             if (myRevision_ == 0) {
                 auto parsed = parseEnqueue(*queue.result);
-                if (!parsed) {
-                    if (parsed.error().code == Errc::Busy) continue;
-                    return parsed.error();
-                }
+                if (!parsed) return parsed.error();
+                if (!parsed->complete) continue;
                 pos = *parsed;
             } else {
                 pos = parseCheck(*queue.result);
@@ -322,21 +327,22 @@ private:
             }
             watch(pos);
             if (!wakePending_)
-                return makeError(Errc::Busy, "held; waiting behind key '" +
-                                                 pos.below.front().key + "'");
+                return makeError(Errc::Busy,
+                                 "held; waiting behind key '" + pos.below.front().key + "'");
             // The watch saw a deletion while we were asking: look again at once.
         }
         return makeError(Errc::Busy, "held");
     }
 
     Result<Duration> grant(TimePoint deadline, Interrupt& interrupt) {
-        auto answer = api_->call("/v3/lease/grant", Json{{"TTL", ttlSeconds_}, {"ID", 0}},
-                                 deadline, interrupt);
+        auto answer = api_->call("/v3/lease/grant", Json{{"TTL", ttlSeconds_}, {"ID", 0}}, deadline,
+                                 interrupt);
         if (!answer) return answer.error();
         long long id = jsonInt(*answer, "ID"), ttl = jsonInt(*answer, "TTL");
         std::string error = etcd::jsonString(*answer, "error");
         if (id == 0 || ttl <= 0)
-            return makeError(Errc::Refused, "etcd granted no lease" + (error.empty() ? "" : ": " + error));
+            return makeError(Errc::Refused,
+                             "etcd granted no lease" + (error.empty() ? "" : ": " + error));
         lease_ = id;
         key_ = prefix_ + etcd::leaseHex(id);
         myRevision_ = 0;
@@ -366,9 +372,8 @@ private:
                     {"filters", Json::array({"NOPUT"})}};
         if (holders_ != 1) create["range_end"] = etcd::base64Encode(prefixEnd_);
         watchBroken_ = false;
-        auto started = http.startStream(
-            "/v3/watch", Json{{"create_request", create}}.dump(),
-            [this](std::string_view line) { onWatchLine(line); });
+        auto started = http.startStream("/v3/watch", Json{{"create_request", create}}.dump(),
+                                        [this](std::string_view line) { onWatchLine(line); });
         watchKey_ = started ? key : std::string();
     }
 
@@ -487,8 +492,9 @@ Result<Settings> readSettings(const BackendParams& p) {
     auto user = s.string("user");
     if (user && user->empty()) return settingError(s, "user", "must not be empty");
     if (user && !*password)
-        return settingError(s, "user", "is set but neither password_file nor "
-                                       "password_credential is");
+        return settingError(s, "user",
+                            "is set but neither password_file nor "
+                            "password_credential is");
     if (!user && *password)
         return settingError(s, s.has("password_file") ? "password_file" : "password_credential",
                             "a password needs [etcd] user");

@@ -17,14 +17,16 @@ std::string Endpoint::baseUrl(bool tls) const {
 
 namespace {
 
-bool validHostChar(unsigned char c) { return std::isalnum(c) || c == '-' || c == '.' || c == '_'; }
+bool validHostChar(unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '.' || c == '_';
+}
 
 Error urlError(std::string_view scheme, std::string_view rest, const std::string& why) {
     std::string shown(rest);
     if (auto at = shown.rfind('@'); at != std::string::npos) shown = "…" + shown.substr(at);
     return makeError(Errc::Config, "backend URL '" + std::string(scheme) + "://" + shown +
-                                       "': " + why + " (expected " +
-                                       std::string(scheme) + "://HOST:PORT[,HOST:PORT…])");
+                                       "': " + why + " (expected " + std::string(scheme) +
+                                       "://HOST:PORT[,HOST:PORT…])");
 }
 
 } // namespace
@@ -39,8 +41,9 @@ Result<EtcdUrl> parseUrl(std::string_view scheme, std::string_view rest) {
                         "credentials do not belong in the URL; set [etcd] user and password_file "
                         "or password_credential");
     if (list.find_first_of("/?#") != std::string_view::npos)
-        return urlError(scheme, rest, "a path or query is not allowed; the key prefix is "
-                                      "[etcd] prefix");
+        return urlError(scheme, rest,
+                        "a path or query is not allowed; the key prefix is "
+                        "[etcd] prefix");
     if (list.empty()) return urlError(scheme, rest, "no endpoint");
     size_t start = 0;
     while (start <= list.size()) {
@@ -59,20 +62,22 @@ Result<EtcdUrl> parseUrl(std::string_view scheme, std::string_view rest) {
             std::string_view after = item.substr(close + 1);
             if (!after.empty()) {
                 if (after.front() != ':')
-                    return urlError(scheme, rest, "unexpected text after ']' in '" +
-                                                      std::string(item) + "'");
+                    return urlError(scheme, rest,
+                                    "unexpected text after ']' in '" + std::string(item) + "'");
                 portText = after.substr(1);
-                if (portText.empty()) return urlError(scheme, rest, "empty port in '" + std::string(item) + "'");
+                if (portText.empty())
+                    return urlError(scheme, rest, "empty port in '" + std::string(item) + "'");
             }
-            if (ep.host.empty() || ep.host.find_first_not_of("0123456789abcdefABCDEF:.") !=
-                                       std::string::npos)
+            if (ep.host.empty() ||
+                ep.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos)
                 return urlError(scheme, rest, "bad IPv6 address in '" + std::string(item) + "'");
         } else {
             size_t colon = item.find(':');
             ep.host = std::string(item.substr(0, colon));
             if (colon != std::string_view::npos) {
                 portText = item.substr(colon + 1);
-                if (portText.empty()) return urlError(scheme, rest, "empty port in '" + std::string(item) + "'");
+                if (portText.empty())
+                    return urlError(scheme, rest, "empty port in '" + std::string(item) + "'");
             }
             if (ep.host.empty())
                 return urlError(scheme, rest, "no host in '" + std::string(item) + "'");
@@ -141,7 +146,8 @@ Result<std::string> base64Decode(std::string_view in) {
         if (c == '/' || c == '_') return 63;
         return -1;
     };
-    while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+    while (!in.empty() && in.back() == '=')
+        in.remove_suffix(1);
     if (in.size() % 4 == 1) return makeError(Errc::Refused, "malformed base64 from etcd");
     std::string out;
     out.reserve(in.size() * 3 / 4);

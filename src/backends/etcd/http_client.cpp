@@ -2,7 +2,6 @@
 #include "backends/etcd/http_client.hpp"
 
 #include <algorithm>
-#include <utility>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
@@ -11,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <utility>
 
 namespace lockunit::etcd {
 
@@ -64,9 +64,9 @@ struct HttpClient::Transfer {
     HttpCall* call = nullptr; // Kind::Call only
     std::string path, body;
     size_t endpoint = 0;
-    size_t attempts = 0;      // endpoints this call tried before this one
+    size_t attempts = 0;         // endpoints this call tried before this one
     TimePoint attemptDeadline{}; // when to give up on this endpoint and try the next
-    std::string lineBuffer; // the stream's unfinished line
+    std::string lineBuffer;      // the stream's unfinished line
     char errorBuffer[CURL_ERROR_SIZE] = {};
 
     ~Transfer() {
@@ -77,7 +77,6 @@ struct HttpClient::Transfer {
         curl_slist_free_all(headers);
     }
 };
-
 
 HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {}
 
@@ -158,7 +157,8 @@ Result<HttpClient::Transfer*> HttpClient::startTransfer(Kind kind, HttpCall* cal
     // Each endpoint still untried gets an equal share of the time left: a member that
     // accepts the connection but does not answer (stopped, partitioned) costs only its share.
     const auto now = BootClock::now();
-    const size_t untried = options_.url.endpoints.size() - std::min(attempts, options_.url.endpoints.size() - 1);
+    const size_t untried =
+        options_.url.endpoints.size() - std::min(attempts, options_.url.endpoints.size() - 1);
     t->attemptDeadline = deadline == TimePoint::max() || deadline <= now
                              ? deadline
                              : now + (deadline - now) / static_cast<long>(untried);
@@ -210,11 +210,13 @@ Result<HttpClient::Transfer*> HttpClient::startTransfer(Kind kind, HttpCall* cal
         if (!options_.caFile.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.caFile.c_str());
         if (!options_.certFile.empty())
             curl_easy_setopt(e, CURLOPT_SSLCERT, options_.certFile.c_str());
-        if (!options_.keyFile.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, options_.keyFile.c_str());
+        if (!options_.keyFile.empty())
+            curl_easy_setopt(e, CURLOPT_SSLKEY, options_.keyFile.c_str());
     }
     if (call) call->endpoint = options_.url.endpoints[endpoint].display();
     if (CURLMcode m = curl_multi_add_handle(multi_, e); m != CURLM_OK)
-        return makeError(Errc::System, std::string("curl_multi_add_handle: ") + curl_multi_strerror(m));
+        return makeError(Errc::System,
+                         std::string("curl_multi_add_handle: ") + curl_multi_strerror(m));
     Transfer* raw = t.get();
     transfers_.push_back(std::move(t));
     return raw;
@@ -292,8 +294,8 @@ int HttpClient::collect(TimePoint deadline) {
         long status = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
         if (code != CURLE_OK) {
-            finished += failAttempt(t, t->errorBuffer[0] ? t->errorBuffer : curl_easy_strerror(code),
-                                    deadline);
+            finished += failAttempt(
+                t, t->errorBuffer[0] ? t->errorBuffer : curl_easy_strerror(code), deadline);
             continue;
         }
         // 503 is etcd's gRPC Unavailable ("no leader", "leader changed"): another member may
@@ -358,10 +360,13 @@ Result<void> HttpClient::run(const std::vector<HttpCall*>& calls, TimePoint dead
         TimePoint wakeAt = deadline;
         for (const auto& t : transfers_) {
             if (t->kind != Kind::Call || t->attempts + 1 >= options_.url.endpoints.size()) continue;
-            if (now >= t->attemptDeadline) late.push_back(t.get());
-            else wakeAt = std::min(wakeAt, t->attemptDeadline);
+            if (now >= t->attemptDeadline)
+                late.push_back(t.get());
+            else
+                wakeAt = std::min(wakeAt, t->attemptDeadline);
         }
-        for (Transfer* t : late) pending -= failAttempt(t, "no answer in time", deadline);
+        for (Transfer* t : late)
+            pending -= failAttempt(t, "no answer in time", deadline);
         if (!late.empty()) {
             curl_multi_perform(multi_, &running);
             continue;
@@ -371,12 +376,13 @@ Result<void> HttpClient::run(const std::vector<HttpCall*>& calls, TimePoint dead
         extra.fd = interrupt.fd();
         extra.events = CURL_WAIT_POLLIN;
         int numfds = 0;
-        CURLMcode m = curl_multi_poll(multi_, &extra, extra.fd >= 0 ? 1 : 0,
-                                      static_cast<int>(std::min<long>(msLeft(wakeAt), 1000)),
-                                      &numfds);
+        CURLMcode m =
+            curl_multi_poll(multi_, &extra, extra.fd >= 0 ? 1 : 0,
+                            static_cast<int>(std::min<long>(msLeft(wakeAt), 1000)), &numfds);
         if (m != CURLM_OK) {
             abandon();
-            return makeError(Errc::System, std::string("curl_multi_poll: ") + curl_multi_strerror(m));
+            return makeError(Errc::System,
+                             std::string("curl_multi_poll: ") + curl_multi_strerror(m));
         }
         if (extra.fd >= 0 && (extra.revents & CURL_WAIT_POLLIN) && interrupt.stopRequested()) {
             abandon();

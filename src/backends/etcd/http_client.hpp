@@ -55,11 +55,10 @@ public:
     // Runs the calls concurrently on the current endpoint. A call that fails to connect, loses
     // its connection, is answered 503 or gets no answer within its share of the time (the
     // time left divided among the endpoints it has not tried) is retried on the next
-    // endpoint, each endpoint at most once per call. Returns when every call has an outcome (in the HttpCall), or with
-    // Errc::Unavailable when the deadline passes / Errc::Interrupted on a stop request; then
-    // every unfinished call is abandoned.
-    Result<void> run(const std::vector<HttpCall*>& calls, TimePoint deadline,
-                     Interrupt& interrupt);
+    // endpoint, each endpoint at most once per call. Returns when every call has an outcome (in the
+    // HttpCall), or with Errc::Unavailable when the deadline passes / Errc::Interrupted on a stop
+    // request; then every unfinished call is abandoned.
+    Result<void> run(const std::vector<HttpCall*>& calls, TimePoint deadline, Interrupt& interrupt);
 
     // Sends a request whose answer nobody waits for (it is read and dropped during later
     // calls); bounded by the deadline like any other.
