@@ -106,8 +106,9 @@ Result<std::unique_ptr<LockBackend>> makeBackend(const Config& config, const Hol
     params.holders = static_cast<int>(config.holders.value);
     params.self = self;
     const std::string scheme = params.url.substr(0, params.url.find("://"));
-    const BackendInfo* info = backends::byScheme(scheme);
-    params.settings = &config.backendSettings(info ? std::string(info->table) : scheme);
+    auto info = backends::byScheme(scheme);
+    if (!info) return info.error();
+    params.settings = &config.backendSettings(*info ? std::string((*info)->table) : scheme);
     return backends::create(params);
 }
 

@@ -333,8 +333,8 @@ std::string tomlTypeName(const toml::node& node) {
 
 std::string tableList() {
     std::string out;
-    for (const auto* info : backends::all())
-        out += std::string(out.empty() ? "" : ", ") + "[" + std::string(info->table) + "]";
+    for (const auto& table : backends::tables())
+        out += std::string(out.empty() ? "" : ", ") + "[" + table + "]";
     return out;
 }
 
@@ -404,8 +404,11 @@ void loadFile(Config& config, const std::string& path, Problems& problems) {
         Origin at = originOf(path, node.source());
         Origin keyAt = originOf(path, k.source());
         if (auto table = node.as_table()) {
-            if (const BackendInfo* info = backends::byTable(key))
-                loadBackendTable(config, *info, *table, path, problems);
+            auto info = backends::byTable(key);
+            if (!info)
+                problems.add(keyAt, "[" + key + "]: " + info.error().message);
+            else if (*info)
+                loadBackendTable(config, **info, *table, path, problems);
             else
                 problems.add(keyAt, "unknown table [" + key + "] (backend tables: " + tableList() + ")");
             continue;
@@ -467,7 +470,8 @@ void validate(Config& c, bool needCommand, Problems& problems) {
         problems.add(c.backend.origin, "backend: expected a URL such as redis://host:6379, found '" +
                                            c.backend.value + "' (available: " +
                                            backends::schemeList() + ")");
-    else if (!backends::byScheme(scheme))
+    else if (auto known = backends::schemes();
+             std::find(known.begin(), known.end(), scheme) == known.end())
         problems.add(c.backend.origin, "backend: unknown backend '" + scheme + "' (available: " +
                                            backends::schemeList() + ")");
 

@@ -19,6 +19,29 @@ TEST(BackendRegistry, HoldsExactlyTheBackendsMesonEnabled) {
     EXPECT_EQ(registered, expected);
 }
 
+TEST(BackendRegistry, ModuleMapMatchesWhatEachModuleRegisters) {
+    // The unit tests link every module's code, so each backend is registered here; meson's map
+    // (which the program uses to pick a module to load) must name exactly its schemes/tables.
+    for (const auto& module : backends::modules()) {
+        for (const auto& scheme : module.schemes) {
+            auto info = backends::byScheme(scheme);
+            ASSERT_TRUE(info.ok() && *info) << module.name << " does not register " << scheme;
+            EXPECT_NE(std::find(module.tables.begin(), module.tables.end(), (*info)->table),
+                      module.tables.end())
+                << scheme << " registers table " << (*info)->table;
+        }
+        for (const auto& table : module.tables) {
+            auto info = backends::byTable(table);
+            ASSERT_TRUE(info.ok() && *info) << module.name << " does not register [" << table << "]";
+            for (auto scheme : (*info)->schemes)
+                EXPECT_NE(std::find(module.schemes.begin(), module.schemes.end(), scheme),
+                          module.schemes.end())
+                    << "[" << table << "] serves " << scheme << ", missing from meson's map";
+        }
+    }
+    EXPECT_FALSE(backends::modules().empty());
+}
+
 TEST(BackendRegistry, UnknownSchemeListsTheAvailableOnes) {
     BackendParams p;
     p.url = "etdc://localhost:2379";
