@@ -83,8 +83,8 @@ Result<void> load(const ModuleInfo& module) {
     const std::string path = modulePath(module.name);
     // RTLD_NOW: a missing symbol is an error here, not a crash in the middle of a lease.
     if (!::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL))
-        return makeError(Errc::Unavailable, "cannot load the " + module.name +
-                                                " backend module: " + ::dlerror());
+        return makeError(Errc::Unavailable,
+                         "cannot load the " + module.name + " backend module: " + ::dlerror());
     loaded.push_back(module.name);
     return {};
 }
@@ -100,8 +100,10 @@ Result<const BackendInfo*> byScheme(std::string_view scheme) {
         if (contains(module.schemes, scheme)) {
             if (auto r = load(module); !r) return r.error();
             if (const BackendInfo* info = findScheme(scheme)) return info;
-            return makeError(Errc::Unavailable, "the " + module.name + " backend module does not "
-                                                "register scheme '" + std::string(scheme) + "'");
+            return makeError(Errc::Unavailable, "the " + module.name +
+                                                    " backend module does not "
+                                                    "register scheme '" +
+                                                    std::string(scheme) + "'");
         }
     return static_cast<const BackendInfo*>(nullptr);
 }
@@ -112,16 +114,20 @@ Result<const BackendInfo*> byTable(std::string_view name) {
         if (contains(module.tables, name)) {
             if (auto r = load(module); !r) return r.error();
             if (const BackendInfo* info = findTable(name)) return info;
-            return makeError(Errc::Unavailable, "the " + module.name + " backend module does not "
-                                                "register table [" + std::string(name) + "]");
+            return makeError(Errc::Unavailable, "the " + module.name +
+                                                    " backend module does not "
+                                                    "register table [" +
+                                                    std::string(name) + "]");
         }
     return static_cast<const BackendInfo*>(nullptr);
 }
 
 std::vector<const BackendInfo*> all() {
-    for (const auto& module : modules()) (void)load(module);
+    for (const auto& module : modules())
+        (void)load(module);
     std::vector<const BackendInfo*> out;
-    for (const auto& info : table()) out.push_back(&info);
+    for (const auto& info : table())
+        out.push_back(&info);
     std::sort(out.begin(), out.end(),
               [](auto* a, auto* b) { return a->schemes.front() < b->schemes.front(); });
     return out;
@@ -130,9 +136,11 @@ std::vector<const BackendInfo*> all() {
 std::vector<std::string> schemes() {
     std::vector<std::string> out;
     for (const auto& info : table())
-        for (auto s : info.schemes) out.emplace_back(s);
+        for (auto s : info.schemes)
+            out.emplace_back(s);
     for (const auto& module : modules())
-        for (const auto& s : module.schemes) out.push_back(s);
+        for (const auto& s : module.schemes)
+            out.push_back(s);
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
@@ -140,9 +148,11 @@ std::vector<std::string> schemes() {
 
 std::vector<std::string> tables() {
     std::vector<std::string> out;
-    for (const auto& info : table()) out.emplace_back(info.table);
+    for (const auto& info : table())
+        out.emplace_back(info.table);
     for (const auto& module : modules())
-        for (const auto& t : module.tables) out.push_back(t);
+        for (const auto& t : module.tables)
+            out.push_back(t);
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
@@ -150,7 +160,8 @@ std::vector<std::string> tables() {
 
 std::string schemeList() {
     std::string out;
-    for (const auto& s : schemes()) out += (out.empty() ? "" : ", ") + s;
+    for (const auto& s : schemes())
+        out += (out.empty() ? "" : ", ") + s;
     return out;
 }
 

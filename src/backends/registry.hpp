@@ -54,6 +54,6 @@ Result<std::unique_ptr<LockBackend>> create(BackendParams params);
 
 #define LOCKUNIT_CONCAT_(a, b) a##b
 #define LOCKUNIT_CONCAT(a, b) LOCKUNIT_CONCAT_(a, b)
-#define LOCKUNIT_REGISTER_BACKEND(...)                                                            \
+#define LOCKUNIT_REGISTER_BACKEND(...)                                                             \
     [[maybe_unused]] static const bool LOCKUNIT_CONCAT(lockunitRegistered_, __LINE__) =            \
         ::lockunit::backends::add(__VA_ARGS__)

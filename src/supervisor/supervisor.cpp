@@ -30,8 +30,10 @@ Duration renewRetry(Duration renew) {
 SignalSource::SignalSource(const std::vector<int>& forwarded) {
     sigset_t set;
     sigemptyset(&set);
-    for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&set, sig);
-    for (int sig : forwarded) sigaddset(&set, sig);
+    for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2})
+        sigaddset(&set, sig);
+    for (int sig : forwarded)
+        sigaddset(&set, sig);
     if (sigprocmask(SIG_BLOCK, &set, nullptr) < 0)
         throw std::runtime_error(std::string("sigprocmask: ") + std::strerror(errno));
     fd_.reset(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
@@ -78,8 +80,7 @@ void Supervisor::handleSignals() {
         if (sig == SIGCHLD) {
             d_.runner.reap();
         } else if (sig == SIGTERM || sig == SIGINT) {
-            if (!stopRequested_)
-                log::info(signalName(sig) + " received, stopping");
+            if (!stopRequested_) log::info(signalName(sig) + " received, stopping");
             stopRequested_ = true;
         } else if (phase_ == Phase::Running || phase_ == Phase::Stopping) {
             const auto& fwd = d_.config.forwardSignals.value;
@@ -98,15 +99,18 @@ int Supervisor::pollOnce(TimePoint until, std::initializer_list<int> extras) {
     if (until > now) {
         itimerspec spec{};
         auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(until - now);
-        if (until == TimePoint::max() || left > std::chrono::hours(24)) left = std::chrono::hours(24);
+        if (until == TimePoint::max() || left > std::chrono::hours(24))
+            left = std::chrono::hours(24);
         spec.it_value.tv_sec = left.count() / 1'000'000'000;
         spec.it_value.tv_nsec = left.count() % 1'000'000'000;
         timerfd_settime(timer_.get(), 0, &spec, nullptr);
     }
     std::vector<pollfd> fds = {{d_.signals.fd(), POLLIN, 0}, {timer_.get(), POLLIN, 0}};
-    for (int fd : extras) fds.push_back({fd, POLLIN, 0}); // poll() ignores fd -1
+    for (int fd : extras)
+        fds.push_back({fd, POLLIN, 0}); // poll() ignores fd -1
     int r = ::poll(fds.data(), fds.size(), until > now ? -1 : 0);
-    if (r < 0 && errno != EINTR) throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+    if (r < 0 && errno != EINTR)
+        throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
     uint64_t expirations;
     [[maybe_unused]] auto n = ::read(timer_.get(), &expirations, sizeof expirations);
     if (fds[0].revents) handleSignals();
@@ -184,11 +188,11 @@ std::optional<int> Supervisor::waitForLock() {
             nextExtend = now + kExtendEvery;
         }
         feedWatchdog(now, true);
-        TimePoint until = std::min({now + d_.backend.retryInterval(), giveUp,
-                                    cfg.notify.value != NotifyMode::Standby ? nextExtend
-                                                                            : TimePoint::max(),
-                                    watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
-                                    d_.runner.nextTimeout().value_or(TimePoint::max())});
+        TimePoint until =
+            std::min({now + d_.backend.retryInterval(), giveUp,
+                      cfg.notify.value != NotifyMode::Standby ? nextExtend : TimePoint::max(),
+                      watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
+                      d_.runner.nextTimeout().value_or(TimePoint::max())});
         // The runner's D-Bus connection is served while we wait, so nothing piles up on it.
         int ready = pollOnce(until, {d_.backend.wakeFd(), d_.runner.fd()});
         holderChanged = ready & 1;
@@ -232,10 +236,11 @@ int Supervisor::runPayload() {
         TimePoint now = d_.clock.now();
         if (lease_.mustStop(now)) {
             log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
-                       "lost lock '" + cfg.name.value + "': its lease could not be renewed "
-                       "before the deadline");
-            return stopPayload(exitcode::Lost, "lease of '" + cfg.name.value +
-                                                   "' could not be renewed in time");
+                       "lost lock '" + cfg.name.value +
+                           "': its lease could not be renewed "
+                           "before the deadline");
+            return stopPayload(exitcode::Lost,
+                               "lease of '" + cfg.name.value + "' could not be renewed in time");
         }
         if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
         if (auto code = d_.runner.mainExit()) {
@@ -271,8 +276,8 @@ int Supervisor::runPayload() {
             } else if (renewed.error().code != Errc::Interrupted) {
                 log::event(log::Level::Warning,
                            {"renew-failed", cfg.name.value, backendScheme(), token_},
-                           "renewing lock '" + cfg.name.value + "' failed: " +
-                               renewed.error().message + "; retrying");
+                           "renewing lock '" + cfg.name.value +
+                               "' failed: " + renewed.error().message + "; retrying");
                 nextRenew = d_.clock.now() + renewRetry(cfg.renew.value);
                 watchLoss = false;
             }

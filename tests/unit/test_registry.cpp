@@ -11,10 +11,12 @@ TEST(BackendRegistry, HoldsExactlyTheBackendsMesonEnabled) {
     std::vector<std::string> expected;
     std::stringstream list(LOCKUNIT_ENABLED_BACKENDS);
     std::string name;
-    while (std::getline(list, name, ',')) expected.push_back(name);
+    while (std::getline(list, name, ','))
+        expected.push_back(name);
     std::sort(expected.begin(), expected.end());
     std::vector<std::string> registered;
-    for (const auto* info : backends::all()) registered.emplace_back(info->table);
+    for (const auto* info : backends::all())
+        registered.emplace_back(info->table);
     std::sort(registered.begin(), registered.end());
     EXPECT_EQ(registered, expected);
 }
@@ -32,7 +34,8 @@ TEST(BackendRegistry, ModuleMapMatchesWhatEachModuleRegisters) {
         }
         for (const auto& table : module.tables) {
             auto info = backends::byTable(table);
-            ASSERT_TRUE(info.ok() && *info) << module.name << " does not register [" << table << "]";
+            ASSERT_TRUE(info.ok() && *info)
+                << module.name << " does not register [" << table << "]";
             for (auto scheme : (*info)->schemes)
                 EXPECT_NE(std::find(module.schemes.begin(), module.schemes.end(), scheme),
                           module.schemes.end())
@@ -56,7 +59,8 @@ TEST(BackendRegistry, EverySchemeMapsToOneBackend) {
     for (const auto& scheme : backends::schemes()) {
         int owners = 0;
         for (const auto* info : backends::all())
-            owners += static_cast<int>(std::count(info->schemes.begin(), info->schemes.end(), scheme));
+            owners +=
+                static_cast<int>(std::count(info->schemes.begin(), info->schemes.end(), scheme));
         EXPECT_EQ(owners, 1) << scheme;
     }
 }

@@ -17,7 +17,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+bool alive(pid_t pid) {
+    return pid > 0 && ::kill(pid, 0) == 0;
+}
 
 // A clock that can jump forward, as after a SIGSTOP or a suspend.
 class JumpingClock final : public Clock {
@@ -235,7 +237,8 @@ TEST_F(SupervisorTest, WatchdogIsFedOnlyWhileTheLeaseIsConfirmed) {
     EXPECT_EQ(run(), exitcode::Lost);
     // Stopping starts at 2 s − 22 ms − 500 ms − 500 ms ≈ 978 ms: about 9 pings at 100 ms.
     int pings = 0;
-    for (const auto& s : notifier_.sent) pings += s == "WATCHDOG=1";
+    for (const auto& s : notifier_.sent)
+        pings += s == "WATCHDOG=1";
     EXPECT_GE(pings, 3);
     EXPECT_LE(pings, 12);
     // None after STOPPING=1.
