@@ -245,6 +245,8 @@ TEST_F(SupervisorTest, WatchdogIsFedOnlyWhileTheLeaseIsConfirmed) {
     bool stopping = false;
     for (const auto& s : notifier_.sent) {
         if (s.find("STOPPING=1") == 0) stopping = true;
-        if (stopping) EXPECT_NE(s, "WATCHDOG=1");
+        if (stopping) {
+            EXPECT_NE(s, "WATCHDOG=1");
+        }
     }
 }
