@@ -7,6 +7,7 @@
 #include <ctime>
 #include <poll.h>
 #include <stdexcept>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 
@@ -52,10 +53,16 @@ std::vector<int> SignalSource::drain() {
 class Supervisor::SignalInterrupt final : public Interrupt {
 public:
     explicit SignalInterrupt(Supervisor& s) : s_(s) {}
-    int fd() const override { return s_.d_.signals.fd(); }
+    // Readable on a signal, or when the timer fires: while the payload runs the timer is armed
+    // at the lease's stop time, so that no backend call can hold up the deadline rule.
+    int fd() const override { return s_.interruptFd_.get(); }
     bool stopRequested() override {
         s_.handleSignals();
-        return s_.stopRequested_ && s_.phase_ != Phase::Releasing;
+        uint64_t expirations;
+        [[maybe_unused]] auto n = ::read(s_.timer_.get(), &expirations, sizeof expirations);
+        if (s_.phase_ == Phase::Releasing) return false;
+        return s_.stopRequested_ ||
+               (s_.phase_ == Phase::Running && s_.lease_.mustStop(s_.d_.clock.now()));
     }
 
 private:
@@ -67,6 +74,16 @@ Supervisor::Supervisor(Deps deps, LaunchSpec spec, std::string holderId)
       lease_(deps.config.drift(), deps.config.stopTimeout.value, deps.config.margin()) {
     timer_.reset(timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC));
     if (!timer_.valid()) throw std::runtime_error(std::string("timerfd: ") + std::strerror(errno));
+    interruptFd_.reset(epoll_create1(EPOLL_CLOEXEC));
+    if (!interruptFd_.valid())
+        throw std::runtime_error(std::string("epoll: ") + std::strerror(errno));
+    for (int fd : {d_.signals.fd(), timer_.get()}) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        if (epoll_ctl(interruptFd_.get(), EPOLL_CTL_ADD, fd, &ev) < 0)
+            throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(errno));
+    }
     watchdogInterval_ = d_.notifier.watchdogInterval();
 }
 
@@ -94,17 +111,20 @@ void Supervisor::handleSignals() {
     }
 }
 
+void Supervisor::armTimer(TimePoint at) {
+    auto now = d_.clock.now();
+    itimerspec spec{};
+    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(at - now);
+    if (at == TimePoint::max() || left > std::chrono::hours(24)) left = std::chrono::hours(24);
+    if (left <= std::chrono::nanoseconds::zero()) left = std::chrono::nanoseconds(1);
+    spec.it_value.tv_sec = left.count() / 1'000'000'000;
+    spec.it_value.tv_nsec = left.count() % 1'000'000'000;
+    timerfd_settime(timer_.get(), 0, &spec, nullptr);
+}
+
 int Supervisor::pollOnce(TimePoint until, std::initializer_list<int> extras) {
     auto now = d_.clock.now();
-    if (until > now) {
-        itimerspec spec{};
-        auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(until - now);
-        if (until == TimePoint::max() || left > std::chrono::hours(24))
-            left = std::chrono::hours(24);
-        spec.it_value.tv_sec = left.count() / 1'000'000'000;
-        spec.it_value.tv_nsec = left.count() % 1'000'000'000;
-        timerfd_settime(timer_.get(), 0, &spec, nullptr);
-    }
+    if (until > now) armTimer(until);
     std::vector<pollfd> fds = {{d_.signals.fd(), POLLIN, 0}, {timer_.get(), POLLIN, 0}};
     for (int fd : extras)
         fds.push_back({fd, POLLIN, 0}); // poll() ignores fd -1
@@ -263,6 +283,7 @@ int Supervisor::runPayload() {
             return *code;
         }
         if (now >= nextRenew) {
+            armTimer(lease_.stopAt()); // a renewal still pending then is abandoned
             auto renewed = d_.backend.renew(interrupt);
             if (renewed) {
                 lease_.confirm(now, renewed->validity);

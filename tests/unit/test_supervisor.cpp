@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "backends/io.hpp"
 #include "supervisor/supervisor.hpp"
 #include "systemd/process_group.hpp"
 
@@ -152,6 +153,20 @@ TEST_F(SupervisorTest, StopsThePayloadBeforeTheLeaseDeadlineWhenRenewalsFail) {
     EXPECT_FALSE(alive(payloadPid()));
     EXPECT_EQ(backend_.payloadAliveAtRelease, false);
     EXPECT_TRUE(notifier_.saw("STOPPING=1"));
+}
+
+TEST_F(SupervisorTest, AHungRenewalIsAbandonedAtTheStopTimeNotAtItsOwnTimeout) {
+    // A backend whose renewal hangs for 10 s (a server that accepts and never answers, with a
+    // command timeout longer than the budget left): the deadline rule must not wait for it.
+    backend_.onRenew = [](Interrupt& interrupt) -> Result<Lease> {
+        auto r = io::waitFor(-1, 0, BootClock::now() + 10s, interrupt, "renew");
+        if (!r) return r.error();
+        return makeError(Errc::Unavailable, "timed out");
+    };
+    EXPECT_EQ(run(), exitcode::Lost);
+    EXPECT_EQ(backend_.renews, 1);
+    EXPECT_LT(finished_, started_ + backend_.validity - config_.drift());
+    EXPECT_FALSE(alive(payloadPid()));
 }
 
 TEST_F(SupervisorTest, ChecksTheDeadlineBeforeAnyIoAfterAClockJump) {
