@@ -6,6 +6,7 @@
 namespace lockunit {
 
 void LeaseDeadline::confirm(TimePoint sentAt, Duration validity) {
+    lastSent_ = std::max(lastSent_, sentAt);
     if (validity == kInfinity) {
         infinite_ = true;
         return;

@@ -18,6 +18,8 @@ public:
     void confirm(TimePoint sentAt, Duration validity);
     bool infinite() const { return infinite_; }
     TimePoint deadline() const { return deadline_; }
+    // When the newest confirming call was sent: renewals are scheduled from it.
+    TimePoint lastSent() const { return lastSent_; }
     // When to start stopping the payload.
     TimePoint stopAt() const;
     bool mustStop(TimePoint now) const { return !infinite_ && now >= stopAt(); }
@@ -26,6 +28,7 @@ private:
     Duration drift_, stopTimeout_, margin_;
     bool infinite_ = false;
     TimePoint deadline_{};
+    TimePoint lastSent_{};
 };
 
 } // namespace lockunit

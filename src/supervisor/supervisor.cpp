@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "util/log.hpp"
 #include "util/signals.hpp"
@@ -213,6 +214,8 @@ std::optional<int> Supervisor::waitForLock() {
                       cfg.notify.value != NotifyMode::Standby ? nextExtend : TimePoint::max(),
                       watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
                       d_.runner.nextTimeout().value_or(TimePoint::max())});
+        // A stop request read while asking for the holder must not wait for the next wake-up.
+        if (stopRequested_) return exitcode::Ok;
         // The runner's D-Bus connection is served while we wait, so nothing piles up on it.
         int ready = pollOnce(until, {d_.backend.wakeFd(), d_.runner.fd()});
         holderChanged = ready & 1;
@@ -229,11 +232,19 @@ int Supervisor::runPayload() {
     spec_.env.push_back("LOCKUNIT_TOKEN=" + token_);
 
     SignalInterrupt interrupt(*this);
-    auto pid = d_.runner.start(spec_, interrupt, lease_.stopAt());
+    auto pid = lease_.mustStop(d_.clock.now())
+                   ? Result<pid_t>(makeError(Errc::Lost, "the lease ran out before the payload "
+                                                         "could start"))
+                   : d_.runner.start(spec_, interrupt, lease_.stopAt());
     if (!pid) {
         // A child that was forked but never released exits by itself (EOF on its pipe), so
         // nothing of the payload ran and the lock can be released at once.
-        if (pid.error().code == Errc::Interrupted) return exitcode::Ok;
+        if (pid.error().code == Errc::Interrupted && stopRequested_) return exitcode::Ok;
+        if (pid.error().code == Errc::Lost || lease_.mustStop(d_.clock.now())) {
+            log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
+                       "lost lock '" + cfg.name.value + "': " + pid.error().message);
+            return exitcode::Lost;
+        }
         log::error("cannot start the payload: " + pid.error().message);
         return exitcode::Unavailable;
     }
@@ -247,7 +258,9 @@ int Supervisor::runPayload() {
                        ", payload PID " + std::to_string(payloadPid_) + " in " + d_.runner.where());
     if (cfg.notify.value == NotifyMode::Running) d_.notifier.ready();
 
-    TimePoint nextRenew = d_.clock.now() + cfg.renew.value;
+    // Renewals count from the acquisition, not from the payload's start, which a slow scope
+    // start job may have delayed.
+    TimePoint nextRenew = lease_.lastSent() + cfg.renew.value;
     // Watch the backend's loss events only while renewals work: a failing renewal must not be
     // retried at the speed of an fd that stays readable.
     bool watchLoss = true;
@@ -265,14 +278,6 @@ int Supervisor::runPayload() {
         if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
         if (auto code = d_.runner.mainExit()) {
             log::info("payload exited with " + std::to_string(*code));
-            // systemd may stop the scope (BindsTo=) a moment before our SIGTERM arrives: that
-            // is still a requested stop, which exits 0.
-            handleSignals();
-            if (!stopRequested_ && d_.runner.ownUnitStopping()) {
-                log::info("this unit is being stopped");
-                stopRequested_ = true;
-            }
-            if (stopRequested_) code = exitcode::Ok;
             phase_ = Phase::Stopping;
             d_.runner.stop(); // whatever it left behind goes too, before the lock is released
             while (!d_.runner.finished()) {
@@ -280,7 +285,14 @@ int Supervisor::runPayload() {
                 d_.runner.process();
                 d_.runner.onTimeout(d_.clock.now());
             }
-            return *code;
+            // systemd may stop the scope (BindsTo=) a moment before our SIGTERM arrives: that
+            // is still a requested stop, which exits 0. Asked only now that nothing runs.
+            handleSignals();
+            if (!stopRequested_ && d_.runner.ownUnitStopping()) {
+                log::info("this unit is being stopped");
+                stopRequested_ = true;
+            }
+            return stopRequested_ ? exitcode::Ok : *code;
         }
         if (now >= nextRenew) {
             armTimer(lease_.stopAt()); // a renewal still pending then is abandoned
@@ -384,7 +396,23 @@ int Supervisor::run() {
         d_.notifier.stopping("stopping: never acquired lock '" + d_.config.name.value + "'");
         return *code;
     }
-    int code = runPayload();
+    int code;
+    try {
+        code = runPayload();
+    } catch (...) {
+        // Unwinding would close the backend (and with it, for some, the lock) while the payload
+        // still runs: stop it first, SIGKILL included, then let the error go on.
+        phase_ = Phase::Stopping;
+        d_.runner.stop();
+        const TimePoint giveUp = BootClock::now() + d_.config.stopTimeout.value + kExtendEvery;
+        while (!d_.runner.finished() && BootClock::now() < giveUp) {
+            d_.runner.reap();
+            d_.runner.process();
+            d_.runner.onTimeout(BootClock::now());
+            ::usleep(10'000);
+        }
+        throw;
+    }
     releaseLock(takenAway_);
     return code;
 }

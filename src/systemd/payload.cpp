@@ -56,6 +56,8 @@ Result<BlockedChild> BlockedChild::fork(const LaunchSpec& spec, bool ownProcessG
             n = ::read(go[0], &byte, 1);
         while (n < 0 && errno == EINTR);
         if (n != 1) ::_exit(127);
+        // Every fd we know of is O_CLOEXEC; this catches those a library opened without it.
+        ::close_range(3, ~0U, 0);
         ::execve(path, argv.data(), envp.data());
         ::_exit(errno == ENOENT ? 127 : 126);
     }

@@ -5,13 +5,18 @@
 
 namespace lockunit {
 
-Result<pid_t> ProcessGroupRunner::start(const LaunchSpec& spec, Interrupt&, TimePoint) {
+Result<pid_t> ProcessGroupRunner::start(const LaunchSpec& spec, Interrupt&,
+                                        TimePoint releaseBefore) {
     stopSignal_ = spec.stopSignal;
     stopTimeout_ = spec.stopTimeout;
     auto child = BlockedChild::fork(spec, true);
     if (!child) return child.error();
     pgid_ = child->pid();
     reaper_.setMain(child->pid());
+    // A pause between acquiring and here (SIGSTOP, suspend) may have eaten the lease: then the
+    // child is dropped unreleased and exits by itself without running anything.
+    if (BootClock::now() >= releaseBefore)
+        return makeError(Errc::Lost, "the lease ran out before the payload could start");
     if (auto r = child->release(); !r) return r.error();
     return pgid_;
 }

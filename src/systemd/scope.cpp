@@ -30,6 +30,9 @@ constexpr Duration kStartTimeout = std::chrono::seconds(15);
 constexpr Duration kStaleStopTimeout = std::chrono::seconds(120);
 // How long past our stop timeout we wait for systemd before signalling the payload ourselves.
 constexpr Duration kStopGrace = std::chrono::seconds(15);
+// How long after stop_timeout lockunit SIGKILLs a scope systemd has not finished stopping:
+// well inside the deadline rule's 500 ms margin.
+constexpr Duration kKillSlack = std::chrono::milliseconds(200);
 
 using DbusProperties = std::vector<sdbus::Struct<std::string, sdbus::Variant>>;
 using DbusAux = std::vector<sdbus::Struct<std::string, DbusProperties>>;
@@ -354,7 +357,12 @@ void ScopeRunner::stop() {
         fallBackToSignals("no D-Bus connection to systemd");
         return;
     }
-    giveUpOnBusAt_ = BootClock::now() + stopTimeout_ + kStopGrace;
+    // systemd SIGKILLs the scope stop_timeout after the stop signal (SendSIGKILL=); if it is
+    // late (a busy manager, a queued job), lockunit SIGKILLs the scope itself just after that,
+    // still inside the safety margin of the deadline rule.
+    const auto now = BootClock::now();
+    giveUpOnBusAt_ = now + stopTimeout_ + kStopGrace;
+    killAt_ = now + stopTimeout_ + kKillSlack;
     requestStop();
 }
 
@@ -400,7 +408,9 @@ void ScopeRunner::fallBackToSignals(const std::string& why) {
     giveUpOnBusAt_.reset();
     reaper_.signalChildren(stopSignal_);
     if (stopSignal_ != SIGCONT) reaper_.signalChildren(SIGCONT);
-    killAt_ = BootClock::now() + stopTimeout_;
+    // Never later than the SIGKILL that stop() planned.
+    const auto kill = BootClock::now() + stopTimeout_;
+    if (!killAt_ || kill < *killAt_) killAt_ = kill;
 }
 
 void ScopeRunner::process() {
@@ -435,7 +445,10 @@ void ScopeRunner::onTimeout(TimePoint now) {
     if (giveUpOnBusAt_ && now >= *giveUpOnBusAt_ && !scopeGone_)
         fallBackToSignals("systemd did not stop '" + scope_ + "' in time");
     if (killAt_ && now >= *killAt_) {
-        // Again every 50 ms: a killed parent's children are adopted by us only after it dies.
+        // Every process of the scope (KillUnit reaches those that are not our descendants
+        // too), and again every 50 ms: a killed parent's children are adopted by us only
+        // after it dies.
+        if (!scopeGone_) forward(SIGKILL, true);
         reaper_.signalChildren(SIGKILL);
         killAt_ = now + std::chrono::milliseconds(50);
     }

@@ -42,3 +42,10 @@ TEST(LeaseDeadline, InfiniteValidityNeverForcesAStop) {
     EXPECT_TRUE(lease.infinite());
     EXPECT_FALSE(lease.mustStop(t0 + std::chrono::hours(10000)));
 }
+
+TEST(LeaseDeadline, RemembersWhenTheNewestConfirmingCallWasSent) {
+    LeaseDeadline lease(Duration(0), Duration(1s), Duration(0));
+    lease.confirm(t0 + 5s, Duration(10s));
+    lease.confirm(t0, Duration(10s));
+    EXPECT_EQ(lease.lastSent(), t0 + 5s); // renewals are scheduled from it
+}

@@ -61,6 +61,7 @@ class FakeBackend final : public LockBackend {
 public:
     Result<Lease> tryAcquire(Interrupt&) override {
         ++acquires;
+        if (onAcquire) onAcquire();
         if (busy) return makeError(Errc::Busy, "held");
         return Lease{validity, "7"};
     }
@@ -79,12 +80,18 @@ public:
         }
         return {};
     }
-    Result<LockState> inspect(Interrupt&) override { return LockState{}; }
-    Duration retryInterval() const override { return 50ms; }
+    Result<LockState> inspect(Interrupt& i) override {
+        if (onInspect) return onInspect(i);
+        return LockState{};
+    }
+    Duration retryInterval() const override { return retry; }
 
     Duration validity = 2s;
     bool busy = false;
     std::function<Result<Lease>(Interrupt&)> onRenew;
+    std::function<Result<LockState>(Interrupt&)> onInspect;
+    std::function<void()> onAcquire;
+    Duration retry = 50ms;
     int acquires = 0, renews = 0, releases = 0;
     std::string payloadPidFile;
     std::optional<bool> payloadAliveAtRelease;
@@ -167,6 +174,27 @@ TEST_F(SupervisorTest, AHungRenewalIsAbandonedAtTheStopTimeNotAtItsOwnTimeout) {
     EXPECT_EQ(backend_.renews, 1);
     EXPECT_LT(finished_, started_ + backend_.validity - config_.drift());
     EXPECT_FALSE(alive(payloadPid()));
+}
+
+TEST_F(SupervisorTest, APauseBetweenAcquiringAndStartingNeverStartsThePayload) {
+    // Acquired, then paused for 5 s (the clock jumps) before the payload could start: the lease
+    // is gone, so nothing may start, and that is a lost lock.
+    backend_.onAcquire = [this] { clock_.jumpAfter(0ms, 5s); };
+    EXPECT_EQ(run(), exitcode::Lost);
+    EXPECT_EQ(payloadPid(), 0);
+}
+
+TEST_F(SupervisorTest, SigtermReadWhileAskingForTheHolderIsActedOnAtOnce) {
+    backend_.busy = true;
+    backend_.retry = 10s; // a long wait between attempts must not delay the stop
+    backend_.onInspect = [](Interrupt& interrupt) -> Result<LockState> {
+        ::kill(::getpid(), SIGTERM);
+        auto r = io::waitFor(-1, 0, BootClock::now() + 5s, interrupt, "inspect");
+        if (!r) return r.error();
+        return LockState{};
+    };
+    EXPECT_EQ(run(), exitcode::Ok);
+    EXPECT_LT(finished_ - started_, 500ms);
 }
 
 TEST_F(SupervisorTest, ChecksTheDeadlineBeforeAnyIoAfterAClockJump) {

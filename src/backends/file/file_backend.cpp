@@ -69,10 +69,12 @@ Result<std::string> readAll(int fd) {
     }
 }
 
+// Overwrites, then cuts to length: a crash in between leaves the old text or the new one with a
+// tail, never an empty file (which would restart the fencing token at 1).
 Result<void> writeAll(int fd, const std::string& text) {
-    if (::ftruncate(fd, 0) < 0) return sysError("truncate");
     if (::pwrite(fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
         return sysError("write");
+    if (::ftruncate(fd, static_cast<off_t>(text.size())) < 0) return sysError("truncate");
     if (::fsync(fd) < 0) return sysError("fsync");
     return {};
 }
