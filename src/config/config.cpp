@@ -393,9 +393,10 @@ void loadBackendTable(Config& config, const BackendInfo& info, const toml::table
                 problems.add(at, name + "expected a string, found " + tomlTypeName(node));
             break;
         case KeyType::Duration: {
+            // Backend durations are timeouts: "infinity" would let a call outlast the lease.
             auto s = node.as_string();
             auto d = s ? parseDuration(s->get()) : std::nullopt;
-            if (d)
+            if (d && *d != kInfinity)
                 settings.set(key, *d, at.describe());
             else
                 problems.add(at, name + "expected a duration such as \"2s\", found " +

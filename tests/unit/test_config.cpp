@@ -114,6 +114,15 @@ TEST_F(ConfigFile, BackendTablesAreCheckedAgainstTheBackendsKeys) {
         << c.error().message;
 }
 
+TEST_F(ConfigFile, BackendTimeoutsCannotBeInfinite) {
+    auto c = load("command = [\"/bin/true\"]\n[postgres]\nconnect_timeout = \"infinity\"\n");
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().message.find(path_ + ":3:19: postgres.connect_timeout: expected a "
+                                             "duration such as \"2s\", found 'infinity'"),
+              std::string::npos)
+        << c.error().message;
+}
+
 TEST_F(ConfigFile, MissingCommandIsAConfigError) {
     auto c = load("ttl = \"20s\"\n");
     ASSERT_FALSE(c.ok());
