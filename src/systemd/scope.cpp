@@ -56,6 +56,19 @@ Result<std::string> ownUnit(bool userManager) {
                 "() found no unit for lockunit: " + std::strerror(r < 0 ? -r : ENODATA));
     std::string name = unit;
     std::free(unit);
+    if (!userManager) {
+        // In a unit of a user's service manager, sd_pid_get_unit() names that manager's own
+        // unit (user@UID.service), which every lockunit under it would share: a scope bound to
+        // it survives a dead lockunit, and one lockunit's start-up would stop another's scope.
+        char* userUnit = nullptr;
+        if (sd_pid_get_user_unit(0, &userUnit) >= 0 && userUnit) {
+            std::string inUser = userUnit;
+            std::free(userUnit);
+            return makeError(Errc::Unavailable,
+                             "lockunit runs in '" + inUser + "' of a user's service manager ('" +
+                                 name + "'), which only --user (user = true) talks to");
+        }
+    }
     return name;
 }
 

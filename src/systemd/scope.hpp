@@ -13,7 +13,9 @@
 namespace lockunit {
 
 // The unit lockunit itself runs in: sd_pid_get_unit(), or sd_pid_get_user_unit() for the user
-// manager. Errc::Unavailable when there is none (not started by systemd).
+// manager. Errc::Unavailable when there is none (not started by systemd), and without
+// userManager also when lockunit runs under a user's manager (the system unit is then that
+// manager's user@UID.service, not lockunit's own).
 Result<std::string> ownUnit(bool userManager);
 
 // The payload in its own transient scope, created over D-Bus (DESIGN.md "systemd facts"):
