@@ -196,6 +196,12 @@ class Container:
             args += ["-u", unit]
         return self.run(args, check=False).stdout
 
+    def journal_json(self, *matches):
+        """journalctl's entries matching FIELD=value arguments, as dicts."""
+        import json
+        r = self.run(["journalctl", "--no-pager", "-o", "json"] + list(matches), check=False)
+        return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+
     def cgroup_of(self, pid):
         """The unified-hierarchy cgroup of a process inside, or None if it is gone."""
         r = self.run(["cat", "/proc/%d/cgroup" % pid], check=False)

@@ -1,111 +1,21 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """lockunit's journal fields, proven with a real systemd and journald: boots systemd 252 in a
-systemd-nspawn container (DESIGN.md's command), runs lockunit there as transient services
-(`systemd-run`), and reads `journalctl LOCKUNIT_LOCK=… -o json` inside.
+systemd-nspawn container (tests/e2e/systemd_container.py), runs lockunit there as transient
+services (`systemd-run`), and reads `journalctl LOCKUNIT_LOCK=… -o json` inside. Needs root
+and systemd-container: skipped (77) otherwise, a failure under CI=true."""
 
-Self-contained on purpose (the container code here is small); the e2e harness of
-tests/e2e/test_systemd.py may absorb it later. Needs root and systemd-container: skipped (77)
-otherwise, a failure under CI=true."""
-
-import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from lockunit_test import IN_CI, LOCKUNIT, main, require  # noqa: E402
+from lockunit_test import main  # noqa: E402
+from systemd_container import LOCKUNIT, Container, require_nspawn  # noqa: E402
 
-BUILD_ROOT = os.environ.get("LOCKUNIT_BUILD_ROOT",
-                            os.path.dirname(os.path.dirname(os.path.abspath(LOCKUNIT))))
-INSIDE = "/opt/lockunit"
-LOCKUNIT_INSIDE = os.path.join(INSIDE, os.path.relpath(os.path.abspath(LOCKUNIT), BUILD_ROOT))
 LOCKDIR = "/run/lock/lu-journal"
-
-# Services the host has installed that would start in a container with an empty /etc and share
-# the host's loopback ports with other tests.
-MASKED = ["redis-server", "redis-sentinel", "etcd", "postgresql", "mysql", "mariadb", "ssh",
-          "cron", "console-getty", "systemd-networkd", "systemd-resolved"]
-
-
-class Container:
-    """One booted systemd in systemd-nspawn, with the build directory at /opt/lockunit."""
-
-    def __init__(self, name):
-        self.name = name
-        self.log_path = tempfile.mktemp(prefix="lockunit-journal-nspawn-", suffix=".log")
-        cmd = ["systemd-nspawn", "--quiet", "--directory=/", "--volatile=yes", "--register=no",
-               "--keep-unit", "--machine=" + name, "--console=passive",
-               "--bind-ro=%s:%s" % (BUILD_ROOT, INSIDE), "--boot", "--",
-               "systemd.firstboot=off"] + ["systemd.mask=%s.service" % s for s in MASKED]
-        self.log = open(self.log_path, "wb")
-        self.nspawn = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
-                                       stderr=subprocess.STDOUT)
-        self.init_pid = None
-
-    def wait_booted(self, timeout=90):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.nspawn.poll() is not None:
-                raise RuntimeError("systemd-nspawn exited with %d: %s" % (
-                    self.nspawn.returncode, self.boot_log()))
-            if self.init_pid is None:
-                children = subprocess.run(["pgrep", "-P", str(self.nspawn.pid)],
-                                          capture_output=True, text=True).stdout.split()
-                if children:
-                    self.init_pid = int(children[0])
-            if self.init_pid is not None:
-                state = self.run(["systemctl", "is-system-running"], check=False).stdout.strip()
-                if state in ("running", "degraded"):
-                    return state
-            time.sleep(0.3)
-        raise RuntimeError("container %s did not boot in %ds: %s" % (self.name, timeout,
-                                                                     self.boot_log()))
-
-    def run(self, argv, check=True, timeout=60):
-        p = subprocess.run(["nsenter", "-t", str(self.init_pid), "-a"] + argv,
-                           capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
-        if check and p.returncode != 0:
-            raise AssertionError("%s exited with %d: %s%s" % (" ".join(argv), p.returncode,
-                                                               p.stdout, p.stderr))
-        return p
-
-    def journal(self, *matches):
-        out = self.run(["journalctl", "--no-pager", "-o", "json"] + list(matches), check=False)
-        return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-
-    def boot_log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()[-2000:]
-        except OSError:
-            return ""
-
-    def poweroff(self):
-        """Powers the container off by its own init's PID; kills it if that does not work."""
-        if self.nspawn.poll() is None and self.init_pid:
-            try:
-                os.kill(self.init_pid, signal.SIGRTMIN + 4)  # systemd: poweroff
-            except ProcessLookupError:
-                pass
-            try:
-                self.nspawn.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.init_pid, signal.SIGKILL)  # takes the whole PID namespace
-        if self.nspawn.poll() is None:
-            try:
-                self.nspawn.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.nspawn.kill()
-                self.nspawn.wait()
-        self.log.close()
-        os.unlink(self.log_path)
 
 
 def wait_until(predicate, timeout, what):
@@ -126,9 +36,9 @@ class JournalFields(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.container = Container("lu-journal-%d" % os.getpid())
+        cls.container = Container("journal")
         try:
-            cls.container.wait_booted()
+            cls.container.boot()
         except Exception:
             cls.container.poweroff()
             cls.container = None
@@ -138,10 +48,11 @@ class JournalFields(unittest.TestCase):
     def tearDownClass(cls):
         if cls.container:
             cls.container.poweroff()
+            cls.container.cleanup_logs()
 
     def start_unit(self, unit, *args):
         p = self.container.run(["systemd-run", "--unit=" + unit, "--property=Type=notify",
-                                "--property=TimeoutStopSec=20s", LOCKUNIT_INSIDE,
+                                "--property=TimeoutStopSec=20s", LOCKUNIT,
                                 "--backend=file://" + LOCKDIR, "--name=jlock", "--scope=no",
                                 "--ttl=3s", "--stop-timeout=1s"] + list(args) +
                                ["--", "sleep", "infinity"], check=False)
@@ -152,7 +63,7 @@ class JournalFields(unittest.TestCase):
     def events(self, unit=None):
         matches = ["LOCKUNIT_LOCK=jlock"] + (["_SYSTEMD_UNIT=%s.service" % unit] if unit else [])
         return [(e.get("_SYSTEMD_UNIT", "").replace(".service", ""), e["LOCKUNIT_EVENT"],
-                 e.get("LOCKUNIT_TOKEN", ""), e) for e in self.container.journal(*matches)]
+                 e.get("LOCKUNIT_TOKEN", ""), e) for e in self.container.journal_json(*matches)]
 
     def has_event(self, unit, event):
         return [e for u, ev, _, e in self.events(unit) if ev == event]
@@ -199,28 +110,22 @@ class JournalFields(unittest.TestCase):
         self.assertIn("token 2", self.has_event("lu-j-waiter", "acquired")[0]["MESSAGE"])
 
         # A field match selects one kind of event, across units.
-        lost = c.journal("LOCKUNIT_EVENT=lost")
+        lost = c.journal_json("LOCKUNIT_EVENT=lost")
         self.assertEqual([e["_SYSTEMD_UNIT"] for e in lost], ["lu-j-waiter.service"])
 
         # The other lines reach journald over the stream with their <N> prefix parsed into
         # PRIORITY: "stopping the payload" is info (6), never a raw "<6>" in the message.
-        plain = [e for e in c.journal("_SYSTEMD_UNIT=lu-j-waiter.service")
+        plain = [e for e in c.journal_json("_SYSTEMD_UNIT=lu-j-waiter.service")
                  if e.get("MESSAGE", "").startswith("stopping the payload")]
         self.assertEqual(len(plain), 1, [e.get("MESSAGE") for e in plain])
         self.assertEqual(plain[0]["PRIORITY"], "6")
         self.assertEqual(plain[0]["_TRANSPORT"], "stdout")
         self.assertNotIn("LOCKUNIT_EVENT", plain[0])
-        for e in c.journal("_SYSTEMD_UNIT=lu-j-waiter.service"):
+        for e in c.journal_json("_SYSTEMD_UNIT=lu-j-waiter.service"):
             self.assertNotIn("<", e.get("MESSAGE", "")[:1], e.get("MESSAGE"))
             self.assertFalse(e.get("MESSAGE", "").startswith("lockunit: "), e.get("MESSAGE"))
 
 
 if __name__ == "__main__":
-    if os.geteuid() != 0:
-        if IN_CI:
-            print("FAIL: the journal test needs root (CI runs as root)", file=sys.stderr)
-            sys.exit(1)
-        print("SKIP: needs root", file=sys.stderr)
-        sys.exit(77)
-    require("systemd-nspawn", "nsenter", "pgrep", "journalctl")
+    require_nspawn()
     main()

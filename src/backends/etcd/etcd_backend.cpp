@@ -1,0 +1,531 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+//
+// etcd://HOST:PORT[,HOST:PORT…] (etcds:// for TLS) — a fair queue on etcd v3, spoken as JSON
+// through etcd's gRPC gateway (/v3/…) with libcurl.
+//
+// Each contender grants a lease with the configured ttl (rounded up to whole seconds: etcd
+// knows no less) and puts PREFIX NAME/<lease-hex> with that lease, in a txn that only creates
+// the key (create_revision == 0). Keys are served in create-revision order: a contender holds
+// one of the `holders` slots when fewer than `holders` keys of the lock have a lower
+// create-revision. A waiter watches the deletion of the key just below its own (holders = 1;
+// with more slots, any deletion under the lock's prefix), so a release wakes exactly the next
+// in line; the watch's socket is the wake fd. Every check compares our own key's
+// create-revision in the same txn: etcd 3.4's own recipe misses that a waiter's lease can
+// expire while it waits, and then takes the vanished key for a held lock.
+//
+// The waiter's lease is kept alive while it waits (a keepalive goes with every check), and a
+// waiter that gives up deletes its key and revokes its lease. Once it holds, the holder
+// record in its key gets the time of acquisition and the token, written without holding up
+// the payload. The fencing token is the own
+// key's create-revision: cluster-wide and strictly increasing. Release deletes the key and
+// revokes the lease; renew is a keepalive (TTL 0 or none: lost) plus a read of the own key
+// (gone: lost).
+
+#include <algorithm>
+#include <ctime>
+#include <optional>
+#include <unistd.h>
+
+#include "backends/etcd/etcd_api.hpp"
+#include "backends/registry.hpp"
+
+namespace lockunit {
+namespace {
+
+using etcd::ApiCall;
+using etcd::EtcdApi;
+using etcd::Json;
+using etcd::jsonBool;
+using etcd::jsonBytes;
+using etcd::jsonInt;
+using etcd::jsonMember;
+
+constexpr Duration kDefaultRequestTimeout = std::chrono::seconds(2);
+constexpr Duration kDefaultConnectTimeout = std::chrono::seconds(1);
+constexpr Duration kMaxRetryInterval = std::chrono::seconds(1);
+constexpr Duration kGiveUpBudget = std::chrono::milliseconds(500);
+
+struct KeyValue {
+    std::string key;
+    std::string value;
+    long long createRevision = 0;
+    long long lease = 0;
+};
+
+KeyValue parseKv(const Json& kv) {
+    return KeyValue{jsonBytes(kv, "key"), jsonBytes(kv, "value"), jsonInt(kv, "create_revision"),
+                    jsonInt(kv, "lease")};
+}
+
+std::vector<KeyValue> parseKvs(const Json& range) {
+    std::vector<KeyValue> out;
+    const Json& kvs = jsonMember(range, "kvs");
+    if (kvs.is_array())
+        for (const Json& kv : kvs)
+            out.push_back(parseKv(kv));
+    return out;
+}
+
+// The n-th response of a txn answer, of the given kind ("response_range"); null if absent.
+const Json& txnResponse(const Json& txn, size_t n, const char* kind) {
+    static const Json null;
+    const Json& responses = jsonMember(txn, "responses");
+    if (!responses.is_array() || responses.size() <= n) return null;
+    return jsonMember(responses[n], kind);
+}
+
+long long headerRevision(const Json& answer) {
+    return jsonInt(jsonMember(answer, "header"), "revision");
+}
+
+struct Settings {
+    etcd::EtcdUrl url;
+    std::string prefix = "lockunit/";
+    Duration requestTimeout{};
+    Duration connectTimeout{};
+    std::string caFile, certFile, keyFile;
+    std::optional<etcd::Credentials> credentials;
+};
+
+class EtcdBackend final : public LockBackend {
+public:
+    EtcdBackend(const BackendParams& p, Settings s, std::unique_ptr<EtcdApi> api)
+        : api_(std::move(api)), prefix_(s.prefix + p.lockName + "/"),
+          prefixEnd_(etcd::prefixEnd(prefix_)), holders_(p.holders), self_(p.self),
+          ttlSeconds_(etcd::ttlSeconds(p.ttl)), requestTimeout_(s.requestTimeout),
+          retryInterval_(std::min<Duration>(kMaxRetryInterval, p.renew / 2)) {}
+
+    ~EtcdBackend() override {
+        // A waiter that gives up (wait expired, stop requested) leaves no key behind to hold
+        // up the queue until its lease runs out. Bounded: we are on our way out.
+        NoInterrupt none;
+        [[maybe_unused]] auto r =
+            dropKeyAndLease(BootClock::now() + std::min(requestTimeout_, kGiveUpBudget), none);
+    }
+
+    Result<Lease> tryAcquire(Interrupt& interrupt) override {
+        const TimePoint deadline = BootClock::now() + requestTimeout_;
+        auto lease = attempt(deadline, interrupt);
+        if (lease) reachedOnce_ = true;
+        // Trouble with etcd after we queued (a leader election, a failover): keep our place
+        // and keep waiting; the lease keeps our key for its ttl, and if it ran out we queue
+        // again. Only a first attempt that never got through is fatal (exit 69).
+        if (!lease && lease.error().code == Errc::Unavailable && reachedOnce_)
+            return makeError(Errc::Busy, "waiting; etcd did not answer: " + lease.error().message);
+        if (!lease && lease.error().code == Errc::Busy) reachedOnce_ = true;
+        return lease;
+    }
+
+    Result<Lease> renew(Interrupt& interrupt) override {
+        if (!holding_ || lease_ == 0) return makeError(Errc::Lost, "not held");
+        const TimePoint deadline = BootClock::now() + requestTimeout_;
+        ApiCall keep = keepaliveCall();
+        ApiCall own{"/v3/kv/range", Json{{"key", etcd::base64Encode(key_)}, {"keys_only", true}}};
+        auto ran = api_->call({&keep, &own}, deadline, interrupt);
+        if (!ran) return ran.error();
+        auto ttl = keepaliveTtl(keep);
+        if (!ttl) return ttl.error();
+        if (!own.result) return own.result.error();
+        auto kvs = parseKvs(*own.result);
+        if (kvs.empty() || kvs.front().createRevision != myRevision_)
+            return makeError(Errc::Lost, "key '" + key_ + "' was deleted from etcd");
+        return Lease{*ttl, std::to_string(myRevision_)};
+    }
+
+    Result<void> release(Interrupt& interrupt) override {
+        return dropKeyAndLease(BootClock::now() + requestTimeout_, interrupt);
+    }
+
+    Result<LockState> inspect(Interrupt& interrupt) override {
+        const TimePoint deadline = BootClock::now() + requestTimeout_;
+        auto range = api_->call("/v3/kv/range",
+                                Json{{"key", etcd::base64Encode(prefix_)},
+                                     {"range_end", etcd::base64Encode(prefixEnd_)},
+                                     {"sort_order", "ASCEND"},
+                                     {"sort_target", "CREATE"},
+                                     {"limit", 1000}},
+                                deadline, interrupt);
+        if (!range) return range.error();
+        LockState state;
+        auto kvs = parseKvs(*range);
+        long long firstLease = 0;
+        for (const KeyValue& kv : kvs) {
+            if (static_cast<int>(state.holders.size()) >= holders_) break;
+            HolderRecord r = HolderRecord::parse(kv.value);
+            r.token = std::to_string(kv.createRevision);
+            state.holders.push_back(r);
+            if (!firstLease) firstLease = kv.lease;
+        }
+        long long count =
+            std::max<long long>(jsonInt(*range, "count"), static_cast<long long>(kvs.size()));
+        state.waiters = static_cast<int>(count - static_cast<long long>(state.holders.size()));
+        if (firstLease) {
+            auto ttl =
+                api_->call("/v3/lease/timetolive", Json{{"ID", firstLease}}, deadline, interrupt);
+            if (ttl) state.leaseLeft = std::chrono::seconds(std::max(0LL, jsonInt(*ttl, "TTL")));
+        }
+        return state;
+    }
+
+    int wakeFd() const override { return api_->http().wakeFd(); }
+    void drainWake() override { api_->http().pump(); }
+    Duration retryInterval() const override { return retryInterval_; }
+
+private:
+    // Where our key stands in the queue, as one txn saw it.
+    struct Position {
+        bool ownKey = false;         // our key still exists with our create-revision
+        bool created = false;        // this txn created it (its value is fresh)
+        bool complete = true;        // false: the keys before ours were not read
+        std::vector<KeyValue> below; // keys with a lower create-revision, nearest first
+        long long revision = 0;      // the store revision the txn saw
+    };
+
+    ApiCall keepaliveCall() const { return ApiCall{"/v3/lease/keepalive", Json{{"ID", lease_}}}; }
+
+    // A keepalive answer: the lease's TTL, or Errc::Lost when etcd no longer has the lease.
+    Result<Duration> keepaliveTtl(const ApiCall& keep) const {
+        if (!keep.result) {
+            if (keep.result.error().code == Errc::Lost)
+                return makeError(Errc::Lost, "etcd lease " + etcd::leaseHex(lease_) +
+                                                 " is gone: " + keep.result.error().message);
+            return keep.result.error();
+        }
+        long long ttl = jsonInt(*keep.result, "TTL");
+        if (ttl <= 0)
+            return makeError(Errc::Lost, "etcd lease " + etcd::leaseHex(lease_) +
+                                             " expired (keepalive answered TTL 0)");
+        return Duration(std::chrono::seconds(ttl));
+    }
+
+    std::string record(long long revision) const {
+        HolderRecord r = self_;
+        r.since = formatWallTime(std::time(nullptr));
+        if (revision) r.token = std::to_string(revision);
+        return r.serialize();
+    }
+
+    Json rangeBelow(long long maxCreateRevision, long long limit) const {
+        Json range{{"key", etcd::base64Encode(prefix_)},
+                   {"range_end", etcd::base64Encode(prefixEnd_)},
+                   {"sort_order", "DESCEND"},
+                   {"sort_target", "CREATE"},
+                   {"limit", limit}};
+        if (maxCreateRevision > 0) range["max_create_revision"] = maxCreateRevision;
+        return range;
+    }
+
+    Json compareOwnKey(long long revision) const {
+        return Json::array({Json{{"key", etcd::base64Encode(key_)},
+                                 {"target", "CREATE"},
+                                 {"result", "EQUAL"},
+                                 {"create_revision", revision}}});
+    }
+
+    // Creates our key (if it does not exist yet) and reads the keys before it, in one txn.
+    ApiCall enqueueCall() const {
+        Json put{{"key", etcd::base64Encode(key_)},
+                 {"value", etcd::base64Encode(record(0))},
+                 {"lease", lease_}};
+        return ApiCall{
+            "/v3/kv/txn",
+            Json{{"compare", compareOwnKey(0)},
+                 {"success", Json::array({Json{{"request_put", put}},
+                                          Json{{"request_range", rangeBelow(0, holders_ + 1)}}})},
+                 {"failure", Json::array({Json{
+                                 {"request_range", Json{{"key", etcd::base64Encode(key_)}}}}})}}};
+    }
+
+    // Reads the keys before ours, if ours still exists, in one txn.
+    ApiCall checkCall() const {
+        return ApiCall{
+            "/v3/kv/txn",
+            Json{{"compare", compareOwnKey(myRevision_)},
+                 {"success",
+                  Json::array({Json{{"request_range", rangeBelow(myRevision_ - 1, holders_)}}})},
+                 {"failure", Json::array()}}};
+    }
+
+    Result<Position> parseEnqueue(const Json& txn) {
+        Position pos;
+        pos.revision = headerRevision(txn);
+        if (jsonBool(txn, "succeeded")) {
+            myRevision_ = pos.revision; // created by this txn
+            pos.ownKey = pos.created = true;
+            auto kvs = parseKvs(txnResponse(txn, 1, "response_range"));
+            for (const KeyValue& kv : kvs)
+                if (kv.key != key_) pos.below.push_back(kv);
+            return pos;
+        }
+        // It existed already: an earlier attempt of ours created it but its answer was lost.
+        auto own = parseKvs(txnResponse(txn, 0, "response_range"));
+        if (own.empty() || own.front().lease != lease_)
+            return makeError(Errc::Refused, "key '" + key_ + "' exists with another lease");
+        myRevision_ = own.front().createRevision;
+        pos.ownKey = true;
+        pos.complete = false; // the caller checks our place next
+        return pos;
+    }
+
+    Position parseCheck(const Json& txn) const {
+        Position pos;
+        pos.revision = headerRevision(txn);
+        pos.ownKey = jsonBool(txn, "succeeded");
+        if (pos.ownKey) pos.below = parseKvs(txnResponse(txn, 0, "response_range"));
+        return pos;
+    }
+
+    Result<Lease> attempt(TimePoint deadline, Interrupt& interrupt) {
+        // Set when a grant or keepalive sent during *this* call confirmed the lease: only
+        // then does its TTL count from the call's start, as the supervisor assumes.
+        std::optional<Duration> validity;
+        for (int round = 0; round < 4; ++round) {
+            if (lease_ == 0) {
+                auto granted = grant(deadline, interrupt);
+                if (!granted) return granted.error();
+                validity = *granted;
+            }
+            wakePending_ = false;
+            ApiCall queue = myRevision_ == 0 ? enqueueCall() : checkCall();
+            ApiCall keep = keepaliveCall();
+            std::vector<ApiCall*> calls{&queue};
+            if (!validity) calls.push_back(&keep);
+            if (auto r = api_->call(calls, deadline, interrupt); !r) return r.error();
+            if (!validity) {
+                auto ttl = keepaliveTtl(keep);
+                if (!ttl) {
+                    if (ttl.error().code != Errc::Lost) return ttl.error();
+                    forgetLease(); // expired while we waited: queue again, at the back
+                    continue;
+                }
+                validity = *ttl;
+            }
+            if (!queue.result) return queue.result.error();
+            Position pos;
+            if (myRevision_ == 0) {
+                auto parsed = parseEnqueue(*queue.result);
+                if (!parsed) return parsed.error();
+                if (!parsed->complete) continue;
+                pos = *parsed;
+            } else {
+                pos = parseCheck(*queue.result);
+            }
+            if (!pos.ownKey) {
+                myRevision_ = 0; // our key is gone (its lease ran out, or it was deleted)
+                continue;
+            }
+            if (static_cast<int>(pos.below.size()) < holders_) {
+                // Our turn: the check that said so also found our own key, in the same txn.
+                // The holder record gets its time of acquisition without holding up the
+                // payload; it only says who holds the lock, and its compare keeps it from
+                // ever recreating a key that is gone.
+                if (!pos.created) writeRecord(deadline);
+                api_->http().stopStream();
+                watchKey_.clear();
+                holding_ = true;
+                return Lease{*validity, std::to_string(myRevision_)};
+            }
+            watch(pos);
+            if (!wakePending_)
+                return makeError(Errc::Busy,
+                                 "held; waiting behind key '" + pos.below.front().key + "'");
+            // The watch saw a deletion while we were asking: look again at once.
+        }
+        return makeError(Errc::Busy, "held");
+    }
+
+    Result<Duration> grant(TimePoint deadline, Interrupt& interrupt) {
+        auto answer = api_->call("/v3/lease/grant", Json{{"TTL", ttlSeconds_}, {"ID", 0}}, deadline,
+                                 interrupt);
+        if (!answer) return answer.error();
+        long long id = jsonInt(*answer, "ID"), ttl = jsonInt(*answer, "TTL");
+        std::string error = etcd::jsonString(*answer, "error");
+        if (id == 0 || ttl <= 0)
+            return makeError(Errc::Refused,
+                             "etcd granted no lease" + (error.empty() ? "" : ": " + error));
+        lease_ = id;
+        key_ = prefix_ + etcd::leaseHex(id);
+        myRevision_ = 0;
+        return Duration(std::chrono::seconds(ttl));
+    }
+
+    // Rewrites our holder record (time of acquisition, token) if our key still exists.
+    void writeRecord(TimePoint deadline) {
+        Json put{{"key", etcd::base64Encode(key_)},
+                 {"value", etcd::base64Encode(record(myRevision_))},
+                 {"lease", lease_}};
+        api_->send("/v3/kv/txn",
+                   Json{{"compare", compareOwnKey(myRevision_)},
+                        {"success", Json::array({Json{{"request_put", put}}})},
+                        {"failure", Json::array()}},
+                   deadline);
+    }
+
+    // Watches the deletion of the key just before ours (with more than one slot: of any key
+    // of this lock), from just after the revision the check saw, so nothing slips between.
+    void watch(const Position& pos) {
+        std::string key = holders_ == 1 ? pos.below.front().key : prefix_;
+        auto& http = api_->http();
+        if (http.streamActive() && !watchBroken_ && key == watchKey_) return;
+        Json create{{"key", etcd::base64Encode(key)},
+                    {"start_revision", pos.revision + 1},
+                    {"filters", Json::array({"NOPUT"})}};
+        if (holders_ != 1) create["range_end"] = etcd::base64Encode(prefixEnd_);
+        watchBroken_ = false;
+        auto started = http.startStream("/v3/watch", Json{{"create_request", create}}.dump(),
+                                        [this](std::string_view line) { onWatchLine(line); });
+        watchKey_ = started ? key : std::string();
+    }
+
+    void onWatchLine(std::string_view line) {
+        Json message = Json::parse(line, nullptr, false);
+        const Json& result = jsonMember(message, "result");
+        const Json& list = jsonMember(result, "events");
+        bool events = list.is_array() && !list.empty();
+        bool ended = !result.is_object() || jsonBool(result, "canceled");
+        if (ended) watchBroken_ = true;
+        if (events || ended) {
+            wakePending_ = true;
+            api_->http().wake();
+        }
+    }
+
+    void forgetLease() {
+        lease_ = 0;
+        myRevision_ = 0;
+        holding_ = false;
+    }
+
+    Result<void> dropKeyAndLease(TimePoint deadline, Interrupt& interrupt) {
+        api_->http().stopStream();
+        watchKey_.clear();
+        if (lease_ == 0) return {};
+        ApiCall remove{"/v3/kv/deleterange", Json{{"key", etcd::base64Encode(key_)}}};
+        ApiCall revoke{"/v3/lease/revoke", Json{{"ID", lease_}}};
+        auto ran = api_->call({&remove, &revoke}, deadline, interrupt);
+        forgetLease(); // whatever happened, the lease runs out by itself
+        if (!ran) return ran.error();
+        if (!remove.result) return remove.result.error();
+        if (!revoke.result && revoke.result.error().code != Errc::Lost)
+            return revoke.result.error();
+        return {};
+    }
+
+    std::unique_ptr<EtcdApi> api_;
+    const std::string prefix_, prefixEnd_;
+    const int holders_;
+    const HolderRecord self_;
+    const long long ttlSeconds_;
+    const Duration requestTimeout_, retryInterval_;
+
+    long long lease_ = 0;
+    std::string key_;
+    long long myRevision_ = 0; // our key's create-revision; 0 = not queued
+    bool holding_ = false;
+    bool reachedOnce_ = false;
+    std::string watchKey_;
+    bool watchBroken_ = false;
+    bool wakePending_ = false;
+};
+
+// ---- configuration ----
+
+constexpr KeySpec kKeys[] = {
+    {"prefix", KeyType::String, "lockunit/",
+     "key prefix; lock NAME queues under PREFIX NAME/ (used as is: end it with '/')"},
+    {"request_timeout", KeyType::Duration, "2s (at most renew/2)",
+     "deadline of every request to etcd, failover included; must be under renew"},
+    {"connect_timeout", KeyType::Duration, "1s", "deadline of one TCP/TLS connection attempt"},
+    {"ca_file", KeyType::String, "", "CA certificates to verify the server (etcds://)"},
+    {"cert_file", KeyType::String, "", "client certificate for TLS client auth (etcds://)"},
+    {"key_file", KeyType::String, "", "private key of cert_file (etcds://)"},
+    {"user", KeyType::String, "", "etcd user for password authentication"},
+    kPasswordFileKey,
+    kPasswordCredentialKey,
+};
+
+Error settingError(const BackendSettings& s, const std::string& key, const std::string& what) {
+    std::string at = s.origin(key);
+    return makeError(Errc::Config, (at.empty() ? "" : at + ": ") + "etcd." + key + ": " + what);
+}
+
+Result<Settings> readSettings(const BackendParams& p) {
+    static const BackendSettings empty;
+    const BackendSettings& s = p.settings ? *p.settings : empty;
+    Settings out;
+    auto url = etcd::parseUrl(p.scheme, p.rest);
+    if (!url) return url.error();
+    out.url = *url;
+    if (auto prefix = s.string("prefix")) {
+        if (prefix->empty()) return settingError(s, "prefix", "must not be empty");
+        out.prefix = *prefix;
+    }
+    Duration fallback = std::min<Duration>(kDefaultRequestTimeout, p.renew / 2);
+    out.requestTimeout = s.duration("request_timeout", fallback);
+    if (out.requestTimeout <= Duration::zero())
+        return settingError(s, "request_timeout", "must be more than 0");
+    if (out.requestTimeout >= p.renew)
+        return settingError(s, "request_timeout",
+                            formatDuration(out.requestTimeout) + " must stay under renew " +
+                                formatDuration(p.renew) +
+                                ", or a hung request could delay the next renewal past it");
+    out.connectTimeout = s.duration("connect_timeout", kDefaultConnectTimeout);
+    if (out.connectTimeout <= Duration::zero())
+        return settingError(s, "connect_timeout", "must be more than 0");
+    out.connectTimeout = std::min(out.connectTimeout, out.requestTimeout);
+    for (const char* key : {"ca_file", "cert_file", "key_file"}) {
+        auto path = s.string(key);
+        if (!path) continue;
+        if (!out.url.tls)
+            return settingError(s, key, "is only used with etcds:// (TLS); the URL is " + p.url);
+        if (::access(path->c_str(), R_OK) != 0)
+            return settingError(s, key, "cannot read '" + *path + "'");
+    }
+    out.caFile = s.string("ca_file").value_or("");
+    out.certFile = s.string("cert_file").value_or("");
+    out.keyFile = s.string("key_file").value_or("");
+    if (out.certFile.empty() != out.keyFile.empty())
+        return settingError(s, out.certFile.empty() ? "key_file" : "cert_file",
+                            "cert_file and key_file go together");
+    auto password = loadPassword(s);
+    if (!password) return password.error();
+    auto user = s.string("user");
+    if (user && user->empty()) return settingError(s, "user", "must not be empty");
+    if (user && !*password)
+        return settingError(s, "user",
+                            "is set but neither password_file nor "
+                            "password_credential is");
+    if (!user && *password)
+        return settingError(s, s.has("password_file") ? "password_file" : "password_credential",
+                            "a password needs [etcd] user");
+    if (user) out.credentials = etcd::Credentials{*user, **password};
+    return out;
+}
+
+Result<std::unique_ptr<LockBackend>> createEtcd(const BackendParams& p) {
+    auto settings = readSettings(p);
+    if (!settings) return settings.error();
+    etcd::HttpOptions options;
+    options.url = settings->url;
+    options.caFile = settings->caFile;
+    options.certFile = settings->certFile;
+    options.keyFile = settings->keyFile;
+    options.connectTimeout = settings->connectTimeout;
+    auto http = etcd::HttpClient::create(options);
+    if (!http) return http.error();
+    auto api = std::make_unique<EtcdApi>(std::move(*http), settings->credentials);
+    return std::unique_ptr<LockBackend>(
+        std::make_unique<EtcdBackend>(p, std::move(*settings), std::move(api)));
+}
+
+} // namespace
+
+LOCKUNIT_REGISTER_BACKEND(BackendInfo{
+    {"etcd", "etcds"},
+    "etcd",
+    "etcd v3 lease + fair queue of keys ordered by create-revision (JSON gateway)",
+    {std::begin(kKeys), std::end(kKeys)},
+    createEtcd,
+});
+
+} // namespace lockunit

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "backends/etcd/etcd_url.hpp"
+
+#include <cctype>
+#include <cstdio>
+
+namespace lockunit::etcd {
+
+std::string Endpoint::display() const {
+    bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::string Endpoint::baseUrl(bool tls) const {
+    return std::string(tls ? "https://" : "http://") + display();
+}
+
+namespace {
+
+bool validHostChar(unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '.' || c == '_';
+}
+
+Error urlError(std::string_view scheme, std::string_view rest, const std::string& why) {
+    std::string shown(rest);
+    if (auto at = shown.rfind('@'); at != std::string::npos) shown = "…" + shown.substr(at);
+    return makeError(Errc::Config, "backend URL '" + std::string(scheme) + "://" + shown +
+                                       "': " + why + " (expected " + std::string(scheme) +
+                                       "://HOST:PORT[,HOST:PORT…])");
+}
+
+} // namespace
+
+Result<EtcdUrl> parseUrl(std::string_view scheme, std::string_view rest) {
+    EtcdUrl url;
+    url.tls = scheme == "etcds";
+    std::string_view list = rest;
+    if (!list.empty() && list.back() == '/') list.remove_suffix(1);
+    if (list.find('@') != std::string_view::npos)
+        return urlError(scheme, rest,
+                        "credentials do not belong in the URL; set [etcd] user and password_file "
+                        "or password_credential");
+    if (list.find_first_of("/?#") != std::string_view::npos)
+        return urlError(scheme, rest,
+                        "a path or query is not allowed; the key prefix is "
+                        "[etcd] prefix");
+    if (list.empty()) return urlError(scheme, rest, "no endpoint");
+    size_t start = 0;
+    while (start <= list.size()) {
+        size_t comma = list.find(',', start);
+        if (comma == std::string_view::npos) comma = list.size();
+        std::string_view item = list.substr(start, comma - start);
+        start = comma + 1;
+        Endpoint ep;
+        std::string_view portText;
+        if (item.empty()) return urlError(scheme, rest, "empty endpoint");
+        if (item.front() == '[') {
+            size_t close = item.find(']');
+            if (close == std::string_view::npos)
+                return urlError(scheme, rest, "unclosed '[' in '" + std::string(item) + "'");
+            ep.host = std::string(item.substr(1, close - 1));
+            std::string_view after = item.substr(close + 1);
+            if (!after.empty()) {
+                if (after.front() != ':')
+                    return urlError(scheme, rest,
+                                    "unexpected text after ']' in '" + std::string(item) + "'");
+                portText = after.substr(1);
+                if (portText.empty())
+                    return urlError(scheme, rest, "empty port in '" + std::string(item) + "'");
+            }
+            if (ep.host.empty() ||
+                ep.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos)
+                return urlError(scheme, rest, "bad IPv6 address in '" + std::string(item) + "'");
+        } else {
+            size_t colon = item.find(':');
+            ep.host = std::string(item.substr(0, colon));
+            if (colon != std::string_view::npos) {
+                portText = item.substr(colon + 1);
+                if (portText.empty())
+                    return urlError(scheme, rest, "empty port in '" + std::string(item) + "'");
+            }
+            if (ep.host.empty())
+                return urlError(scheme, rest, "no host in '" + std::string(item) + "'");
+            for (unsigned char c : ep.host)
+                if (!validHostChar(c))
+                    return urlError(scheme, rest, "bad host name '" + ep.host + "'");
+        }
+        if (!portText.empty()) {
+            long port = 0;
+            for (char c : portText) {
+                if (!std::isdigit(static_cast<unsigned char>(c)) || port > 65535) {
+                    port = -1;
+                    break;
+                }
+                port = port * 10 + (c - '0');
+            }
+            if (port < 1 || port > 65535)
+                return urlError(scheme, rest, "bad port '" + std::string(portText) + "'");
+            ep.port = static_cast<int>(port);
+        }
+        url.endpoints.push_back(std::move(ep));
+        if (comma == list.size()) break;
+    }
+    return url;
+}
+
+namespace {
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}
+
+std::string base64Encode(std::string_view in) {
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                     (static_cast<unsigned char>(in[i + 1]) << 8) |
+                     static_cast<unsigned char>(in[i + 2]);
+        out += kAlphabet[(v >> 18) & 63];
+        out += kAlphabet[(v >> 12) & 63];
+        out += kAlphabet[(v >> 6) & 63];
+        out += kAlphabet[v & 63];
+    }
+    if (i + 1 == in.size()) {
+        unsigned v = static_cast<unsigned char>(in[i]) << 16;
+        out += kAlphabet[(v >> 18) & 63];
+        out += kAlphabet[(v >> 12) & 63];
+        out += "==";
+    } else if (i + 2 == in.size()) {
+        unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                     (static_cast<unsigned char>(in[i + 1]) << 8);
+        out += kAlphabet[(v >> 18) & 63];
+        out += kAlphabet[(v >> 12) & 63];
+        out += kAlphabet[(v >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
+Result<std::string> base64Decode(std::string_view in) {
+    auto value = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '+' || c == '-') return 62;
+        if (c == '/' || c == '_') return 63;
+        return -1;
+    };
+    while (!in.empty() && in.back() == '=')
+        in.remove_suffix(1);
+    if (in.size() % 4 == 1) return makeError(Errc::Refused, "malformed base64 from etcd");
+    std::string out;
+    out.reserve(in.size() * 3 / 4);
+    unsigned acc = 0;
+    int bits = 0;
+    for (char c : in) {
+        int v = value(c);
+        if (v < 0) return makeError(Errc::Refused, "malformed base64 from etcd");
+        acc = (acc << 6) | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out += static_cast<char>((acc >> bits) & 0xff);
+        }
+    }
+    return out;
+}
+
+std::string prefixEnd(std::string prefix) {
+    while (!prefix.empty()) {
+        unsigned char last = static_cast<unsigned char>(prefix.back());
+        if (last < 0xff) {
+            prefix.back() = static_cast<char>(last + 1);
+            return prefix;
+        }
+        prefix.pop_back();
+    }
+    return std::string(1, '\0'); // every key
+}
+
+long long ttlSeconds(Duration ttl) {
+    long long ms = ttl.count();
+    long long s = (ms + 999) / 1000;
+    return s < 1 ? 1 : s;
+}
+
+std::string leaseHex(long long id) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(id));
+    return buf;
+}
+
+} // namespace lockunit::etcd

@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+//
+// redis://[USER@]HOST[:PORT][/DB], unix:///path/redis.sock[?db=N] and
+// redis+sentinel://S1[:PORT],S2,…/MASTERNAME[/DB] — a lock on one Redis master.
+//
+// Keys (PREFIX = key_prefix, "lockunit:" by default):
+//   PREFIX NAME            the lock: the holder's record, with a PX expiry of one ttl
+//   PREFIX NAME:fence      the fencing counter, never expires
+//   PREFIX NAME:released   the channel a release is PUBLISHed on
+//   PREFIX NAME:holders    holders = N: sorted set of holder ids scored with lease end (server ms)
+//   PREFIX NAME:records    holders = N: hash of holder id → record
+//
+// A waiter keeps a second connection SUBSCRIBEd to the channel and offers its socket as
+// wakeFd(): a graceful release wakes it at once. Otherwise it re-checks when the holder's lease
+// would run out if not renewed (that is how a crashed holder's lock is taken over), at the
+// latest every 10 s (every 1 s without a subscription). No lock is granted by a server that
+// has been up for less than one ttl: it may have restarted and lost a holder's key, and that
+// holder only notices at its next renewal.
+
+#include <algorithm>
+#include <poll.h>
+
+#include "backends/redis/redis_common.hpp"
+#include "backends/redis/redis_scripts.hpp"
+#include "backends/redis/redis_url.hpp"
+#include "backends/registry.hpp"
+
+namespace lockunit {
+namespace redis {
+
+std::unique_ptr<LockBackend> makeRedlock(RedisUrl url, Login login, Timeouts timeouts,
+                                         std::string prefix, const BackendParams& p);
+
+namespace {
+
+constexpr Duration kPollWithoutSubscription = std::chrono::seconds(1);
+constexpr Duration kPollWithSubscription = std::chrono::seconds(10);
+constexpr Duration kMinRetry = std::chrono::milliseconds(20);
+constexpr Duration kBusyInfoFresh = std::chrono::milliseconds(250);
+
+const Script& script(const char* text) {
+    // One Script (and SHA-1) per text, computed once.
+    static std::vector<std::unique_ptr<Script>> all;
+    for (const auto& s : all)
+        if (s->text == text) return *s;
+    all.push_back(std::make_unique<Script>(text));
+    return *all.back();
+}
+
+class RedisBackend final : public LockBackend {
+public:
+    RedisBackend(RedisUrl url, Login login, Timeouts timeouts, std::string prefix,
+                 const BackendParams& p)
+        : url_(std::move(url)), login_(std::move(login)), timeouts_(timeouts), self_(p.self),
+          ttl_(p.ttl), holders_(p.holders) {
+        std::string base = prefix + p.lockName;
+        lockKey_ = holders_ > 1 ? base + ":holders" : base;
+        fenceKey_ = base + ":fence";
+        recordsKey_ = base + ":records";
+        channel_ = base + ":released";
+        login_.requireMaster = url_.kind == RedisUrl::Kind::Sentinel;
+        // A young server may have lost a holder's key: wait out one ttl plus drift.
+        minUptime_ = ttl_ + ttl_ / 100 + std::chrono::milliseconds(2);
+    }
+
+    Result<Lease> tryAcquire(Interrupt& interrupt) override {
+        const TimePoint deadline = BootClock::now() + timeouts_.command;
+        auto lease = attempt(deadline, interrupt);
+        if (!lease && lease.error().code == Errc::Busy && !sub_.isOpen()) {
+            // Subscribe, then look again: a release between our attempt and the SUBSCRIBE
+            // would otherwise go unheard until the next poll.
+            if (auto s = subscribe(deadline, interrupt); !s && s.error().code == Errc::Interrupted)
+                return s.error();
+            if (sub_.isOpen()) lease = attempt(deadline, interrupt);
+        }
+        if (lease) {
+            sub_.close();
+            everReached_ = true;
+            return lease;
+        }
+        Error err = lease.error();
+        if (err.code == Errc::Busy || err.code == Errc::Interrupted) {
+            everReached_ = true;
+            return err;
+        }
+        // Once a waiter has reached Redis, a lost connection is a pause, not the end: keep
+        // waiting (and say why). Refused logins and bad configuration stay fatal.
+        if (everReached_ && err.code == Errc::Unavailable) {
+            retry_ = kPollWithoutSubscription + jitter(std::chrono::milliseconds(100));
+            busyState_.reset();
+            return makeError(Errc::Busy, err.message + "; retrying");
+        }
+        return err;
+    }
+
+    Result<Lease> renew(Interrupt& interrupt) override {
+        if (!held_) return makeError(Errc::Lost, "not held");
+        const TimePoint deadline = BootClock::now() + timeouts_.command;
+        Result<Reply> r = holders_ > 1 ? eval(script(scripts::kSemExtend), semKeys(),
+                                              {self_.id, ms(ttl_)}, deadline, interrupt)
+                                       : eval(script(scripts::kExtend), {lockKey_},
+                                              {record_, ms(ttl_)}, deadline, interrupt);
+        if (!r) return r.error();
+        if (r->asInteger() == 1) return Lease{ttl_, token_};
+        held_ = false;
+        return makeError(Errc::Lost, "key '" + lockKey_ + "' on " + main_.target().describe() +
+                                         " no longer names us (it expired, was deleted, or "
+                                         "Redis lost its data)");
+    }
+
+    Result<void> release(Interrupt& interrupt) override {
+        if (!held_) return {};
+        const TimePoint deadline = BootClock::now() + timeouts_.command;
+        Result<Reply> r = holders_ > 1 ? eval(script(scripts::kSemRelease), semKeys(),
+                                              {self_.id, channel_}, deadline, interrupt)
+                                       : eval(script(scripts::kRelease), {lockKey_},
+                                              {record_, channel_}, deadline, interrupt);
+        if (!r) return r.error();
+        held_ = false;
+        return {};
+    }
+
+    Result<LockState> inspect(Interrupt& interrupt) override {
+        // Right after a busy attempt the acquire script has told us who holds the lock.
+        if (busyState_ && BootClock::now() - busyAt_ < kBusyInfoFresh) return *busyState_;
+        const TimePoint deadline = BootClock::now() + timeouts_.command;
+        LockState state;
+        if (holders_ > 1) {
+            auto r = eval(script(scripts::kSemInspect), semKeys(), {}, deadline, interrupt);
+            if (!r) return r.error();
+            for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+                state.holders.push_back(HolderRecord::parse(r->elements[i].str));
+                Duration left(r->elements[i + 1].asInteger());
+                if (!state.leaseLeft || left < *state.leaseLeft) state.leaseLeft = left;
+            }
+        } else {
+            auto r = eval(script(scripts::kInspect), {lockKey_}, {}, deadline, interrupt);
+            if (!r) return r.error();
+            if (r->elements.size() == 2 && !r->elements[0].str.empty()) {
+                state.holders.push_back(HolderRecord::parse(r->elements[0].str));
+                if (r->elements[1].asInteger(-1) >= 0)
+                    state.leaseLeft = Duration(r->elements[1].asInteger());
+            }
+        }
+        // Every waiting lockunit subscribes to the channel: its subscriber count is the number
+        // of waiters.
+        if (auto n = call(main_, {"PUBSUB", "NUMSUB", channel_}, deadline, interrupt);
+            n && n->elements.size() == 2)
+            state.waiters = static_cast<int>(n->elements[1].asInteger());
+        return state;
+    }
+
+    int wakeFd() const override { return sub_.fd(); }
+
+    void drainWake() override {
+        // Release messages (or an EOF, which closes the subscription) – their content does
+        // not matter: the supervisor tries to acquire next anyway.
+        while (sub_.isOpen()) {
+            auto r = sub_.advance(POLLIN);
+            if (!r || !*r) break;
+        }
+    }
+
+    Duration retryInterval() const override { return retry_; }
+
+private:
+    std::vector<std::string> semKeys() const { return {lockKey_, fenceKey_, recordsKey_}; }
+
+    Result<Lease> attempt(TimePoint deadline, Interrupt& interrupt) {
+        HolderRecord rec = self_;
+        rec.since = formatWallTime(std::time(nullptr));
+        const std::string prefix = recordWithoutToken(rec);
+        Result<Reply> r =
+            holders_ > 1
+                ? eval(script(scripts::kSemAcquire), semKeys(),
+                       {self_.id, ms(ttl_), prefix, std::to_string(holders_), ms(minUptime_)},
+                       deadline, interrupt)
+                : eval(script(scripts::kAcquire), {lockKey_, fenceKey_},
+                       {self_.id, ms(ttl_), prefix, ms(minUptime_)}, deadline, interrupt);
+        if (!r) return r.error();
+        const auto& e = r->elements;
+        if (r->type != Reply::Type::Array || e.empty())
+            return makeError(Errc::Refused, "redis " + main_.target().describe() +
+                                                ": unexpected answer from the acquire script");
+        const long long status = e[0].asInteger(-1);
+        if (status == 1 && e.size() >= 2) {
+            record_ = e[1].str;
+            token_ = HolderRecord::parse(record_).token;
+            held_ = true;
+            busyState_.reset();
+            return Lease{ttl_, token_};
+        }
+        Duration wait = e.size() >= 3 ? Duration(e[2].asInteger(-1)) : Duration(-1);
+        const Duration cap = sub_.isOpen() ? kPollWithSubscription : kPollWithoutSubscription;
+        // pttl -1: a key without expiry (set by hand); -2: gone since the script ran.
+        if (wait.count() == -1) wait = cap;
+        retry_ = std::clamp(wait, kMinRetry, cap) + jitter(std::chrono::milliseconds(20));
+        busyAt_ = BootClock::now();
+        if (status == 2) {
+            busyState_.reset();
+            return makeError(Errc::Busy, "redis " + main_.target().describe() +
+                                             " started less than one ttl ago; no lock is granted "
+                                             "until it has run that long");
+        }
+        LockState state;
+        if (e.size() >= 2 && !e[1].str.empty()) {
+            state.holders.push_back(HolderRecord::parse(e[1].str));
+            if (wait.count() >= 0) state.leaseLeft = wait;
+        }
+        busyState_ = holders_ > 1 ? std::nullopt : std::optional<LockState>(state);
+        return makeError(Errc::Busy, "held");
+    }
+
+    // Behind sentinels, asks which server is the master before every operation: after a
+    // failover the old master may take writes for seconds until the sentinels demote it, and
+    // a holder that kept renewing there would let its key expire on the real master. When no
+    // sentinel answers, the current connection is kept.
+    Result<void> followMaster(TimePoint deadline, Interrupt& interrupt) {
+        if (url_.kind != RedisUrl::Kind::Sentinel) return {};
+        auto now = BootClock::now();
+        auto master = resolveMaster(now + (deadline - now) / 2, interrupt);
+        if (!master) {
+            if (master.error().code == Errc::Interrupted || !main_.isOpen()) return master.error();
+            return {};
+        }
+        if (main_.isOpen() && !(*master == main_.target())) main_.close();
+        master_ = *master;
+        return {};
+    }
+
+    // (Re)connects the command connection to the master (or the configured server).
+    Result<void> connect(TimePoint deadline, Interrupt& interrupt) {
+        const TimePoint connectBy = std::min(deadline, BootClock::now() + timeouts_.connect);
+        Target target = url_.kind == RedisUrl::Kind::Sentinel ? master_ : url_.nodes.front();
+        return main_.open(target, login_, connectBy, interrupt);
+    }
+
+    Result<Target> resolveMaster(TimePoint deadline, Interrupt& interrupt) {
+        std::string problems;
+        const size_t n = url_.nodes.size();
+        // The last sentinel that answered keeps its connection between operations; if that
+        // connection went stale, the same sentinel is asked once more on a new one.
+        bool staleRetried = false;
+        for (size_t k = 0; k < n;) {
+            const size_t i = (sentinel_ + k) % n;
+            Connection& s = sentinelConn_;
+            const bool reused = s.isOpen() && s.used();
+            // Each sentinel gets an equal share of what is left, so one hung sentinel cannot
+            // eat the whole budget.
+            auto now = BootClock::now();
+            TimePoint own = now + (deadline - now) / static_cast<long>(n - k);
+            Result<Reply> r = makeError(Errc::Unavailable, "");
+            if (!s.isOpen())
+                if (auto o = s.open(url_.nodes[i], Login{}, own, interrupt); !o) r = o.error();
+            if (s.isOpen())
+                r = call(s, {"SENTINEL", "get-master-addr-by-name", url_.masterName}, own,
+                         interrupt);
+            if (!r && r.error().code == Errc::Interrupted) return r.error();
+            if (!r && reused && !staleRetried) {
+                staleRetried = true;
+                continue;
+            }
+            if (r && r->type == Reply::Type::Array && r->elements.size() == 2) {
+                sentinel_ = i;
+                Target t;
+                t.host = r->elements[0].str;
+                t.port = static_cast<int>(r->elements[1].asInteger());
+                return t;
+            }
+            s.close();
+            problems += (problems.empty() ? "" : "; ") +
+                        (r ? "sentinel " + url_.nodes[i].describe() +
+                                 (r->isError() ? " answered " + r->str
+                                               : " does not know master '" + url_.masterName + "'")
+                           : r.error().message);
+            ++k;
+        }
+        return makeError(Errc::Unavailable,
+                         "no sentinel named the master of '" + url_.masterName + "': " + problems);
+    }
+
+    // Runs a script on the master, (re)connecting first when needed. A failure on a connection
+    // that had worked before (a restart, a failover, an idle timeout) is retried once on a new
+    // one within the same deadline; every script is safe to run twice.
+    Result<Reply> eval(const Script& s, const std::vector<std::string>& keys,
+                       const std::vector<std::string>& args, TimePoint deadline,
+                       Interrupt& interrupt) {
+        for (int tries = 0;; ++tries) {
+            if (auto f = followMaster(deadline, interrupt); !f) return f.error();
+            const bool reused = main_.isOpen() && main_.used();
+            if (!main_.isOpen())
+                if (auto c = connect(deadline, interrupt); !c) return c.error();
+            auto r = runScript(main_, s, keys, args, deadline, interrupt);
+            const bool again = tries == 0 && BootClock::now() < deadline;
+            if (!r) {
+                if (r.error().code == Errc::Unavailable && reused && again) continue;
+                return r.error();
+            }
+            if (r->errorIs("READONLY")) {
+                // The server we talk to became a replica: find the new master.
+                main_.close();
+                if (again) continue;
+                return makeError(Errc::Unavailable, "redis " + main_.target().describe() +
+                                                        " is read-only (a replica): " + r->str);
+            }
+            if (r->isError()) {
+                // LOADING, BUSY, OOM, MASTERDOWN…: the server cannot serve us right now.
+                main_.close();
+                return makeError(Errc::Unavailable,
+                                 "redis " + main_.target().describe() + ": " + r->str);
+            }
+            return r;
+        }
+    }
+
+    Result<void> subscribe(TimePoint deadline, Interrupt& interrupt) {
+        if (!main_.isOpen()) return makeError(Errc::Unavailable, "not connected");
+        Login plain = login_;
+        plain.db = 0; // channels are not per database
+        plain.requireMaster = false;
+        const TimePoint connectBy = std::min(deadline, BootClock::now() + timeouts_.connect);
+        if (auto o = sub_.open(main_.target(), plain, connectBy, interrupt); !o) return o;
+        auto r = call(sub_, {"SUBSCRIBE", channel_}, deadline, interrupt);
+        if (!r) return r.error();
+        if (r->type != Reply::Type::Array || r->elements.empty() ||
+            r->elements[0].str != "subscribe") {
+            sub_.close();
+            return makeError(Errc::Unavailable, "SUBSCRIBE failed");
+        }
+        return {};
+    }
+
+    RedisUrl url_;
+    Login login_;
+    Timeouts timeouts_;
+    HolderRecord self_;
+    Duration ttl_, minUptime_{};
+    int holders_;
+    std::string lockKey_, fenceKey_, recordsKey_, channel_;
+
+    Connection main_, sub_, sentinelConn_;
+    Target master_;
+    size_t sentinel_ = 0;
+    bool held_ = false, everReached_ = false;
+    std::string record_, token_;
+    Duration retry_ = kPollWithoutSubscription;
+    std::optional<LockState> busyState_;
+    TimePoint busyAt_{};
+};
+
+} // namespace
+
+Result<std::unique_ptr<LockBackend>> create(const BackendParams& p) {
+    static const BackendSettings none;
+    const BackendSettings& settings = p.settings ? *p.settings : none;
+    auto url = parseRedisUrl(p.scheme, p.rest);
+    if (!url) return url.error();
+    auto timeouts = readTimeouts(settings, p.renew);
+    if (!timeouts) return timeouts.error();
+    auto password = loadPassword(settings);
+    if (!password) return password.error();
+    Login login;
+    login.user = url->user;
+    login.password = *password;
+    login.db = url->db;
+    std::string prefix = settings.string("key_prefix").value_or("lockunit:");
+    if (url->kind == RedisUrl::Kind::Redlock) {
+        if (p.holders != 1)
+            return makeError(Errc::Config,
+                             "redlock does not do holders = " + std::to_string(p.holders) +
+                                 " (only 1); use redis:// for a semaphore");
+        return makeRedlock(std::move(*url), std::move(login), *timeouts, prefix, p);
+    }
+    return std::unique_ptr<LockBackend>(
+        std::make_unique<RedisBackend>(std::move(*url), std::move(login), *timeouts, prefix, p));
+}
+
+} // namespace redis
+
+LOCKUNIT_REGISTER_BACKEND(BackendInfo{
+    {"redis", "unix", "redis+sentinel"},
+    "redis",
+    "Redis (single server, Unix socket, or a master found through Sentinel): SET NX PX + "
+    "fencing counter, release published to waiters",
+    redis::keySpecs(),
+    redis::create,
+});
+
+LOCKUNIT_REGISTER_BACKEND(BackendInfo{
+    {"redlock"},
+    "redlock",
+    "Redlock over N independent Redis servers (quorum N/2+1); no fencing token",
+    redis::keySpecs(),
+    redis::create,
+});
+
+} // namespace lockunit
