@@ -45,7 +45,7 @@ def now():
 class Stat:
     def __init__(self):
         self.count = self.runs = self.overlaps = self.missed = 0
-        self.worst = 0.0
+        self.worst = self.gap = 0.0
 
 
 class Driver:
@@ -172,8 +172,8 @@ class Driver:
                                  (backend.name, i, fault))
             holder = self.rng.choice(self.nodes)
         before = len(records.runs())
+        injected = time.time_ns()
         desc = getattr(self, "f_" + fault.replace("-", "_"))(backend, holder)
-        healed = now()
         self.log("fault %d/%d %s on %s%s" % (i + 1, self.args.faults, fault, holder.name,
                                               (": " + desc) if desc else ""))
         since = self.wait_single(records, self.recovery_bound())
@@ -186,22 +186,36 @@ class Driver:
                                                             records.live(), states))
             self.log("NOT RECOVERED: " + self.failures[-1])
         else:
-            rec = max(0.0, since - healed)
+            # Recovery: from the fault to the start of the payload that runs afterwards (0 when
+            # the holder's payload went through the fault).
+            live = records.live()
+            new = live[0] if live else None
+            rec = max(0.0, (new.start - injected) / 1e9) if new is not None else 0.0
             st.worst = max(st.worst, rec)
-            self.log("   recovered in %.2f s (payload on %s)" % (rec, records.live()[0].node
-                                                                 if records.live() else "?"))
+            self.log("   one payload again on %s, %.2f s after the fault began%s" % (
+                new.node if new else "?", rec, "" if new is None or new.start > injected
+                else " (the holder's payload went through it)"))
         st.runs += len(records.runs()) - before
         for n in self.nodes:
             if n.ensure_running():
                 self.log("   started %s again" % n.name)
 
     def attribute(self, backend, report, fault_log):
-        """Charges each overlap to the fault during whose window the later run started."""
-        for a, b in report.overlaps:
+        """Charges each overlap (and each gap without a payload) to the fault during whose
+        window the later run started."""
+        def fault_at(ns):
             fault = "start-up"
             for t, f in fault_log:
-                if t <= b.start:
+                if t <= ns:
                     fault = f
+            return fault
+        runs = report.runs
+        for a, b in zip(runs, runs[1:]):
+            st = self.stats.get((backend.name, fault_at(b.start)))
+            if st is not None:
+                st.gap = max(st.gap, (b.start - a.last) / 1e9)
+        for a, b in report.overlaps:
+            fault = fault_at(b.start)
             self.stats.setdefault((backend.name, fault), Stat()).overlaps += 1
             what = "%s/%s: overlap of %.3f s: %r and %r" % (backend.name, fault,
                                                            (a.last - b.start) / 1e9, a, b)
@@ -291,10 +305,11 @@ class Driver:
 
     # -- results --------------------------------------------------------------------------------
     def table(self):
-        rows = [("backend", "fault", "faults", "runs", "overlaps", "worst recovery", "missed")]
+        rows = [("backend", "fault", "faults", "runs", "overlaps", "worst recovery",
+                 "longest gap", "missed bound")]
         for (b, f), st in sorted(self.stats.items()):
             rows.append((b, f, str(st.count), str(st.runs), str(st.overlaps),
-                         "%.2f s" % st.worst, str(st.missed)))
+                         "%.2f s" % st.worst, "%.2f s" % st.gap, str(st.missed)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = []
         for j, r in enumerate(rows):
