@@ -117,11 +117,10 @@ class PostgresBackend(Backend):
     def kill_and_restart(self, rng, log):
         # SIGQUIT: immediate shutdown, as close to a crash as a postmaster allows without
         # leaving orphaned backends that keep the port.
-        log("postgres: immediate shutdown (SIGQUIT)")
         self.server.stop(sig=signal.SIGQUIT)
         time.sleep(rng.uniform(0.2, 2.0))
         self.server.start()
-        log("postgres: restarted")
+        return "postgres stopped immediately (SIGQUIT) and restarted"
 
 
 BACKENDS = {"file": FileBackend, "postgres": PostgresBackend}
@@ -142,3 +141,131 @@ def available(names):
         else:
             run.append(cls)
     return run, skipped
+
+
+class _LeaseBackend(Backend):
+    """A lock service whose lock is a lease that expires on the server after `ttl`: a holder
+    whose whole node is paused past the ttl loses it while its payload is paused too, and that
+    payload resumes for a moment before its lockunit can stop it — an overlap that only a
+    fencing token at the resource can catch. Without WatchdogSec, a paused lockunit alone
+    leaves its payload running past the lease."""
+    faults = NODE_FAULTS + NET_FAULTS + SERVER_FAULTS
+    contrast_only = {"freeze-node"}
+    limits_with_watchdog = {"freeze-node"}
+    limits_without_watchdog = {"pause-lockunit"}
+
+
+class RedisBackend(_LeaseBackend):
+    name = "redis"
+    programs = ["redis-server"]
+
+    def start(self):
+        from redis_fixture import Server
+        self.dir = tempfile.mkdtemp(prefix="lockunit-faults-redis-")
+        self.servers = [Server(self.dir, "redis").start()]
+        self.make_proxies([s.port for s in self.servers])
+
+    def stop(self):
+        for s in getattr(self, "servers", []):
+            s.stop()
+        shutil.rmtree(getattr(self, "dir", ""), ignore_errors=True)
+
+    def url(self, node):
+        return "redis://%s" % self.proxies[node][0].address
+
+    def kill_and_restart(self, rng, log):
+        s = rng.choice(self.servers)
+        s.kill()
+        time.sleep(rng.uniform(0.2, 2.0))
+        s.start()
+        return "%s (port %d) SIGKILLed and restarted empty" % (s.name, s.port)
+
+
+class RedlockBackend(RedisBackend):
+    """Three independent redis-servers; each node reaches each through its own proxy."""
+    name = "redlock"
+    tokens = False  # Redlock gives no fencing token (docs/backends/redis.md)
+
+    def start(self):
+        from redis_fixture import Server
+        self.dir = tempfile.mkdtemp(prefix="lockunit-faults-redlock-")
+        self.servers = [Server(self.dir, "redlock%d" % i).start() for i in range(3)]
+        self.make_proxies([s.port for s in self.servers])
+
+    def url(self, node):
+        return "redlock://" + ",".join(p.address for p in self.proxies[node])
+
+
+class SentinelBackend(RedisBackend):
+    """A master, a replica and three sentinels. Each node reaches the sentinels through its
+    own proxies; the master it is sent to is the real address that the sentinels hand out,
+    so network faults here cut a node off the sentinels only. The server fault kills the
+    current master: the sentinels fail over to the replica (asynchronous replication: a lock
+    taken just before can be lost, the documented limit), and the old master comes back as a
+    replica."""
+    name = "redis+sentinel"
+    programs = ["redis-server", "redis-sentinel"]
+    limits_with_watchdog = {"freeze-node", "server-restart"}
+
+    def start(self):
+        from redis_fixture import Sentinels
+        self.dir = tempfile.mkdtemp(prefix="lockunit-faults-sentinel-")
+        self.group = Sentinels(self.dir, down_after_ms=1000, failover_timeout_ms=3000).start()
+        self.servers = [self.group.master, self.group.replica]
+        self.make_proxies([s.port for s in self.group.sentinels])
+
+    def stop(self):
+        if getattr(self, "group", None):
+            self.group.stop()
+        shutil.rmtree(getattr(self, "dir", ""), ignore_errors=True)
+
+    def url(self, node):
+        return "redis+sentinel://%s/%s" % (",".join(p.address for p in self.proxies[node]),
+                                           self.group.MASTER_NAME)
+
+    def kill_and_restart(self, rng, log):
+        port = self.group.master_port()
+        master = next((s for s in self.servers if s.port == port), None)
+        if master is None:
+            return "no master known to the sentinels: nothing killed"
+        master.kill()
+        # Come back once the sentinels have promoted the other one (down-after 1 s + election).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and self.group.master_port() in (port, None):
+            time.sleep(0.1)
+        promoted = self.group.master_port()
+        master.start()
+        return "master :%d SIGKILLed, sentinels promoted :%s, old master restarted" % (
+            port, promoted)
+
+
+class EtcdBackend(_LeaseBackend):
+    """A three-member etcd cluster; each node reaches each member through its own proxy."""
+    name = "etcd"
+    programs = ["etcd"]
+
+    def start(self):
+        from etcd_fixture import EtcdCluster
+        self.cluster = EtcdCluster(size=3).start()
+        self.make_proxies([m.client_port for m in self.cluster.members])
+
+    def stop(self):
+        if getattr(self, "cluster", None):
+            self.cluster.stop()
+
+    def url(self, node):
+        return "etcd://" + ",".join(p.address for p in self.proxies[node])
+
+    def kill_and_restart(self, rng, log):
+        leader = self.cluster.leader()
+        m = leader if leader is not None and rng.random() < 0.5 else rng.choice(
+            self.cluster.members)
+        self.cluster.kill(m)
+        time.sleep(rng.uniform(0.2, 2.0))
+        self.cluster.restart(m)
+        return "member %s%s SIGKILLed and restarted" % (m.name, " (the leader)" if m is leader
+                                                         else "")
+
+
+BACKENDS.update({"redis": RedisBackend, "redis+sentinel": SentinelBackend,
+                 "redlock": RedlockBackend, "etcd": EtcdBackend})
