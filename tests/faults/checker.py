@@ -15,8 +15,10 @@ kernel clock) from any number of files, and fails when
 prints "checked R payload runs, H handovers, F faults: ..." and exits 0 (clean) or 1."""
 
 import argparse
+import bisect
 import os
 import sys
+from array import array
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from lockunit_test import Run, overlaps  # noqa: E402
@@ -70,11 +72,13 @@ class RecordReader:
         key = (path, node, pid)
         if what == "start":
             run = Run(node, token, pid_n, ns)
+            run.times = array("q", [ns])
             self.current[key] = run
             self.runs.append(run)
         elif key in self.current:
             run = self.current[key]
             run.last = max(run.last, ns)
+            run.times.append(ns)
             if what == "end":
                 run.ended = True
                 del self.current[key]
@@ -101,6 +105,29 @@ def token_regressions(runs):
         except ValueError:
             bad.append((a, b))
     return bad
+
+
+def stale_records(a, b):
+    """(first, last, count) of the records that run `a` wrote after run `b` had started."""
+    times = getattr(a, "times", None)
+    if not times:
+        return (a.last, a.last, 1) if a.last >= b.start else None
+    i = bisect.bisect_left(times, b.start)
+    if i == len(times):
+        return None
+    return times[i], times[-1], len(times) - i
+
+
+def describe_overlap(a, b):
+    """How two runs overlapped: their intervals, and when the earlier one showed signs of life
+    after the later one had started (a payload resumed after a freeze writes them late)."""
+    text = "intervals overlap %.3f s" % ((min(a.last, b.last) - b.start) / 1e9)
+    stale = stale_records(a, b)
+    if stale:
+        first, last, n = stale
+        text += "; %s wrote %d records from %.3f s to %.3f s after %s started" % (
+            a.node, n, (first - b.start) / 1e9, (last - b.start) / 1e9, b.node)
+    return text
 
 
 def handovers(runs):
@@ -133,7 +160,7 @@ class Report:
     def details(self, limit=10):
         lines = []
         for a, b in self.overlaps[:limit]:
-            lines.append("OVERLAP %.3f s: %r and %r" % ((a.last - b.start) / 1e9, a, b))
+            lines.append("OVERLAP %s: %r and %r" % (describe_overlap(a, b), a, b))
         for a, b in self.token_regressions[:limit]:
             lines.append("TOKEN NOT INCREASING: %r then %r" % (a, b))
         return "\n".join(lines)

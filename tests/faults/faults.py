@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
 from lockunit_test import IN_CI  # noqa: E402
 from systemd_container import require_nspawn  # noqa: E402
 import backends as B  # noqa: E402
-from checker import Report  # noqa: E402
+from checker import Report, describe_overlap  # noqa: E402
 from cluster import Node, Records, Settings  # noqa: E402
 from proxy import Hub  # noqa: E402
 
@@ -217,8 +217,7 @@ class Driver:
         for a, b in report.overlaps:
             fault = fault_at(b.start)
             self.stats.setdefault((backend.name, fault), Stat()).overlaps += 1
-            what = "%s/%s: overlap of %.3f s: %r and %r" % (backend.name, fault,
-                                                           (a.last - b.start) / 1e9, a, b)
+            what = "%s/%s: %s: %r and %r" % (backend.name, fault, describe_overlap(a, b), a, b)
             if fault in backend.limits(watchdog=not self.args.contrast):
                 self.limits.append(what)
             else:

@@ -85,6 +85,8 @@ class CheckerTest(unittest.TestCase):
             f.write("beat n0 1 100 %d\n" % (T0 + 6 * S))
         report = checker.check([self.dir])
         self.assertEqual(len(report.overlaps), 1)
+        self.assertIn("n0 wrote 1 records from 2.000 s to 2.000 s after n1 started",
+                      report.details())
 
     def test_a_token_that_does_not_increase_fails(self):
         self.rec.run("n0", 5, 100, 0.0, 1.0)
