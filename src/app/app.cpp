@@ -27,11 +27,16 @@ namespace {
 
 int exitCodeFor(const Error& e) {
     switch (e.code) {
-    case Errc::Usage: return exitcode::Usage;
-    case Errc::Config: return exitcode::Config;
-    case Errc::Busy: return exitcode::Busy;
-    case Errc::Lost: return exitcode::Lost;
-    default: return exitcode::Unavailable;
+    case Errc::Usage:
+        return exitcode::Usage;
+    case Errc::Config:
+        return exitcode::Config;
+    case Errc::Busy:
+        return exitcode::Busy;
+    case Errc::Lost:
+        return exitcode::Lost;
+    default:
+        return exitcode::Unavailable;
     }
 }
 
@@ -60,7 +65,8 @@ Result<std::string> resolveExecutable(const Setting<std::vector<std::string>>& c
         if (usable(candidate)) return candidate;
         start = colon + 1;
     }
-    return makeError(code, command.origin.describe() + ": command '" + name + "' not found in PATH");
+    return makeError(code,
+                     command.origin.describe() + ": command '" + name + "' not found in PATH");
 }
 
 HolderRecord selfRecord() {
@@ -85,7 +91,8 @@ std::vector<std::string> payloadEnvironment(const Config& config, const std::str
     std::vector<std::string> env;
     for (char** e = environ; *e; ++e) {
         std::string_view kv(*e);
-        for (std::string_view drop : {"NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=", "LOCKUNIT_"})
+        for (std::string_view drop :
+             {"NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=", "LOCKUNIT_"})
             if (kv.substr(0, drop.size()) == drop) goto skip;
         env.emplace_back(kv);
     skip:;
@@ -106,8 +113,9 @@ Result<std::unique_ptr<LockBackend>> makeBackend(const Config& config, const Hol
     params.holders = static_cast<int>(config.holders.value);
     params.self = self;
     const std::string scheme = params.url.substr(0, params.url.find("://"));
-    const BackendInfo* info = backends::byScheme(scheme);
-    params.settings = &config.backendSettings(info ? std::string(info->table) : scheme);
+    auto info = backends::byScheme(scheme);
+    if (!info) return info.error();
+    params.settings = &config.backendSettings(*info ? std::string((*info)->table) : scheme);
     return backends::create(params);
 }
 
@@ -143,7 +151,8 @@ int run(const Config& config) {
     spec.stopSignal = config.stopSignal.value;
     spec.stopTimeout = config.stopTimeout.value;
     std::string cmdline;
-    for (const auto& a : config.command.value) cmdline += (cmdline.empty() ? "" : " ") + a;
+    for (const auto& a : config.command.value)
+        cmdline += (cmdline.empty() ? "" : " ") + a;
     spec.description = "lockunit payload of lock '" + config.name.value + "': " + cmdline;
 
     // notify=relay: the payload gets a NOTIFY_SOCKET of ours; its READY=1 becomes ours.
@@ -170,8 +179,10 @@ int run(const Config& config) {
 int cleanup(const CommandLine& cli) {
     bool user = false;
     for (const auto& [key, value] : cli.options) {
-        if (key == "user") user = true;
-        else if (key == "verbose") log::setVerbose(true);
+        if (key == "user")
+            user = true;
+        else if (key == "verbose")
+            log::setVerbose(true);
         else {
             log::error("cleanup: --" + key + " is not an option of cleanup (only --user, -v)");
             return exitcode::Usage;
@@ -215,10 +226,16 @@ int runApp(int argc, char** argv) {
         return exitcode::Usage;
     }
     switch (cli->action) {
-    case CommandLine::Action::Help: std::cout << helpText(); return exitcode::Ok;
-    case CommandLine::Action::Cleanup: return cleanup(*cli);
-    case CommandLine::Action::Version: std::cout << "lockunit " LOCKUNIT_VERSION "\n"; return 0;
-    default: break;
+    case CommandLine::Action::Help:
+        std::cout << helpText();
+        return exitcode::Ok;
+    case CommandLine::Action::Cleanup:
+        return cleanup(*cli);
+    case CommandLine::Action::Version:
+        std::cout << "lockunit " LOCKUNIT_VERSION "\n";
+        return 0;
+    default:
+        break;
     }
     auto config = loadConfig(*cli, cli->action == CommandLine::Action::Run);
     if (!config) {
@@ -235,7 +252,9 @@ int runApp(int argc, char** argv) {
     }
     log::setVerbose(config->verbose.value);
     switch (cli->action) {
-    case CommandLine::Action::Check: std::cout << formatConfig(*config); return exitcode::Ok;
+    case CommandLine::Action::Check:
+        std::cout << formatConfig(*config);
+        return exitcode::Ok;
     case CommandLine::Action::Status: {
         if (config->name.value.empty()) {
             log::error("status needs a lock: give --conf=FILE or --name=NAME");
@@ -248,7 +267,8 @@ int runApp(int argc, char** argv) {
                                     exitCodeFor(backend.error()));
         return printStatus(*config, **backend, cli->json);
     }
-    default: return run(*config);
+    default:
+        return run(*config);
     }
 }
 

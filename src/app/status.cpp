@@ -16,12 +16,14 @@ inline constexpr int kExitFree = 3; // like `systemctl is-active`: not running, 
 std::string jsonString(const std::string& s) {
     std::string out = "\"";
     for (char c : s) {
-        if (c == '"' || c == '\\') out += '\\', out += c;
+        if (c == '"' || c == '\\')
+            out += '\\', out += c;
         else if (static_cast<unsigned char>(c) < 0x20) {
             char buf[8];
             std::snprintf(buf, sizeof buf, "\\u%04x", c);
             out += buf;
-        } else out += c;
+        } else
+            out += c;
     }
     return out + "\"";
 }
@@ -49,19 +51,26 @@ void printJson(const Config& config, const LockState& state) {
         << ",\"capacity\":" << config.holders.value << ",\"holders\":[";
     for (size_t i = 0; i < state.holders.size(); ++i) {
         const auto& h = state.holders[i];
-        out << (i ? "," : "") << "{\"id\":" << jsonString(h.id) << ",\"host\":" << jsonString(h.host)
-            << ",\"unit\":" << jsonString(h.unit) << ",\"pid\":" << h.pid
-            << ",\"since\":" << jsonString(h.since) << ",\"token\":" << jsonString(h.token) << "}";
+        out << (i ? "," : "") << "{\"id\":" << jsonString(h.id)
+            << ",\"host\":" << jsonString(h.host) << ",\"unit\":" << jsonString(h.unit)
+            << ",\"pid\":" << h.pid << ",\"since\":" << jsonString(h.since)
+            << ",\"token\":" << jsonString(h.token) << "}";
     }
     out << "],\"lease_left_ms\":";
-    if (state.leaseLeft && *state.leaseLeft != kInfinity) out << state.leaseLeft->count();
-    else out << "null";
+    if (state.leaseLeft && *state.leaseLeft != kInfinity)
+        out << state.leaseLeft->count();
+    else
+        out << "null";
     out << ",\"lease_expires\":";
-    if (!state.leaseLeft || state.holders.empty()) out << "null";
-    else out << (*state.leaseLeft == kInfinity ? "false" : "true");
+    if (!state.leaseLeft || state.holders.empty())
+        out << "null";
+    else
+        out << (*state.leaseLeft == kInfinity ? "false" : "true");
     out << ",\"waiters\":";
-    if (state.waiters) out << *state.waiters;
-    else out << "null";
+    if (state.waiters)
+        out << *state.waiters;
+    else
+        out << "null";
     out << "}\n";
     std::cout << out.str();
 }
@@ -82,13 +91,17 @@ void printText(const Config& config, const LockState& state) {
         out << "          id " << h.id << "\n";
     }
     if (held) {
-        if (!state.leaseLeft) out << "  lease left: unknown\n";
+        if (!state.leaseLeft)
+            out << "  lease left: unknown\n";
         else if (*state.leaseLeft == kInfinity)
             out << "  lease left: does not expire while the holder lives\n";
-        else out << "  lease left: " << formatDuration(*state.leaseLeft) << "\n";
+        else
+            out << "  lease left: " << formatDuration(*state.leaseLeft) << "\n";
     }
-    if (state.waiters) out << "  waiters: " << *state.waiters << "\n";
-    else out << "  waiters: unknown (the " << scheme(config) << " backend cannot count them)\n";
+    if (state.waiters)
+        out << "  waiters: " << *state.waiters << "\n";
+    else
+        out << "  waiters: unknown (the " << scheme(config) << " backend cannot count them)\n";
     std::cout << out.str();
 }
 
@@ -98,8 +111,10 @@ int printStatus(const Config& config, LockBackend& backend, bool json) {
     NoInterrupt none;
     auto state = backend.inspect(none);
     if (!state) return printStatusError(config, state.error(), json, exitcode::Unavailable);
-    if (json) printJson(config, *state);
-    else printText(config, *state);
+    if (json)
+        printJson(config, *state);
+    else
+        printText(config, *state);
     return state->holders.empty() ? kExitFree : exitcode::Ok;
 }
 

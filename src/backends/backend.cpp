@@ -7,8 +7,10 @@ namespace lockunit {
 
 std::string HolderRecord::describe() const {
     std::string out = host.empty() ? std::string("unknown host") : host;
-    if (!unit.empty()) out += "/" + unit;
-    else if (pid > 0) out += " pid " + std::to_string(pid);
+    if (!unit.empty())
+        out += "/" + unit;
+    else if (pid > 0)
+        out += " pid " + std::to_string(pid);
     if (!since.empty()) out += " since " + since;
     return out;
 }
@@ -28,12 +30,18 @@ HolderRecord HolderRecord::parse(const std::string& text) {
         auto eq = line.find('=');
         if (eq == std::string::npos) continue;
         std::string key = line.substr(0, eq), value = line.substr(eq + 1);
-        if (key == "id") r.id = value;
-        else if (key == "host") r.host = value;
-        else if (key == "unit") r.unit = value;
-        else if (key == "pid") r.pid = std::atol(value.c_str());
-        else if (key == "since") r.since = value;
-        else if (key == "token") r.token = value;
+        if (key == "id")
+            r.id = value;
+        else if (key == "host")
+            r.host = value;
+        else if (key == "unit")
+            r.unit = value;
+        else if (key == "pid")
+            r.pid = std::atol(value.c_str());
+        else if (key == "since")
+            r.since = value;
+        else if (key == "token")
+            r.token = value;
     }
     return r;
 }

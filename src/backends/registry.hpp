@@ -22,15 +22,29 @@ struct BackendInfo {
     std::function<Result<std::unique_ptr<LockBackend>>(const BackendParams&)> create;
 };
 
+// A backend built as a module (a shared object loaded on first use), as meson lists it: the
+// module's name and the URL schemes and config tables it serves.
+struct ModuleInfo {
+    std::string name;
+    std::vector<std::string> schemes;
+    std::vector<std::string> tables;
+};
+
 namespace backends {
 
 bool add(BackendInfo info);
-const BackendInfo* byScheme(std::string_view scheme);
-const BackendInfo* byTable(std::string_view table);
+// The backend for a URL scheme or a config table, loading its module if needed; nullptr if no
+// backend has it, an error if its module cannot be loaded.
+Result<const BackendInfo*> byScheme(std::string_view scheme);
+Result<const BackendInfo*> byTable(std::string_view table);
+// Every backend, all modules loaded.
 std::vector<const BackendInfo*> all();
-// "etcd, file, postgres, redis, …", every registered scheme, sorted.
+// "etcd, etcds, file, postgres, …": every scheme, built in or in a module, sorted. Loads nothing.
 std::string schemeList();
 std::vector<std::string> schemes();
+std::vector<std::string> tables();
+const std::vector<ModuleInfo>& modules();
+Result<void> load(const ModuleInfo& module);
 
 // Splits "scheme://rest" and creates the backend for it.
 Result<std::unique_ptr<LockBackend>> create(BackendParams params);
@@ -40,6 +54,6 @@ Result<std::unique_ptr<LockBackend>> create(BackendParams params);
 
 #define LOCKUNIT_CONCAT_(a, b) a##b
 #define LOCKUNIT_CONCAT(a, b) LOCKUNIT_CONCAT_(a, b)
-#define LOCKUNIT_REGISTER_BACKEND(...)                                                            \
+#define LOCKUNIT_REGISTER_BACKEND(...)                                                             \
     [[maybe_unused]] static const bool LOCKUNIT_CONCAT(lockunitRegistered_, __LINE__) =            \
         ::lockunit::backends::add(__VA_ARGS__)

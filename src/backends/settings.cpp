@@ -45,7 +45,8 @@ std::string BackendSettings::origin(const std::string& key) const {
 
 std::vector<std::string> BackendSettings::keys() const {
     std::vector<std::string> out;
-    for (const auto& [k, v] : values_) out.push_back(k);
+    for (const auto& [k, v] : values_)
+        out.push_back(k);
     return out;
 }
 
@@ -66,7 +67,8 @@ Result<std::string> readFirstLine(const std::string& path, const std::string& wh
     if (!in) return makeError(Errc::Config, "cannot read " + what + " '" + path + "'");
     std::string line;
     std::getline(in, line);
-    while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n'))
+        line.pop_back();
     return line;
 }
 
@@ -81,9 +83,10 @@ Result<std::optional<std::string>> loadPassword(const BackendSettings& settings)
     if (auto name = settings.string("password_credential")) {
         const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
         if (!dir)
-            return makeError(Errc::Config,
-                             "password_credential '" + *name +
-                                 "' is set but $CREDENTIALS_DIRECTORY is not (use LoadCredential=)");
+            return makeError(
+                Errc::Config,
+                "password_credential '" + *name +
+                    "' is set but $CREDENTIALS_DIRECTORY is not (use LoadCredential=)");
         auto secret = readFirstLine(std::string(dir) + "/" + *name, "credential");
         if (!secret) return secret.error();
         return std::optional<std::string>(*secret);

@@ -75,7 +75,7 @@ Apply durationOption(Setting<Duration> Config::*member, bool allowInfinity) {
     return [=](Config& c, const Raw& raw, const Origin& o) -> std::optional<std::string> {
         std::string text;
         auto d = std::get_if<std::string>(&raw) ? parseDuration(std::get<std::string>(raw))
-                                                 : std::nullopt;
+                                                : std::nullopt;
         if (!d || (!allowInfinity && *d == kInfinity))
             return std::string("expected a duration such as \"500ms\", \"15s\", \"2m\"") +
                    (allowInfinity ? " or \"infinity\"" : "") + ", found " + showRaw(raw);
@@ -87,10 +87,10 @@ Apply durationOption(Setting<Duration> Config::*member, bool allowInfinity) {
 Apply countOption(Setting<long long> Config::*member, long long min, long long max) {
     return [=](Config& c, const Raw& raw, const Origin& o) -> std::optional<std::string> {
         long long n = 0;
-        if (auto i = std::get_if<long long>(&raw)) n = *i;
+        if (auto i = std::get_if<long long>(&raw))
+            n = *i;
         else if (auto s = std::get_if<std::string>(&raw);
-                 s && !s->empty() && std::all_of(s->begin(), s->end(), ::isdigit) &&
-                 s->size() < 10)
+                 s && !s->empty() && std::all_of(s->begin(), s->end(), ::isdigit) && s->size() < 10)
             n = std::atoll(s->c_str());
         else
             return "expected a whole number, found " + showRaw(raw);
@@ -117,7 +117,8 @@ Apply signalOption(Setting<int> Config::*member) {
         std::string text;
         if (auto err = textOf(raw, text)) return err;
         auto sig = parseSignal(text);
-        if (!sig) return "expected a signal name such as \"SIGTERM\" or \"INT\", found " + showRaw(raw);
+        if (!sig)
+            return "expected a signal name such as \"SIGTERM\" or \"INT\", found " + showRaw(raw);
         c.*member = {*sig, o};
         return std::nullopt;
     };
@@ -126,13 +127,16 @@ Apply signalOption(Setting<int> Config::*member) {
 Apply signalListOption(Setting<std::vector<int>> Config::*member) {
     return [=](Config& c, const Raw& raw, const Origin& o) -> std::optional<std::string> {
         std::string joined;
-        if (auto s = std::get_if<std::string>(&raw)) joined = *s;
+        if (auto s = std::get_if<std::string>(&raw))
+            joined = *s;
         else if (auto a = std::get_if<std::vector<std::string>>(&raw))
-            for (const auto& e : *a) joined += (joined.empty() ? "" : ",") + e;
+            for (const auto& e : *a)
+                joined += (joined.empty() ? "" : ",") + e;
         else
             return "expected a list of signals such as \"SIGHUP,SIGUSR1\", found " + showRaw(raw);
         auto list = parseSignalList(joined);
-        if (!list) return "expected a list of signals such as \"SIGHUP,SIGUSR1\", found " + showRaw(raw);
+        if (!list)
+            return "expected a list of signals such as \"SIGHUP,SIGUSR1\", found " + showRaw(raw);
         for (int sig : *list)
             if (sig == SIGKILL || sig == SIGSTOP || sig == SIGCHLD)
                 return signalName(sig) + " cannot be forwarded";
@@ -145,7 +149,8 @@ template <typename E>
 Apply enumOption(Setting<E> Config::*member, std::vector<std::pair<const char*, E>> choices) {
     return [=](Config& c, const Raw& raw, const Origin& o) -> std::optional<std::string> {
         std::string text, names;
-        for (const auto& [n, v] : choices) names += std::string(names.empty() ? "" : ", ") + n;
+        for (const auto& [n, v] : choices)
+            names += std::string(names.empty() ? "" : ", ") + n;
         if (textOf(raw, text)) return "expected one of " + names + ", found " + showRaw(raw);
         for (const auto& [n, v] : choices)
             if (text == n) {
@@ -171,7 +176,8 @@ Apply commandOption() {
         auto a = std::get_if<std::vector<std::string>>(&raw);
         if (!a || a->empty() || a->front().empty())
             return "expected a non-empty array of strings such as [\"/usr/bin/x\", \"--flag\"], "
-                   "found " + (a ? std::string("an empty array") : showRaw(raw));
+                   "found " +
+                   (a ? std::string("an empty array") : showRaw(raw));
         c.command = {*a, o};
         return std::nullopt;
     };
@@ -182,8 +188,10 @@ Apply patternOption(Setting<std::string> Config::*member, const char* expected,
                     std::function<bool(const std::string&)> valid) {
     return [=](Config& c, const Raw& raw, const Origin& o) -> std::optional<std::string> {
         std::string text;
-        if (auto i = std::get_if<long long>(&raw)) text = std::to_string(*i);
-        else if (textOf(raw, text)) return std::string("expected ") + expected + ", found " + showRaw(raw);
+        if (auto i = std::get_if<long long>(&raw))
+            text = std::to_string(*i);
+        else if (textOf(raw, text))
+            return std::string("expected ") + expected + ", found " + showRaw(raw);
         if (!valid(text)) return std::string("expected ") + expected + ", found " + showRaw(raw);
         c.*member = {text, o};
         return std::nullopt;
@@ -198,66 +206,76 @@ const std::vector<Option>& options() {
     static const std::vector<Option> table = {
         {"name", 0, "NAME", "lock name (default: the config file's stem, else the command's name)",
          true, stringOption(&Config::name)},
-        {"backend", 0, "URL", "lock backend URL (default: file:///run/lock/lockunit for root, "
-                              "file://$XDG_RUNTIME_DIR/lockunit otherwise)",
+        {"backend", 0, "URL",
+         "lock backend URL (default: file:///run/lock/lockunit for root, "
+         "file://$XDG_RUNTIME_DIR/lockunit otherwise)",
          true, stringOption(&Config::backend)},
         {"ttl", 0, "DURATION", "lease time to live (default 15s)", true,
          durationOption(&Config::ttl, false)},
         {"renew", 0, "DURATION", "renew the lease this often (default ttl/3)", true,
          durationOption(&Config::renew, false)},
-        {"wait", 0, "DURATION", "give up (exit 75) if not acquired within this; 0 = try once "
-                                "(default infinity)",
+        {"wait", 0, "DURATION",
+         "give up (exit 75) if not acquired within this; 0 = try once "
+         "(default infinity)",
          true, durationOption(&Config::wait, true)},
         {"holders", 0, "N", "let N instances hold the lock at once (default 1)", true,
          countOption(&Config::holders, 1, 1000)},
         {"stop_signal", 0, "SIGNAL", "signal that asks the payload to stop (default SIGTERM)", true,
          signalOption(&Config::stopSignal)},
-        {"stop_timeout", 0, "DURATION", "SIGKILL the payload this long after the stop signal "
-                                        "(default 5s)",
+        {"stop_timeout", 0, "DURATION",
+         "SIGKILL the payload this long after the stop signal "
+         "(default 5s)",
          true, durationOption(&Config::stopTimeout, false)},
-        {"forward_signals", 0, "LIST", "signals passed on to the payload (default "
-                                       "SIGHUP,SIGUSR1,SIGUSR2; \"none\" for none)",
+        {"forward_signals", 0, "LIST",
+         "signals passed on to the payload (default "
+         "SIGHUP,SIGUSR1,SIGUSR2; \"none\" for none)",
          true, signalListOption(&Config::forwardSignals)},
-        {"forward_to", 0, "main|all", "forwarded signals reach the payload's main process or "
-                                      "every process in its scope (default main)",
-         true, enumOption(&Config::forwardTo, {{"main", ForwardTo::Main}, {"all", ForwardTo::All}})},
-        {"notify", 0, "standby|running|relay", "when to report READY=1 to systemd "
-                                               "(default standby)",
-         true, enumOption(&Config::notify, {{"standby", NotifyMode::Standby},
-                                            {"running", NotifyMode::Running},
-                                            {"relay", NotifyMode::Relay}})},
+        {"forward_to", 0, "main|all",
+         "forwarded signals reach the payload's main process or "
+         "every process in its scope (default main)",
+         true,
+         enumOption(&Config::forwardTo, {{"main", ForwardTo::Main}, {"all", ForwardTo::All}})},
+        {"notify", 0, "standby|running|relay",
+         "when to report READY=1 to systemd "
+         "(default standby)",
+         true,
+         enumOption(&Config::notify, {{"standby", NotifyMode::Standby},
+                                      {"running", NotifyMode::Running},
+                                      {"relay", NotifyMode::Relay}})},
         {"scope", 0, "auto|yes|no", "run the payload in a transient systemd scope (default auto)",
-         true, enumOption(&Config::scope, {{"auto", ScopeMode::Auto},
-                                           {"yes", ScopeMode::Yes},
-                                           {"no", ScopeMode::No}})},
+         true,
+         enumOption(&Config::scope,
+                    {{"auto", ScopeMode::Auto}, {"yes", ScopeMode::Yes}, {"no", ScopeMode::No}})},
         {"user", 0, nullptr, "talk to the user's service manager, not the system's", true,
          flagOption(&Config::user)},
         {"slice", 0, "SLICE", "slice for the payload's scope (scope mode)", true,
-         patternOption(&Config::slice, "a unit name ending in \".slice\"", [](const std::string& s) {
-             return s.size() > 6 && s.substr(s.size() - 6) == ".slice";
-         })},
+         patternOption(&Config::slice, "a unit name ending in \".slice\"",
+                       [](const std::string& s) {
+                           return s.size() > 6 && s.substr(s.size() - 6) == ".slice";
+                       })},
         {"memory_max", 0, "BYTES", "MemoryMax= of the payload's scope, e.g. 512M (scope mode)",
          true,
          patternOption(&Config::memoryMax, "a size such as \"512M\", \"2G\" or \"infinity\"",
                        [](const std::string& s) {
                            if (s == "infinity") return true;
                            std::string digits = s;
-                           if (!digits.empty() && std::string("KMGT").find(digits.back()) !=
-                                                      std::string::npos)
+                           if (!digits.empty() &&
+                               std::string("KMGT").find(digits.back()) != std::string::npos)
                                digits.pop_back();
                            return allDigits(digits);
                        })},
         {"cpu_quota", 0, "PERCENT", "CPUQuota= of the payload's scope, e.g. 150% (scope mode)",
-         true, patternOption(&Config::cpuQuota, "a percentage such as \"150%\"",
-                             [](const std::string& s) {
-                                 return s.size() > 1 && s.back() == '%' &&
-                                        allDigits(s.substr(0, s.size() - 1)) &&
-                                        std::atoll(s.c_str()) > 0;
-                             })},
+         true,
+         patternOption(&Config::cpuQuota, "a percentage such as \"150%\"",
+                       [](const std::string& s) {
+                           return s.size() > 1 && s.back() == '%' &&
+                                  allDigits(s.substr(0, s.size() - 1)) && std::atoll(s.c_str()) > 0;
+                       })},
         {"tasks_max", 0, "N", "TasksMax= of the payload's scope (scope mode)", true,
-         patternOption(&Config::tasksMax, "a number or \"infinity\"", [](const std::string& s) {
-             return s == "infinity" || (allDigits(s) && std::atoll(s.c_str()) > 0);
-         })},
+         patternOption(&Config::tasksMax, "a number or \"infinity\"",
+                       [](const std::string& s) {
+                           return s == "infinity" || (allDigits(s) && std::atoll(s.c_str()) > 0);
+                       })},
         {"verbose", 'v', nullptr, "log debug messages", true, flagOption(&Config::verbose)},
         {"command", 0, nullptr, "the command to run, as an array (config file only)", false,
          commandOption()},
@@ -318,23 +336,33 @@ std::optional<Raw> rawOf(const toml::node& node) {
 
 std::string tomlTypeName(const toml::node& node) {
     switch (node.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a floating-point number";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::table: return "a table";
-    default: return "nothing";
+    case toml::node_type::string:
+        return "a string";
+    case toml::node_type::integer:
+        return "an integer";
+    case toml::node_type::floating_point:
+        return "a floating-point number";
+    case toml::node_type::boolean:
+        return "a boolean";
+    case toml::node_type::date:
+        return "a date";
+    case toml::node_type::time:
+        return "a time";
+    case toml::node_type::date_time:
+        return "a date-time";
+    case toml::node_type::array:
+        return "an array";
+    case toml::node_type::table:
+        return "a table";
+    default:
+        return "nothing";
     }
 }
 
 std::string tableList() {
     std::string out;
-    for (const auto* info : backends::all())
-        out += std::string(out.empty() ? "" : ", ") + "[" + std::string(info->table) + "]";
+    for (const auto& table : backends::tables())
+        out += std::string(out.empty() ? "" : ", ") + "[" + table + "]";
     return out;
 }
 
@@ -351,32 +379,40 @@ void loadBackendTable(Config& config, const BackendInfo& info, const toml::table
             std::string known;
             for (const auto& s : info.keys)
                 known += std::string(known.empty() ? "" : ", ") + std::string(s.name);
-            problems.add(keyAt, std::string(info.table) + "." + key + ": unknown key (known keys: " +
-                                 (known.empty() ? "none" : known) + ")");
+            problems.add(
+                keyAt, std::string(info.table) + "." + key +
+                           ": unknown key (known keys: " + (known.empty() ? "none" : known) + ")");
             continue;
         }
         std::string name = std::string(info.table) + "." + key + ": ";
         switch (spec->type) {
         case KeyType::String:
-            if (auto s = node.as_string()) settings.set(key, s->get(), at.describe());
-            else problems.add(at, name + "expected a string, found " + tomlTypeName(node));
+            if (auto s = node.as_string())
+                settings.set(key, s->get(), at.describe());
+            else
+                problems.add(at, name + "expected a string, found " + tomlTypeName(node));
             break;
         case KeyType::Duration: {
             auto s = node.as_string();
             auto d = s ? parseDuration(s->get()) : std::nullopt;
-            if (d) settings.set(key, *d, at.describe());
+            if (d)
+                settings.set(key, *d, at.describe());
             else
                 problems.add(at, name + "expected a duration such as \"2s\", found " +
                                      (s ? "'" + s->get() + "'" : tomlTypeName(node)));
             break;
         }
         case KeyType::Integer:
-            if (auto i = node.as_integer()) settings.set(key, static_cast<long long>(i->get()), at.describe());
-            else problems.add(at, name + "expected an integer, found " + tomlTypeName(node));
+            if (auto i = node.as_integer())
+                settings.set(key, static_cast<long long>(i->get()), at.describe());
+            else
+                problems.add(at, name + "expected an integer, found " + tomlTypeName(node));
             break;
         case KeyType::Boolean:
-            if (auto b = node.as_boolean()) settings.set(key, b->get(), at.describe());
-            else problems.add(at, name + "expected true or false, found " + tomlTypeName(node));
+            if (auto b = node.as_boolean())
+                settings.set(key, b->get(), at.describe());
+            else
+                problems.add(at, name + "expected true or false, found " + tomlTypeName(node));
             break;
         }
     }
@@ -404,10 +440,14 @@ void loadFile(Config& config, const std::string& path, Problems& problems) {
         Origin at = originOf(path, node.source());
         Origin keyAt = originOf(path, k.source());
         if (auto table = node.as_table()) {
-            if (const BackendInfo* info = backends::byTable(key))
-                loadBackendTable(config, *info, *table, path, problems);
+            auto info = backends::byTable(key);
+            if (!info)
+                problems.add(keyAt, "[" + key + "]: " + info.error().message);
+            else if (*info)
+                loadBackendTable(config, **info, *table, path, problems);
             else
-                problems.add(keyAt, "unknown table [" + key + "] (backend tables: " + tableList() + ")");
+                problems.add(keyAt,
+                             "unknown table [" + key + "] (backend tables: " + tableList() + ")");
             continue;
         }
         const Option* opt = findByKey(key);
@@ -451,25 +491,29 @@ std::string defaultBackend() {
 
 void validate(Config& c, bool needCommand, Problems& problems) {
     if (c.name.value.empty()) {
-        if (!c.confPath.empty()) c.name.value = stem(c.confPath);
-        else if (!c.command.value.empty()) c.name.value = basename(c.command.value.front());
+        if (!c.confPath.empty())
+            c.name.value = stem(c.confPath);
+        else if (!c.command.value.empty())
+            c.name.value = basename(c.command.value.front());
     }
     if (c.name.value.empty() && needCommand) {
         // reported with the missing command below
     } else if (!validName(c.name.value) && !c.name.value.empty()) {
         problems.add(c.name.origin, "name: expected letters, digits and _ - . @ : (at most 200), "
-                                    "found '" + c.name.value + "'");
+                                    "found '" +
+                                        c.name.value + "'");
     }
     if (c.backend.value.empty()) c.backend.value = defaultBackend();
     auto sep = c.backend.value.find("://");
     std::string scheme = sep == std::string::npos ? "" : c.backend.value.substr(0, sep);
     if (sep == std::string::npos)
-        problems.add(c.backend.origin, "backend: expected a URL such as redis://host:6379, found '" +
-                                           c.backend.value + "' (available: " +
-                                           backends::schemeList() + ")");
-    else if (!backends::byScheme(scheme))
-        problems.add(c.backend.origin, "backend: unknown backend '" + scheme + "' (available: " +
-                                           backends::schemeList() + ")");
+        problems.add(c.backend.origin,
+                     "backend: expected a URL such as redis://host:6379, found '" +
+                         c.backend.value + "' (available: " + backends::schemeList() + ")");
+    else if (auto known = backends::schemes();
+             std::find(known.begin(), known.end(), scheme) == known.end())
+        problems.add(c.backend.origin, "backend: unknown backend '" + scheme +
+                                           "' (available: " + backends::schemeList() + ")");
 
     if (!c.renew.origin.isSet()) c.renew.value = c.ttl.value / 3;
     const Duration budget = c.renew.value + c.stopTimeout.value + c.margin() + c.drift();
@@ -502,78 +546,18 @@ void validate(Config& c, bool needCommand, Problems& problems) {
         } else {
             at.flag = "command line";
         }
-        problems.add(at, "no command to run: give it after the options (lockunit [OPTIONS] -- "
-                         "COMMAND [ARG...]) or as command = [\"/path\", \"arg\"] in the config file");
+        problems.add(at,
+                     "no command to run: give it after the options (lockunit [OPTIONS] -- "
+                     "COMMAND [ARG...]) or as command = [\"/path\", \"arg\"] in the config file");
     }
 }
 
 } // namespace
 
-Result<CommandLine> parseCommandLine(int argc, char** argv) {
-    CommandLine cli;
-    int i = 1;
-    if (i < argc && std::string_view(argv[i]) == "check") {
-        cli.action = CommandLine::Action::Check;
-        ++i;
-    } else if (i < argc && std::string_view(argv[i]) == "status") {
-        cli.action = CommandLine::Action::Status;
-        ++i;
-    } else if (i < argc && std::string_view(argv[i]) == "cleanup") {
-        cli.action = CommandLine::Action::Cleanup;
-        ++i;
-    }
-    for (; i < argc; ++i) {
-        std::string arg = argv[i];
-        if (arg == "--") {
-            ++i;
-            break;
-        }
-        if (arg.size() < 2 || arg[0] != '-') break; // the command starts here
-        if (arg == "-h" || arg == "--help") {
-            cli.action = CommandLine::Action::Help;
-            return cli;
-        }
-        if (arg == "-V" || arg == "--version") {
-            cli.action = CommandLine::Action::Version;
-            return cli;
-        }
-        if (arg == "-v") {
-            cli.options.emplace_back("verbose", "");
-            continue;
-        }
-        if (arg == "--json" && cli.action == CommandLine::Action::Status) {
-            cli.json = true;
-            continue;
-        }
-        if (arg.rfind("--", 0) != 0)
-            return makeError(Errc::Usage, "unknown option '" + arg + "' (see lockunit --help)");
-        std::string flag = arg.substr(2), value;
-        bool hasValue = false;
-        if (auto eq = flag.find('='); eq != std::string::npos) {
-            value = flag.substr(eq + 1);
-            flag = flag.substr(0, eq);
-            hasValue = true;
-        }
-        const Option* opt = flag == "conf" ? nullptr : findByFlag(flag);
-        if (flag != "conf" && !opt)
-            return makeError(Errc::Usage, "unknown option '--" + flag + "' (see lockunit --help)");
-        bool takesValue = flag == "conf" || opt->metavar != nullptr;
-        if (!takesValue) {
-            if (hasValue)
-                return makeError(Errc::Usage, "--" + flag + " takes no value");
-            cli.options.emplace_back(opt->key, "");
-            continue;
-        }
-        if (!hasValue) {
-            if (i + 1 >= argc)
-                return makeError(Errc::Usage, "--" + flag + " needs a value (see lockunit --help)");
-            value = argv[++i];
-        }
-        if (flag == "conf") cli.confPath = value;
-        else cli.options.emplace_back(opt->key, value);
-    }
-    for (; i < argc; ++i) cli.command.emplace_back(argv[i]);
-    return cli;
+std::optional<OptionLookup> findOption(std::string_view flag) {
+    const Option* opt = findByFlag(flag);
+    if (!opt) return std::nullopt;
+    return OptionLookup{opt->key, opt->metavar != nullptr};
 }
 
 Result<Config> loadConfig(const CommandLine& cli, bool needCommand) {
@@ -595,7 +579,8 @@ Result<Config> loadConfig(const CommandLine& cli, bool needCommand) {
     if (problems.lines.empty()) validate(config, needCommand, problems);
     if (problems.lines.empty()) return config;
     std::string text;
-    for (const auto& line : problems.lines) text += (text.empty() ? "" : "\n") + line;
+    for (const auto& line : problems.lines)
+        text += (text.empty() ? "" : "\n") + line;
     return makeError(problems.fromFile ? Errc::Config : Errc::Usage, text);
 }
 
@@ -633,26 +618,32 @@ std::string formatConfig(const Config& c) {
     line("stop_signal", quote(signalName(c.stopSignal.value)), c.stopSignal.origin);
     line("stop_timeout", quote(formatDuration(c.stopTimeout.value)), c.stopTimeout.origin);
     std::string sigs;
-    for (int s : c.forwardSignals.value) sigs += (sigs.empty() ? "" : ",") + signalName(s);
+    for (int s : c.forwardSignals.value)
+        sigs += (sigs.empty() ? "" : ",") + signalName(s);
     line("forward_signals", quote(sigs.empty() ? "none" : sigs), c.forwardSignals.origin);
-    line("forward_to", quote(enumName(c.forwardTo.value, {std::pair{"main", ForwardTo::Main},
-                                                          std::pair{"all", ForwardTo::All}})),
+    line("forward_to",
+         quote(enumName(c.forwardTo.value,
+                        {std::pair{"main", ForwardTo::Main}, std::pair{"all", ForwardTo::All}})),
          c.forwardTo.origin);
-    line("notify", quote(enumName(c.notify.value, {std::pair{"standby", NotifyMode::Standby},
-                                                   std::pair{"running", NotifyMode::Running},
-                                                   std::pair{"relay", NotifyMode::Relay}})),
+    line("notify",
+         quote(enumName(c.notify.value, {std::pair{"standby", NotifyMode::Standby},
+                                         std::pair{"running", NotifyMode::Running},
+                                         std::pair{"relay", NotifyMode::Relay}})),
          c.notify.origin);
-    line("scope", quote(enumName(c.scope.value, {std::pair{"auto", ScopeMode::Auto},
-                                                 std::pair{"yes", ScopeMode::Yes},
-                                                 std::pair{"no", ScopeMode::No}})),
+    line("scope",
+         quote(enumName(c.scope.value,
+                        {std::pair{"auto", ScopeMode::Auto}, std::pair{"yes", ScopeMode::Yes},
+                         std::pair{"no", ScopeMode::No}})),
          c.scope.origin);
     line("user", c.user.value ? "true" : "false", c.user.origin);
     if (!c.slice.value.empty()) line("slice", quote(c.slice.value), c.slice.origin);
-    if (!c.memoryMax.value.empty()) line("memory_max", quote(c.memoryMax.value), c.memoryMax.origin);
+    if (!c.memoryMax.value.empty())
+        line("memory_max", quote(c.memoryMax.value), c.memoryMax.origin);
     if (!c.cpuQuota.value.empty()) line("cpu_quota", quote(c.cpuQuota.value), c.cpuQuota.origin);
     if (!c.tasksMax.value.empty()) line("tasks_max", quote(c.tasksMax.value), c.tasksMax.origin);
     std::string cmd;
-    for (const auto& a : c.command.value) cmd += (cmd.empty() ? "" : ", ") + quote(a);
+    for (const auto& a : c.command.value)
+        cmd += (cmd.empty() ? "" : ", ") + quote(a);
     if (!c.command.value.empty()) line("command", "[" + cmd + "]", c.command.origin);
     out << "# safety margin (drift + margin): " << formatDuration(c.drift() + c.margin()) << "\n";
     for (const auto& [table, settings] : c.backendTables) {
@@ -668,7 +659,8 @@ std::string helpText() {
     out << "Usage: lockunit [OPTIONS] [--] COMMAND [ARG...]\n"
            "       lockunit check --conf=FILE [OPTIONS]\n"
            "       lockunit status --conf=FILE [OPTIONS] [--json]\n"
-           "       lockunit cleanup [--user] [-v]   (ExecStopPost=: stop this unit's payload scope)\n\n"
+           "       lockunit cleanup [--user] [-v]   (ExecStopPost=: stop this unit's payload "
+           "scope)\n\n"
            "Runs COMMAND only while holding a distributed lock, as a cluster singleton.\n\n"
            "Options (each is also a key in the config file, with _ for -):\n"
            "  --conf=FILE                read settings from this TOML file\n";
@@ -678,14 +670,18 @@ std::string helpText() {
         left += o.shortName ? std::string("-") + o.shortName + ", " : "";
         left += "--" + flagName(o.key);
         if (o.metavar) left += std::string("=") + o.metavar;
-        if (left.size() < 29) left.resize(29, ' ');
-        else left += "\n" + std::string(29, ' ');
+        if (left.size() < 29)
+            left.resize(29, ' ');
+        else
+            left += "\n" + std::string(29, ' ');
         out << left << o.help << "\n";
     }
     out << "  --json                     (status) print the lock state as JSON\n"
            "  -h, --help                 show this help\n"
            "  -V, --version              show the version\n\n"
-           "Backends: " << backends::schemeList() << "\n"
+           "Backends: "
+        << backends::schemeList()
+        << "\n"
            "Exit codes: the payload's own (128+N if killed by signal N); 0 after a requested "
            "stop;\n  64 usage, 69 backend unavailable, 75 lock busy, 78 bad config, 79 lock lost.\n"
            "See lockunit(1) and lockunit.toml(5).\n";
@@ -701,7 +697,8 @@ std::vector<std::string> optionNames() {
 
 std::vector<std::string> configKeys() {
     std::vector<std::string> out;
-    for (const auto& o : options()) out.emplace_back(o.key);
+    for (const auto& o : options())
+        out.emplace_back(o.key);
     return out;
 }
 

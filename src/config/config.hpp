@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backends/settings.hpp"
+#include "cli/command_line.hpp"
 #include "util/duration.hpp"
 #include "util/result.hpp"
 
@@ -72,18 +73,13 @@ struct Config {
     const BackendSettings& backendSettings(const std::string& table) const;
 };
 
-// The command line, before it is merged with the file: each value still as text.
-struct CommandLine {
-    enum class Action { Run, Check, Status, Cleanup, Help, Version };
-    Action action = Action::Run;
-    std::string confPath;
-    std::vector<std::pair<std::string, std::string>> options; // ("ttl", "20s"), in order
-    std::vector<std::string> command;
-    bool json = false; // status --json
+// A long option as the command line knows it: its config key, and whether it takes a value.
+struct OptionLookup {
+    std::string key;
+    bool takesValue;
 };
-
-// Parses argv. Errors are Errc::Usage.
-Result<CommandLine> parseCommandLine(int argc, char** argv);
+// The option spelled --FLAG (without the dashes), if there is one.
+std::optional<OptionLookup> findOption(std::string_view flag);
 
 // Reads the file (if any), applies the command line over it, fills in defaults and validates.
 // Errors (all of them, one per line) are Errc::Config, or Errc::Usage when every one of them

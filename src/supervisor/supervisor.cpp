@@ -7,6 +7,7 @@
 #include <ctime>
 #include <poll.h>
 #include <stdexcept>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 
@@ -30,8 +31,10 @@ Duration renewRetry(Duration renew) {
 SignalSource::SignalSource(const std::vector<int>& forwarded) {
     sigset_t set;
     sigemptyset(&set);
-    for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&set, sig);
-    for (int sig : forwarded) sigaddset(&set, sig);
+    for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2})
+        sigaddset(&set, sig);
+    for (int sig : forwarded)
+        sigaddset(&set, sig);
     if (sigprocmask(SIG_BLOCK, &set, nullptr) < 0)
         throw std::runtime_error(std::string("sigprocmask: ") + std::strerror(errno));
     fd_.reset(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
@@ -50,10 +53,16 @@ std::vector<int> SignalSource::drain() {
 class Supervisor::SignalInterrupt final : public Interrupt {
 public:
     explicit SignalInterrupt(Supervisor& s) : s_(s) {}
-    int fd() const override { return s_.d_.signals.fd(); }
+    // Readable on a signal, or when the timer fires: while the payload runs the timer is armed
+    // at the lease's stop time, so that no backend call can hold up the deadline rule.
+    int fd() const override { return s_.interruptFd_.get(); }
     bool stopRequested() override {
         s_.handleSignals();
-        return s_.stopRequested_ && s_.phase_ != Phase::Releasing;
+        uint64_t expirations;
+        [[maybe_unused]] auto n = ::read(s_.timer_.get(), &expirations, sizeof expirations);
+        if (s_.phase_ == Phase::Releasing) return false;
+        return s_.stopRequested_ ||
+               (s_.phase_ == Phase::Running && s_.lease_.mustStop(s_.d_.clock.now()));
     }
 
 private:
@@ -65,6 +74,16 @@ Supervisor::Supervisor(Deps deps, LaunchSpec spec, std::string holderId)
       lease_(deps.config.drift(), deps.config.stopTimeout.value, deps.config.margin()) {
     timer_.reset(timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC));
     if (!timer_.valid()) throw std::runtime_error(std::string("timerfd: ") + std::strerror(errno));
+    interruptFd_.reset(epoll_create1(EPOLL_CLOEXEC));
+    if (!interruptFd_.valid())
+        throw std::runtime_error(std::string("epoll: ") + std::strerror(errno));
+    for (int fd : {d_.signals.fd(), timer_.get()}) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        if (epoll_ctl(interruptFd_.get(), EPOLL_CTL_ADD, fd, &ev) < 0)
+            throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(errno));
+    }
     watchdogInterval_ = d_.notifier.watchdogInterval();
 }
 
@@ -78,8 +97,7 @@ void Supervisor::handleSignals() {
         if (sig == SIGCHLD) {
             d_.runner.reap();
         } else if (sig == SIGTERM || sig == SIGINT) {
-            if (!stopRequested_)
-                log::info(signalName(sig) + " received, stopping");
+            if (!stopRequested_) log::info(signalName(sig) + " received, stopping");
             stopRequested_ = true;
         } else if (phase_ == Phase::Running || phase_ == Phase::Stopping) {
             const auto& fwd = d_.config.forwardSignals.value;
@@ -93,20 +111,26 @@ void Supervisor::handleSignals() {
     }
 }
 
+void Supervisor::armTimer(TimePoint at) {
+    auto now = d_.clock.now();
+    itimerspec spec{};
+    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(at - now);
+    if (at == TimePoint::max() || left > std::chrono::hours(24)) left = std::chrono::hours(24);
+    if (left <= std::chrono::nanoseconds::zero()) left = std::chrono::nanoseconds(1);
+    spec.it_value.tv_sec = left.count() / 1'000'000'000;
+    spec.it_value.tv_nsec = left.count() % 1'000'000'000;
+    timerfd_settime(timer_.get(), 0, &spec, nullptr);
+}
+
 int Supervisor::pollOnce(TimePoint until, std::initializer_list<int> extras) {
     auto now = d_.clock.now();
-    if (until > now) {
-        itimerspec spec{};
-        auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(until - now);
-        if (until == TimePoint::max() || left > std::chrono::hours(24)) left = std::chrono::hours(24);
-        spec.it_value.tv_sec = left.count() / 1'000'000'000;
-        spec.it_value.tv_nsec = left.count() % 1'000'000'000;
-        timerfd_settime(timer_.get(), 0, &spec, nullptr);
-    }
+    if (until > now) armTimer(until);
     std::vector<pollfd> fds = {{d_.signals.fd(), POLLIN, 0}, {timer_.get(), POLLIN, 0}};
-    for (int fd : extras) fds.push_back({fd, POLLIN, 0}); // poll() ignores fd -1
+    for (int fd : extras)
+        fds.push_back({fd, POLLIN, 0}); // poll() ignores fd -1
     int r = ::poll(fds.data(), fds.size(), until > now ? -1 : 0);
-    if (r < 0 && errno != EINTR) throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+    if (r < 0 && errno != EINTR)
+        throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
     uint64_t expirations;
     [[maybe_unused]] auto n = ::read(timer_.get(), &expirations, sizeof expirations);
     if (fds[0].revents) handleSignals();
@@ -184,11 +208,11 @@ std::optional<int> Supervisor::waitForLock() {
             nextExtend = now + kExtendEvery;
         }
         feedWatchdog(now, true);
-        TimePoint until = std::min({now + d_.backend.retryInterval(), giveUp,
-                                    cfg.notify.value != NotifyMode::Standby ? nextExtend
-                                                                            : TimePoint::max(),
-                                    watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
-                                    d_.runner.nextTimeout().value_or(TimePoint::max())});
+        TimePoint until =
+            std::min({now + d_.backend.retryInterval(), giveUp,
+                      cfg.notify.value != NotifyMode::Standby ? nextExtend : TimePoint::max(),
+                      watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
+                      d_.runner.nextTimeout().value_or(TimePoint::max())});
         // The runner's D-Bus connection is served while we wait, so nothing piles up on it.
         int ready = pollOnce(until, {d_.backend.wakeFd(), d_.runner.fd()});
         holderChanged = ready & 1;
@@ -232,10 +256,11 @@ int Supervisor::runPayload() {
         TimePoint now = d_.clock.now();
         if (lease_.mustStop(now)) {
             log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
-                       "lost lock '" + cfg.name.value + "': its lease could not be renewed "
-                       "before the deadline");
-            return stopPayload(exitcode::Lost, "lease of '" + cfg.name.value +
-                                                   "' could not be renewed in time");
+                       "lost lock '" + cfg.name.value +
+                           "': its lease could not be renewed "
+                           "before the deadline");
+            return stopPayload(exitcode::Lost,
+                               "lease of '" + cfg.name.value + "' could not be renewed in time");
         }
         if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
         if (auto code = d_.runner.mainExit()) {
@@ -258,6 +283,7 @@ int Supervisor::runPayload() {
             return *code;
         }
         if (now >= nextRenew) {
+            armTimer(lease_.stopAt()); // a renewal still pending then is abandoned
             auto renewed = d_.backend.renew(interrupt);
             if (renewed) {
                 lease_.confirm(now, renewed->validity);
@@ -271,8 +297,8 @@ int Supervisor::runPayload() {
             } else if (renewed.error().code != Errc::Interrupted) {
                 log::event(log::Level::Warning,
                            {"renew-failed", cfg.name.value, backendScheme(), token_},
-                           "renewing lock '" + cfg.name.value + "' failed: " +
-                               renewed.error().message + "; retrying");
+                           "renewing lock '" + cfg.name.value +
+                               "' failed: " + renewed.error().message + "; retrying");
                 nextRenew = d_.clock.now() + renewRetry(cfg.renew.value);
                 watchLoss = false;
             }

@@ -94,7 +94,11 @@ private:
     bool stopRequested_ = false;
     bool relayedReady_ = false;
     bool takenAway_ = false; // the backend said the lock is no longer ours
+    // Arms timer_ (CLOCK_BOOTTIME) to fire at `at`.
+    void armTimer(TimePoint at);
+
     UniqueFd timer_;
+    UniqueFd interruptFd_; // epoll of the signalfd and timer_: what backend calls poll
     std::optional<Duration> watchdogInterval_;
     TimePoint nextWatchdog_{};
 };

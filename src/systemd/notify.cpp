@@ -5,7 +5,9 @@
 
 namespace lockunit {
 
-void SdNotifier::send(const std::string& state) { sd_notify(0, state.c_str()); }
+void SdNotifier::send(const std::string& state) {
+    sd_notify(0, state.c_str());
+}
 
 std::optional<Duration> SdNotifier::watchdogInterval() const {
     uint64_t usec = 0;

@@ -19,9 +19,11 @@ Result<BlockedChild> BlockedChild::fork(const LaunchSpec& spec, bool ownProcessG
     // Everything the child needs is built here: between fork and exec it may only make
     // async-signal-safe calls.
     std::vector<char*> argv, envp;
-    for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : spec.argv)
+        argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    for (const auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
+    for (const auto& e : spec.env)
+        envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
     const char* path = spec.path.c_str();
     sigset_t none;
@@ -50,7 +52,8 @@ Result<BlockedChild> BlockedChild::fork(const LaunchSpec& spec, bool ownProcessG
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
         char byte;
         ssize_t n;
-        do n = ::read(go[0], &byte, 1);
+        do
+            n = ::read(go[0], &byte, 1);
         while (n < 0 && errno == EINTR);
         if (n != 1) ::_exit(127);
         ::execve(path, argv.data(), envp.data());
@@ -81,7 +84,8 @@ Result<void> BlockedChild::release() {
     ssize_t n = ::write(goFd_, &byte, 1);
     ::close(goFd_);
     goFd_ = -1;
-    if (n != 1) return makeError(Errc::System, std::string("release child: ") + std::strerror(errno));
+    if (n != 1)
+        return makeError(Errc::System, std::string("release child: ") + std::strerror(errno));
     return {};
 }
 
@@ -91,8 +95,10 @@ void ChildReaper::reap() {
         pid_t pid = ::waitpid(-1, &status, WNOHANG);
         if (pid <= 0) return;
         if (pid == main_) {
-            if (WIFEXITED(status)) mainExit_ = WEXITSTATUS(status);
-            else if (WIFSIGNALED(status)) mainExit_ = 128 + WTERMSIG(status);
+            if (WIFEXITED(status))
+                mainExit_ = WEXITSTATUS(status);
+            else if (WIFSIGNALED(status))
+                mainExit_ = 128 + WTERMSIG(status);
         }
     }
 }
@@ -108,7 +114,8 @@ std::vector<pid_t> directChildren() {
         if (t->d_name[0] == '.') continue;
         std::ifstream in(std::string("/proc/self/task/") + t->d_name + "/children");
         pid_t child;
-        while (in >> child) out.push_back(child);
+        while (in >> child)
+            out.push_back(child);
     }
     ::closedir(tasks);
     return out;
@@ -147,10 +154,13 @@ std::vector<pid_t> ChildReaper::payloadChildren() const {
     return out;
 }
 
-bool ChildReaper::childrenLeft() const { return !payloadChildren().empty(); }
+bool ChildReaper::childrenLeft() const {
+    return !payloadChildren().empty();
+}
 
 void ChildReaper::signalChildren(int sig) const {
-    for (pid_t child : payloadChildren()) ::kill(child, sig);
+    for (pid_t child : payloadChildren())
+        ::kill(child, sig);
 }
 
 } // namespace lockunit

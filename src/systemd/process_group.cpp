@@ -22,8 +22,10 @@ void ProcessGroupRunner::signalEverything(int sig) const {
 }
 
 void ProcessGroupRunner::forward(int sig, bool toAll) {
-    if (toAll) signalEverything(sig);
-    else if (!reaper_.mainExit()) ::kill(reaper_.main(), sig);
+    if (toAll)
+        signalEverything(sig);
+    else if (!reaper_.mainExit())
+        ::kill(reaper_.main(), sig);
 }
 
 void ProcessGroupRunner::stop() {
@@ -38,7 +40,9 @@ bool ProcessGroupRunner::finished() const {
            !(pgid_ > 0 && ::kill(-pgid_, 0) == 0);
 }
 
-std::optional<TimePoint> ProcessGroupRunner::nextTimeout() const { return killAt_; }
+std::optional<TimePoint> ProcessGroupRunner::nextTimeout() const {
+    return killAt_;
+}
 
 void ProcessGroupRunner::onTimeout(TimePoint now) {
     if (!killAt_ || now < *killAt_) return;
@@ -48,6 +52,8 @@ void ProcessGroupRunner::onTimeout(TimePoint now) {
     killAt_ = now + std::chrono::milliseconds(50);
 }
 
-std::string ProcessGroupRunner::where() const { return "process group " + std::to_string(pgid_); }
+std::string ProcessGroupRunner::where() const {
+    return "process group " + std::to_string(pgid_);
+}
 
 } // namespace lockunit

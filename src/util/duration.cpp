@@ -21,14 +21,20 @@ std::optional<Duration> parseDuration(std::string_view text) {
             ++i;
         }
         size_t unitStart = i;
-        while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
+        while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i])))
+            ++i;
         std::string_view unit = text.substr(unitStart, i - unitStart);
         std::int64_t scale;
-        if (unit == "ms") scale = 1;
-        else if (unit == "s") scale = 1000;
-        else if (unit == "m" || unit == "min") scale = 60'000;
-        else if (unit == "h") scale = 3'600'000;
-        else return std::nullopt;
+        if (unit == "ms")
+            scale = 1;
+        else if (unit == "s")
+            scale = 1000;
+        else if (unit == "m" || unit == "min")
+            scale = 60'000;
+        else if (unit == "h")
+            scale = 3'600'000;
+        else
+            return std::nullopt;
         total += number * scale;
         if (total > 1'000'000'000'000) return std::nullopt;
     }

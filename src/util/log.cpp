@@ -29,8 +29,12 @@ bool stderrIsJournal() {
 
 } // namespace
 
-void setVerbose(bool verbose) { gVerbose = verbose; }
-bool verbose() { return gVerbose; }
+void setVerbose(bool verbose) {
+    gVerbose = verbose;
+}
+bool verbose() {
+    return gVerbose;
+}
 
 void write(Level level, std::string_view message) {
     if (level == Level::Debug && !gVerbose) return;
@@ -53,8 +57,8 @@ void event(Level level, const Event& e, std::string_view message) {
     std::string msg(message), lock(e.lock), ev(e.event), scheme(e.backendScheme), token(e.token);
     int r = sd_journal_send("MESSAGE=%s", msg.c_str(), "PRIORITY=%d", static_cast<int>(level),
                             "SYSLOG_IDENTIFIER=lockunit", "LOCKUNIT_LOCK=%s", lock.c_str(),
-                            "LOCKUNIT_EVENT=%s", ev.c_str(), "LOCKUNIT_BACKEND=%s",
-                            scheme.c_str(), "LOCKUNIT_TOKEN=%s", token.c_str(), nullptr);
+                            "LOCKUNIT_EVENT=%s", ev.c_str(), "LOCKUNIT_BACKEND=%s", scheme.c_str(),
+                            "LOCKUNIT_TOKEN=%s", token.c_str(), nullptr);
     if (r < 0) write(level, message);
 }
 

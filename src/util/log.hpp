@@ -16,11 +16,21 @@ bool verbose();
 // carries an "<N>" priority prefix; elsewhere it is prefixed with "lockunit: ".
 void write(Level level, std::string_view message);
 
-inline void error(std::string_view m) { write(Level::Error, m); }
-inline void warning(std::string_view m) { write(Level::Warning, m); }
-inline void notice(std::string_view m) { write(Level::Notice, m); }
-inline void info(std::string_view m) { write(Level::Info, m); }
-inline void debug(std::string_view m) { write(Level::Debug, m); }
+inline void error(std::string_view m) {
+    write(Level::Error, m);
+}
+inline void warning(std::string_view m) {
+    write(Level::Warning, m);
+}
+inline void notice(std::string_view m) {
+    write(Level::Notice, m);
+}
+inline void info(std::string_view m) {
+    write(Level::Info, m);
+}
+inline void debug(std::string_view m) {
+    write(Level::Debug, m);
+}
 
 // One lock event ("acquired", "renew-failed", "lost", "released", "standby"). Under journald it
 // is sent with structured fields (LOCKUNIT_LOCK=, LOCKUNIT_EVENT=, LOCKUNIT_TOKEN=,

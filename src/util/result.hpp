@@ -59,6 +59,8 @@ private:
     bool ok_ = true;
 };
 
-inline Error makeError(Errc code, std::string message) { return Error{code, std::move(message)}; }
+inline Error makeError(Errc code, std::string message) {
+    return Error{code, std::move(message)};
+}
 
 } // namespace lockunit

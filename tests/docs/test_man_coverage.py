@@ -59,6 +59,7 @@ def sections(path):
             text.setdefault(current, "")
         elif line.startswith(".TP") and current and i + 1 < len(lines):
             out[current].append(macro_text(lines[i + 1]))
+            text[current] += out[current][-1] + "\n"  # a tag is part of its section's text
             i += 1
         if current:
             text[current] += macro_text(line) + "\n"
@@ -146,8 +147,13 @@ class ManCoverage(unittest.TestCase):
 
     def test_subcommands_are_documented(self):
         commands = " ".join(self.tags1["COMMANDS"])
-        for sub in ("check", "status"):
+        for sub in ("check", "status", "cleanup"):
             self.assertIn("lockunit " + sub, commands)
+
+    def test_no_placeholder_is_left(self):
+        for page in ("lockunit.1", "lockunit.toml.5"):
+            with open(os.path.join(ROOT, "man", page), encoding="utf-8") as f:
+                self.assertNotIn("PLACEHOLDER", f.read(), page)
 
 
 if __name__ == "__main__":

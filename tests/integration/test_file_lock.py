@@ -141,6 +141,16 @@ class FileLock(LockunitTestCase):
         self.assertTrue(wait_for(lambda: os.path.exists(done), 5))
         self.assertFalse(os.path.exists(term), "lockunit signalled a child that is not the payload's")
 
+    def test_file_backend_loads_no_network_backend_module(self):
+        # Network backends are modules loaded on first use: a file lock maps none of them (nor
+        # libpq, libcurl, hiredis), which keeps lockunit's start-up and memory small.
+        code, out, err = run(self.base("jobs", "--", "sh", "-c", "cat /proc/$PPID/maps"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("lockunit", out)
+        for lib in ("lockunit-redis", "lockunit-etcd", "lockunit-postgres", "libpq", "libcurl",
+                    "libhiredis"):
+            self.assertNotIn(lib, out)
+
     def test_payload_cannot_see_the_lock_fd(self):
         code, out, err = run(self.base("jobs", "--", PAYLOAD, "--hold", "0", "--fds"))
         self.assertEqual(code, 0, err)

@@ -43,7 +43,9 @@ void record(const char* what) {
     close(fd);
 }
 
-void onTerm(int) { stopping = 1; }
+void onTerm(int) {
+    stopping = 1;
+}
 
 void sleepMs(long ms) {
     timespec ts{ms / 1000, (ms % 1000) * 1'000'000};
@@ -72,16 +74,26 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-        if (a == "--log") logPath = next();
-        else if (a == "--node") node = next();
-        else if (a == "--hold") hold = std::atol(next().c_str());
-        else if (a == "--exit") exitCode = std::atoi(next().c_str());
-        else if (a == "--heartbeat") heartbeat = std::atol(next().c_str());
-        else if (a == "--ignore-term") ignoreTerm = true;
-        else if (a == "--daemon-child") daemonChild = true;
-        else if (a == "--fds") fds = true;
-        else if (a == "--notify-ready") ready = true;
-        else if (a == "--ready-delay") readyDelay = std::atol(next().c_str());
+        if (a == "--log")
+            logPath = next();
+        else if (a == "--node")
+            node = next();
+        else if (a == "--hold")
+            hold = std::atol(next().c_str());
+        else if (a == "--exit")
+            exitCode = std::atoi(next().c_str());
+        else if (a == "--heartbeat")
+            heartbeat = std::atol(next().c_str());
+        else if (a == "--ignore-term")
+            ignoreTerm = true;
+        else if (a == "--daemon-child")
+            daemonChild = true;
+        else if (a == "--fds")
+            fds = true;
+        else if (a == "--notify-ready")
+            ready = true;
+        else if (a == "--ready-delay")
+            readyDelay = std::atol(next().c_str());
         else {
             std::fprintf(stderr, "test_payload: unknown argument %s\n", a.c_str());
             return 2;

@@ -29,7 +29,8 @@ protected:
         std::vector<std::string> argv{"lockunit", "--conf=" + path_};
         argv.insert(argv.end(), args.begin(), args.end());
         std::vector<char*> ptrs;
-        for (auto& a : argv) ptrs.push_back(a.data());
+        for (auto& a : argv)
+            ptrs.push_back(a.data());
         auto cli = parseCommandLine(static_cast<int>(ptrs.size()), ptrs.data());
         if (!cli) return cli.error();
         return loadConfig(*cli, needCommand);
@@ -40,7 +41,8 @@ protected:
 Result<CommandLine> parse(std::vector<std::string> argv) {
     argv.insert(argv.begin(), "lockunit");
     std::vector<char*> ptrs;
-    for (auto& a : argv) ptrs.push_back(a.data());
+    for (auto& a : argv)
+        ptrs.push_back(a.data());
     return parseCommandLine(static_cast<int>(ptrs.size()), ptrs.data());
 }
 
@@ -100,7 +102,8 @@ TEST_F(ConfigFile, BudgetBreakingTheDeadlineRuleIsRefused) {
 
 TEST_F(ConfigFile, BudgetJustInsideTheRuleIsAccepted) {
     // renew 1s + stop 1s + 500ms + 3s/100 + 2ms = 2.532s < 3s
-    auto c = load("command = [\"/bin/true\"]\nttl = \"3s\"\nrenew = \"1s\"\nstop_timeout = \"1s\"\n");
+    auto c =
+        load("command = [\"/bin/true\"]\nttl = \"3s\"\nrenew = \"1s\"\nstop_timeout = \"1s\"\n");
     EXPECT_TRUE(c.ok()) << c.error().message;
 }
 
@@ -121,7 +124,8 @@ TEST_F(ConfigFile, MissingCommandIsAConfigError) {
 
 TEST_F(ConfigFile, ScopeLimitsAreValidated) {
     EXPECT_TRUE(load("command = [\"x\"]\nmemory_max = \"512M\"\ncpu_quota = \"150%\"\n"
-                     "tasks_max = 64\nslice = \"batch.slice\"\n", {}, true)
+                     "tasks_max = 64\nslice = \"batch.slice\"\n",
+                     {}, true)
                     .ok());
     auto c = load("command = [\"x\"]\nmemory_max = \"lots\"\ncpu_quota = \"1.5\"\n");
     ASSERT_FALSE(c.ok());

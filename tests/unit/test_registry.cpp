@@ -11,12 +11,38 @@ TEST(BackendRegistry, HoldsExactlyTheBackendsMesonEnabled) {
     std::vector<std::string> expected;
     std::stringstream list(LOCKUNIT_ENABLED_BACKENDS);
     std::string name;
-    while (std::getline(list, name, ',')) expected.push_back(name);
+    while (std::getline(list, name, ','))
+        expected.push_back(name);
     std::sort(expected.begin(), expected.end());
     std::vector<std::string> registered;
-    for (const auto* info : backends::all()) registered.emplace_back(info->table);
+    for (const auto* info : backends::all())
+        registered.emplace_back(info->table);
     std::sort(registered.begin(), registered.end());
     EXPECT_EQ(registered, expected);
+}
+
+TEST(BackendRegistry, ModuleMapMatchesWhatEachModuleRegisters) {
+    // The unit tests link every module's code, so each backend is registered here; meson's map
+    // (which the program uses to pick a module to load) must name exactly its schemes/tables.
+    for (const auto& module : backends::modules()) {
+        for (const auto& scheme : module.schemes) {
+            auto info = backends::byScheme(scheme);
+            ASSERT_TRUE(info.ok() && *info) << module.name << " does not register " << scheme;
+            EXPECT_NE(std::find(module.tables.begin(), module.tables.end(), (*info)->table),
+                      module.tables.end())
+                << scheme << " registers table " << (*info)->table;
+        }
+        for (const auto& table : module.tables) {
+            auto info = backends::byTable(table);
+            ASSERT_TRUE(info.ok() && *info)
+                << module.name << " does not register [" << table << "]";
+            for (auto scheme : (*info)->schemes)
+                EXPECT_NE(std::find(module.schemes.begin(), module.schemes.end(), scheme),
+                          module.schemes.end())
+                    << "[" << table << "] serves " << scheme << ", missing from meson's map";
+        }
+    }
+    EXPECT_FALSE(backends::modules().empty());
 }
 
 TEST(BackendRegistry, UnknownSchemeListsTheAvailableOnes) {
@@ -33,7 +59,8 @@ TEST(BackendRegistry, EverySchemeMapsToOneBackend) {
     for (const auto& scheme : backends::schemes()) {
         int owners = 0;
         for (const auto* info : backends::all())
-            owners += static_cast<int>(std::count(info->schemes.begin(), info->schemes.end(), scheme));
+            owners +=
+                static_cast<int>(std::count(info->schemes.begin(), info->schemes.end(), scheme));
         EXPECT_EQ(owners, 1) << scheme;
     }
 }

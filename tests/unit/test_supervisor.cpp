@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "backends/io.hpp"
 #include "supervisor/supervisor.hpp"
 #include "systemd/process_group.hpp"
 
@@ -17,7 +18,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+bool alive(pid_t pid) {
+    return pid > 0 && ::kill(pid, 0) == 0;
+}
 
 // A clock that can jump forward, as after a SIGSTOP or a suspend.
 class JumpingClock final : public Clock {
@@ -152,6 +155,20 @@ TEST_F(SupervisorTest, StopsThePayloadBeforeTheLeaseDeadlineWhenRenewalsFail) {
     EXPECT_TRUE(notifier_.saw("STOPPING=1"));
 }
 
+TEST_F(SupervisorTest, AHungRenewalIsAbandonedAtTheStopTimeNotAtItsOwnTimeout) {
+    // A backend whose renewal hangs for 10 s (a server that accepts and never answers, with a
+    // command timeout longer than the budget left): the deadline rule must not wait for it.
+    backend_.onRenew = [](Interrupt& interrupt) -> Result<Lease> {
+        auto r = io::waitFor(-1, 0, BootClock::now() + 10s, interrupt, "renew");
+        if (!r) return r.error();
+        return makeError(Errc::Unavailable, "timed out");
+    };
+    EXPECT_EQ(run(), exitcode::Lost);
+    EXPECT_EQ(backend_.renews, 1);
+    EXPECT_LT(finished_, started_ + backend_.validity - config_.drift());
+    EXPECT_FALSE(alive(payloadPid()));
+}
+
 TEST_F(SupervisorTest, ChecksTheDeadlineBeforeAnyIoAfterAClockJump) {
     // 300 ms after start the clock jumps 10 s, as if lockunit had been SIGSTOPped: the first
     // renewal is due at 500 ms, but the lease is already gone, so no renewal may be tried.
@@ -235,13 +252,16 @@ TEST_F(SupervisorTest, WatchdogIsFedOnlyWhileTheLeaseIsConfirmed) {
     EXPECT_EQ(run(), exitcode::Lost);
     // Stopping starts at 2 s − 22 ms − 500 ms − 500 ms ≈ 978 ms: about 9 pings at 100 ms.
     int pings = 0;
-    for (const auto& s : notifier_.sent) pings += s == "WATCHDOG=1";
+    for (const auto& s : notifier_.sent)
+        pings += s == "WATCHDOG=1";
     EXPECT_GE(pings, 3);
     EXPECT_LE(pings, 12);
     // None after STOPPING=1.
     bool stopping = false;
     for (const auto& s : notifier_.sent) {
         if (s.find("STOPPING=1") == 0) stopping = true;
-        if (stopping) EXPECT_NE(s, "WATCHDOG=1");
+        if (stopping) {
+            EXPECT_NE(s, "WATCHDOG=1");
+        }
     }
 }

@@ -50,7 +50,8 @@ Result<void> makeDirs(const std::string& dir) {
 }
 
 bool sameInode(int fd, const std::string& path) {
-    struct stat a {}, b {};
+    struct stat a {
+    }, b{};
     if (::fstat(fd, &a) < 0 || ::stat(path.c_str(), &b) < 0) return false;
     return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
@@ -242,10 +243,12 @@ private:
 
 Result<std::unique_ptr<LockBackend>> createFile(const BackendParams& p) {
     std::string dir = p.rest;
-    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    while (dir.size() > 1 && dir.back() == '/')
+        dir.pop_back();
     if (dir.empty() || dir[0] != '/')
         return makeError(Errc::Config, "file backend wants an absolute directory, as "
-                                       "file:///run/lock/lockunit; found '" + p.url + "'");
+                                       "file:///run/lock/lockunit; found '" +
+                                           p.url + "'");
     auto backend = std::make_unique<FileBackend>(dir, p);
     if (auto r = backend->init(); !r) return r.error();
     return std::unique_ptr<LockBackend>(std::move(backend));

@@ -14,7 +14,7 @@
 namespace lockunit::redis {
 
 inline constexpr KeySpec kConnectTimeoutKey{
-    "connect_timeout", KeyType::Duration, "min(1s, renew/2)",
+    "connect_timeout", KeyType::Duration, "min(1s, renew/2, command_timeout)",
     "give up on a TCP/Unix connect plus login (AUTH, SELECT) after this long; must stay under "
     "renew"};
 inline constexpr KeySpec kCommandTimeoutKey{

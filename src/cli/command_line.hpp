@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "util/result.hpp"
+
+namespace lockunit {
+
+// The command line, before it is merged with the file: each value still as text.
+struct CommandLine {
+    enum class Action { Run, Check, Status, Cleanup, Help, Version };
+    Action action = Action::Run;
+    std::string confPath;
+    std::vector<std::pair<std::string, std::string>> options; // ("ttl", "20s"), in order
+    std::vector<std::string> command;
+    bool json = false; // status --json
+};
+
+// Parses argv. Errors are Errc::Usage.
+Result<CommandLine> parseCommandLine(int argc, char** argv);
+
+} // namespace lockunit
