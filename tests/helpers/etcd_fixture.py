@@ -89,6 +89,7 @@ class EtcdCluster:
             if self.tls:
                 args += ["--cert-file", self.certs["server.crt"], "--key-file", self.certs["server.key"],
                          "--client-cert-auth", "--trusted-ca-file", self.certs["ca.crt"]]
+            m.args = args
             m.log = open(os.path.join(self.dir, m.name + ".log"), "wb")
             m.proc = subprocess.Popen(args, stdout=m.log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL)
@@ -128,6 +129,16 @@ class EtcdCluster:
         member.proc.send_signal(sig)
         if sig == signal.SIGKILL:
             member.proc.wait(timeout=10)
+
+    def restart(self, member):
+        """Starts a killed member again on its data directory (it rejoins the cluster)."""
+        if member.alive():
+            return
+        if member.log:
+            member.log.close()
+        member.log = open(os.path.join(self.dir, member.name + ".log"), "ab")
+        member.proc = subprocess.Popen(member.args, stdout=member.log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL)
 
     def member_log(self, member):
         try:
