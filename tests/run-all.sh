@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs what the tests need (Debian 12, as root), builds lockunit, and runs every suite:
 # unit, integration (real redis-server, etcd, PostgreSQL started by the tests on loopback),
-# docs (man-page lint and coverage) and e2e (a real systemd booted in systemd-nspawn).
+# docs (man-page lint and coverage), e2e (a real systemd booted in systemd-nspawn) and faults
+# (three nspawn nodes per backend under injected faults, checked for overlapping payloads).
 # This is the command the README gives and the one .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ ninja -C "$build"
 # Under CI=true a test whose server or tool is missing fails instead of skipping.
 set +e
 meson test -C "$build" --print-errorlogs --num-processes 2 \
-    --suite unit --suite integration --suite docs --suite e2e
+    --suite unit --suite integration --suite docs --suite e2e --suite faults
 status=$?
 set -e
 

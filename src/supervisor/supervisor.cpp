@@ -86,6 +86,17 @@ Supervisor::Supervisor(Deps deps, LaunchSpec spec, std::string holderId)
             throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(errno));
     }
     watchdogInterval_ = d_.notifier.watchdogInterval();
+    // The dead-man switch only protects a lease that outlives it: a lockunit paused just
+    // before a renewal is killed WatchdogSec later, and its payload needs stop_timeout more.
+    const auto& c = d_.config;
+    if (watchdogInterval_ &&
+        c.renew.value + *watchdogInterval_ + c.stopTimeout.value + c.margin() + c.drift() >=
+            c.ttl.value)
+        log::warning("WatchdogSec=" + formatDuration(*watchdogInterval_) + " is too long for ttl " +
+                     formatDuration(c.ttl.value) +
+                     ": a paused lockunit would be killed after its "
+                     "lease could run out (keep renew + WatchdogSec + stop_timeout + " +
+                     formatDuration(c.margin() + c.drift()) + " under ttl), ignoring");
 }
 
 std::string Supervisor::backendScheme() const {
@@ -146,7 +157,8 @@ void Supervisor::feedWatchdog(TimePoint now, bool confirmed) {
     // Dead-man switch (invariant 3): no WATCHDOG=1 unless the loop runs and the lease holds.
     if (!confirmed) return;
     d_.notifier.watchdog();
-    nextWatchdog_ = now + *watchdogInterval_ / 2;
+    // A quarter of the interval: a backend call may hold the loop for up to its own timeout.
+    nextWatchdog_ = now + *watchdogInterval_ / 4;
 }
 
 void Supervisor::showWaitingStatus() {

@@ -328,7 +328,7 @@ class Scope(ContainerTestCase):
                            "Type", "NotifyAccess")
         self.assertEqual(unit["ActiveState"], "active")
         self.assertEqual(unit["Type"], "notify")
-        self.assertEqual(unit["WatchdogUSec"], "10s")
+        self.assertEqual(unit["WatchdogUSec"], "4s")
         self.assertTrue(unit["StatusText"].startswith("active: holding 'tmpl'"), unit)
         self.assertEqual(self.c.prop(scope, "BindsTo"), "lockunit@tmpl.service")
         self.c.systemctl("stop", "lockunit@tmpl")

@@ -272,18 +272,36 @@ TEST_F(SupervisorTest, StandbyModeIsReadyBeforeTheLockAndRunningModeOnlyAfter) {
     EXPECT_GT(ready, active);
 }
 
+TEST_F(SupervisorTest, AWatchdogTooLongForTheLeaseIsWarnedAbout) {
+    backend_.onRenew = [](Interrupt&) -> Result<Lease> {
+        ::kill(::getpid(), SIGTERM);
+        return Lease{2s, "7"};
+    };
+    notifier_.watchdog = 2s; // renew 500 ms + 2 s + stop 500 ms + margin ≥ ttl 2 s
+    ::testing::internal::CaptureStderr();
+    run();
+    EXPECT_NE(
+        ::testing::internal::GetCapturedStderr().find("WatchdogSec=2s is too long for ttl 2s"),
+        std::string::npos);
+    notifier_.watchdog = 200ms; // 500 ms + 200 ms + 500 ms + 522 ms < 2 s
+    ::testing::internal::CaptureStderr();
+    run();
+    EXPECT_EQ(::testing::internal::GetCapturedStderr().find("too long"), std::string::npos);
+}
+
 TEST_F(SupervisorTest, WatchdogIsFedOnlyWhileTheLeaseIsConfirmed) {
     notifier_.watchdog = 200ms;
     backend_.onRenew = [](Interrupt&) -> Result<Lease> {
         return makeError(Errc::Unavailable, "timed out");
     };
     EXPECT_EQ(run(), exitcode::Lost);
-    // Stopping starts at 2 s − 22 ms − 500 ms − 500 ms ≈ 978 ms: about 9 pings at 100 ms.
+    // Stopping starts at 2 s − 22 ms − 500 ms − 500 ms ≈ 978 ms: about 20 pings at 50 ms
+    // (a quarter of WatchdogSec).
     int pings = 0;
     for (const auto& s : notifier_.sent)
         pings += s == "WATCHDOG=1";
-    EXPECT_GE(pings, 3);
-    EXPECT_LE(pings, 12);
+    EXPECT_GE(pings, 8);
+    EXPECT_LE(pings, 24);
     // None after STOPPING=1.
     bool stopping = false;
     for (const auto& s : notifier_.sent) {
