@@ -18,9 +18,21 @@ public:
     virtual std::optional<Duration> watchdogInterval() const = 0;
 
     void ready() { send("READY=1"); }
-    void status(const std::string& text) { send("STATUS=" + text); }
+    void status(const std::string& text) { send("STATUS=" + escapeStatus(text)); }
     void watchdog() { send("WATCHDOG=1"); }
-    void stopping(const std::string& text) { send("STOPPING=1\nSTATUS=" + text); }
+    void stopping(const std::string& text) { send("STOPPING=1\nSTATUS=" + escapeStatus(text)); }
+
+    // systemd 252 (Debian 12) splits a notification's lines as words, which drops single
+    // backslashes: the scope "lockunit-lockunit\x40reports.service.scope" would show as
+    // "…lockunitx40reports…" (verified in a container). Doubling them shows them as written.
+    static std::string escapeStatus(const std::string& text) {
+        std::string out;
+        for (char c : text) {
+            if (c == '\\') out += '\\';
+            out += c;
+        }
+        return out;
+    }
     void extendTimeout(Duration d) {
         send("EXTEND_TIMEOUT_USEC=" + std::to_string(d.count() * 1000));
     }
