@@ -322,7 +322,7 @@ def idle_waiters(tool, workdir, waiters, seconds, requests, name="idle", settle=
             if p.proc.poll() is not None:
                 raise SystemExit("%s: a lockunit exited while idle: %s" % (tool.label, p.stderr()))
         cpu = {p.pid: (proc_cpu_ns(p.pid) - cpu0[p.pid]) / 1e9 / elapsed * 100 for p in procs}
-        return {"requests": r1 - r0, "elapsed": elapsed,
+        return {"rss_by_file": rss_by_file(holder.pid),"requests": r1 - r0, "elapsed": elapsed,
                 "cpu_holder": cpu[holder.pid],
                 "rss_peak_holder": proc_status(holder.pid, "VmHWM"),
                 "rss_peak_waiter": max(proc_status(w.pid, "VmHWM") for w in ws),
@@ -334,6 +334,25 @@ def idle_waiters(tool, workdir, waiters, seconds, requests, name="idle", settle=
                 p.proc.send_signal(signal.SIGTERM)
         for p in procs:
             p.stop()
+
+
+def rss_by_file(pid, top=6):
+    """A short text: the files (libraries) that account for most of a process's resident
+    memory, from /proc/PID/smaps, e.g. "libcrypto.so.3 1480 kB, [heap] 900 kB, …"."""
+    sizes = {}
+    name = None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if not parts:
+                continue
+            if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+                name = os.path.basename(parts[5]) if len(parts) >= 6 else "[anonymous]"
+            elif parts[0] == "Rss:" and name is not None:
+                sizes[name] = sizes.get(name, 0) + int(parts[1])
+    total = sum(sizes.values())
+    biggest = sorted(sizes.items(), key=lambda kv: -kv[1])[:top]
+    return "RSS %d kB, of which %s" % (total, ", ".join("%s %d kB" % kv for kv in biggest))
 
 
 def _child_alive(pid):

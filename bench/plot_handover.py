@@ -46,7 +46,7 @@ def main():
         bars = ax.bar(xs, ys, width, label=label)
         for bar, y in zip(bars, ys):
             if y:
-                ax.annotate("%.3g" % y, (bar.get_x() + bar.get_width() / 2, y),
+                ax.annotate("%d" % y if y >= 100 else "%.3g" % y, (bar.get_x() + bar.get_width() / 2, y),
                             ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(backends)))
     ax.set_xticklabels(backends)
