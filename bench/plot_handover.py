@@ -24,9 +24,17 @@ def main():
     with open(sys.argv[1]) as f:
         for line in f:
             backend, metric, value, unit = line.rstrip("\n").split("\t")
-            if unit == "ms":
-                figures.setdefault(backend, {})[metric] = float(value)
-    backends = [b for b in sorted(figures, key=lambda b: (b != "file", b))
+            if unit != "ms":
+                continue
+            # A tool compared with lockunit on the same backend (etcdctl_handover_p50 …) gets
+            # a group of its own bars.
+            for name, _ in SERIES:
+                if metric.endswith("_" + name):
+                    tool = metric[:-len(name) - 1]
+                    backend, metric = "%s\n(%s)" % (backend, tool), name
+                    break
+            figures.setdefault(backend, {})[metric] = float(value)
+    backends = [b for b in sorted(figures, key=lambda b: (b != "file", b.split("\n")[0], b))
                 if any(m in figures[b] for m, _ in SERIES)]
     if not backends:
         sys.exit("no handover figures to plot")
@@ -38,7 +46,7 @@ def main():
         bars = ax.bar(xs, ys, width, label=label)
         for bar, y in zip(bars, ys):
             if y:
-                ax.annotate("%.3g" % y, (bar.get_x() + bar.get_width() / 2, y),
+                ax.annotate("%d" % y if y >= 100 else "%.3g" % y, (bar.get_x() + bar.get_width() / 2, y),
                             ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(backends)))
     ax.set_xticklabels(backends)

@@ -34,8 +34,9 @@ def free_port():
 
 
 class PostgresServer:
-    def __init__(self, user="nobody"):
+    def __init__(self, user="nobody", max_connections=100):
         self.user = user
+        self.max_connections = max_connections
         pw = pwd.getpwnam(user)
         self.uid, self.gid = pw.pw_uid, pw.pw_gid
         self.dir = tempfile.mkdtemp(prefix="lockunit-pg-")
@@ -68,7 +69,7 @@ class PostgresServer:
         cmd = ["setpriv", "--reuid=%d" % self.uid, "--regid=%d" % self.gid, "--clear-groups", "--",
                POSTGRES, "-D", self.data, "-p", str(self.port), "-k", self.sockdir,
                "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-               "-c", "full_page_writes=off", "-c", "max_connections=100",
+               "-c", "full_page_writes=off", "-c", "max_connections=%d" % self.max_connections,
                "-c", "shared_buffers=16MB", "-c", "log_min_messages=warning"]
         # setpriv execs postgres: the PID is the postmaster's.
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.dir)
