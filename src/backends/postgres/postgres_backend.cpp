@@ -87,17 +87,25 @@ public:
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
         if (auto c = ensureConnected(interrupt, true); !c) return waitingError(c.error());
         if (auto n = conn_.consume(); !n) return waitingError(n.error());
-        for (int slot = 0; slot < holders_; ++slot) {
-            auto r = conn_.exec("SELECT pg_try_advisory_lock($1::bigint)",
-                                {std::to_string(keys_[slot])}, queryDeadline(), interrupt);
-            if (!r) {
-                // We cannot tell whether the lock was taken: end the session, which frees it.
-                conn_.close();
-                return waitingError(r.error());
+        // A release's NOTIFY that arrives while our own query is in flight is read by libpq
+        // with the query's answer, so the socket never turns readable for it: if one came in,
+        // try again at once instead of sleeping until the next retry.
+        for (int round = 0; round < 3; ++round) {
+            for (int slot = 0; slot < holders_; ++slot) {
+                auto r = conn_.exec("SELECT pg_try_advisory_lock($1::bigint)",
+                                    {std::to_string(keys_[slot])}, queryDeadline(), interrupt);
+                if (!r) {
+                    // We cannot tell whether the lock was taken: end the session, which frees it.
+                    conn_.close();
+                    return waitingError(r.error());
+                }
+                if (std::string(PQgetvalue(r->get(), 0, 0)) != "t") continue;
+                heldSlot_ = slot;
+                return completeAcquire(interrupt);
             }
-            if (std::string(PQgetvalue(r->get(), 0, 0)) != "t") continue;
-            heldSlot_ = slot;
-            return completeAcquire(interrupt);
+            auto notified = conn_.consume();
+            if (!notified) return waitingError(notified.error());
+            if (*notified == 0) break;
         }
         return makeError(Errc::Busy, "held (advisory lock " + std::to_string(keys_[0]) +
                                          (holders_ > 1 ? " and its other slots" : "") + ")");
