@@ -70,12 +70,13 @@ Result<std::string> readAll(int fd) {
 }
 
 // Overwrites, then cuts to length: a crash in between leaves the old text or the new one with a
-// tail, never an empty file (which would restart the fencing token at 1).
-Result<void> writeAll(int fd, const std::string& text) {
+// tail, never an empty file (which would restart the fencing token at 1). `durable`: fsync too
+// (the token must survive a crash; the holder record is only for STATUS and need not).
+Result<void> writeAll(int fd, const std::string& text, bool durable) {
     if (::pwrite(fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
         return sysError("write");
     if (::ftruncate(fd, static_cast<off_t>(text.size())) < 0) return sysError("truncate");
-    if (::fsync(fd) < 0) return sysError("fsync");
+    if (durable && ::fsync(fd) < 0) return sysError("fsync");
     return {};
 }
 
@@ -144,7 +145,7 @@ public:
             HolderRecord record = self_;
             record.token = *token;
             record.since = formatWallTime(std::time(nullptr));
-            if (auto w = writeAll(fd.get(), record.serialize()); !w) {
+            if (auto w = writeAll(fd.get(), record.serialize(), false); !w) {
                 fd.reset();
                 return makeError(Errc::Unavailable,
                                  "lock file '" + path + "': " + w.error().message);
@@ -230,7 +231,7 @@ private:
         auto text = readAll(fd.get());
         if (!text) return text.error();
         unsigned long long value = std::strtoull(text->c_str(), nullptr, 10) + 1;
-        if (auto w = writeAll(fd.get(), std::to_string(value) + "\n"); !w)
+        if (auto w = writeAll(fd.get(), std::to_string(value) + "\n", true); !w)
             return makeError(Errc::Unavailable, "token file '" + path + "': " + w.error().message);
         return std::to_string(value);
     }
