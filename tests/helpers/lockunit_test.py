@@ -217,6 +217,16 @@ class LockunitTestCase(unittest.TestCase):
         self.instances.append(inst)
         return inst
 
+    def assertStopsAtOnceOnSigterm(self, inst):
+        """SIGTERM to a waiting (or running) lockunit: exit 0, promptly. The design bound is
+        100 ms; the assertion allows 500 ms for a noisy machine, and prints what it saw."""
+        t0 = time.monotonic()
+        inst.signal(signal.SIGTERM)
+        self.assertEqual(inst.wait(5), 0, inst.stderr())
+        elapsed = time.monotonic() - t0
+        print("SIGTERM → exit in %.1f ms" % (elapsed * 1000))
+        self.assertLess(elapsed, 0.5)
+
     def assertNoOverlap(self, runs, holders=1):
         bad = overlaps(runs, holders)
         self.assertEqual(bad, [], "payload runs overlapped: %r" % bad[:5])
