@@ -90,6 +90,28 @@ def run(args, timeout=30, env=None):
     return p.returncode, p.stdout, p.stderr
 
 
+def contend_in_cycles(args_for, contenders=5, cycles=40, timeout=120):
+    """Runs `contenders` threads, each running lockunit `cycles` times in a row with the
+    arguments args_for(i) (i = the thread's number). Returns the failures — (i, cycle, exit
+    code, end of stderr) of every run that did not exit 0 — and the seconds it all took."""
+    import threading
+    failures = []
+
+    def contender(i):
+        for cycle in range(cycles):
+            code, _, err = run(args_for(i), timeout=timeout)
+            if code != 0:
+                failures.append((i, cycle, code, err[-500:]))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=contender, args=(i,)) for i in range(contenders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return failures, time.monotonic() - t0
+
+
 def payload(log, node, *extra):
     """The command line of the recording test payload."""
     return [PAYLOAD, "--log", log, "--node", node] + [str(e) for e in extra]

@@ -12,7 +12,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from lockunit_test import (EX_BUSY, EX_CONFIG, EX_LOST, EX_UNAVAILABLE, PAYLOAD, LockunitTestCase,
+from lockunit_test import (contend_in_cycles, EX_BUSY, EX_CONFIG, EX_LOST, EX_UNAVAILABLE, PAYLOAD, LockunitTestCase,
                            main, max_concurrency, payload, pid_alive, read_runs, require, run,
                            tokens_increase, wait_for)
 
@@ -69,22 +69,9 @@ class EtcdTestCase(LockunitTestCase):
 class SingleNode(EtcdTestCase):
     def test_five_contenders_forty_cycles_never_overlap_and_tokens_increase(self):
         log = self.path("runs.log")
-        failures = []
-
-        def contender(i):
-            for cycle in range(40):
-                code, _, err = run(self.args() + ["--"] + payload(log, "n%d" % i, "--hold", 10),
-                                   timeout=120)
-                if code != 0:
-                    failures.append((i, cycle, code, err[-500:]))
-
-        threads = [threading.Thread(target=contender, args=(i,)) for i in range(5)]
-        t0 = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        print("5 x 40 cycles in %.1f s" % (time.monotonic() - t0))
+        failures, took = contend_in_cycles(
+            lambda i: self.args() + ["--"] + payload(log, "n%d" % i, "--hold", 10))
+        print("5 x 40 cycles in %.1f s" % took)
         self.assertEqual(failures, [])
         runs = read_runs(log)
         self.assertEqual(len(runs), 200)

@@ -13,7 +13,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from lockunit_test import (EX_BUSY, EX_CONFIG, EX_LOST, EX_UNAVAILABLE, LOCKUNIT, PAYLOAD,
+from lockunit_test import (contend_in_cycles, EX_BUSY, EX_CONFIG, EX_LOST, EX_UNAVAILABLE, LOCKUNIT, PAYLOAD,
                            LockunitTestCase, main, max_concurrency, overlaps, payload, pid_alive,
                            read_runs, require, run, tokens_increase, wait_for)
 import postgres_fixture
@@ -88,24 +88,10 @@ class Postgres(LockunitTestCase):
 
     def test_five_contenders_forty_cycles_never_overlap_and_tokens_increase(self):
         log = self.path("runs.log")
-        failures = []
-
-        def contender(i):
-            for cycle in range(40):
-                argv = [LOCKUNIT] + self.base("cycles") + ["--"] + payload(log, "n%d" % i, "--hold", 5)
-                p = subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                                   stdin=subprocess.DEVNULL)
-                if p.returncode != 0:
-                    failures.append((i, cycle, p.returncode, p.stderr[-500:]))
-                    return
-
-        t0 = time.monotonic()
-        threads = [threading.Thread(target=contender, args=(i,)) for i in range(5)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(240)
-        print("5 x 40 acquisitions in %.1f s" % (time.monotonic() - t0))
+        failures, took = contend_in_cycles(
+            lambda i: self.base("cycles") + ["--"] + payload(log, "n%d" % i, "--hold", 5),
+            timeout=60)
+        print("5 x 40 acquisitions in %.1f s" % took)
         self.assertEqual(failures, [])
         runs = read_runs(log)
         self.assertEqual(len(runs), 200)

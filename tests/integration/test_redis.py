@@ -13,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from lockunit_test import (EX_BUSY, EX_CONFIG, EX_LOST, EX_UNAVAILABLE, LockunitTestCase, main,
+from lockunit_test import (contend_in_cycles, EX_BUSY, EX_CONFIG, EX_LOST, EX_UNAVAILABLE, LockunitTestCase, main,
                            max_concurrency, payload, pid_alive, read_runs, require, run,
                            tokens_increase, wait_for)
 import redis_fixture
@@ -55,23 +55,10 @@ class RedisTestCase(LockunitTestCase):
 class RedisLock(RedisTestCase):
     def test_five_contenders_forty_cycles_never_overlap_and_tokens_increase(self):
         log = self.path("runs.log")
-        codes = {}
-
-        def contender(i):
-            for cycle in range(40):
-                code, _, err = run(self.base("cycles") + ["--"] + payload(log, "n%d" % i, "--hold", 15),
-                                   timeout=120)
-                codes[(i, cycle)] = (code, err)
-
-        threads = [threading.Thread(target=contender, args=(i,)) for i in range(5)]
-        t0 = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        print("5 x 40 cycles took %.1f s" % (time.monotonic() - t0))
-        bad = {k: v for k, v in codes.items() if v[0] != 0}
-        self.assertEqual(bad, {})
+        failures, took = contend_in_cycles(
+            lambda i: self.base("cycles") + ["--"] + payload(log, "n%d" % i, "--hold", 15))
+        print("5 x 40 cycles took %.1f s" % took)
+        self.assertEqual(failures, [])
         runs = read_runs(log)
         self.assertEqual(len(runs), 200)
         self.assertNoOverlap(runs)
