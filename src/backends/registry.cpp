@@ -94,32 +94,33 @@ bool add(BackendInfo info) {
     return true;
 }
 
-Result<const BackendInfo*> byScheme(std::string_view scheme) {
-    if (const BackendInfo* info = findScheme(scheme)) return info;
+namespace {
+
+// The backend registered under `name` (a scheme or a table), loading the module that meson
+// says serves it when none is registered yet.
+Result<const BackendInfo*> lookup(std::string_view name,
+                                  const BackendInfo* (*find)(std::string_view),
+                                  std::vector<std::string> ModuleInfo::*served,
+                                  const std::string& what) {
+    if (const BackendInfo* info = find(name)) return info;
     for (const auto& module : modules())
-        if (contains(module.schemes, scheme)) {
+        if (contains(module.*served, name)) {
             if (auto r = load(module); !r) return r.error();
-            if (const BackendInfo* info = findScheme(scheme)) return info;
-            return makeError(Errc::Unavailable, "the " + module.name +
-                                                    " backend module does not "
-                                                    "register scheme '" +
-                                                    std::string(scheme) + "'");
+            if (const BackendInfo* info = find(name)) return info;
+            return makeError(Errc::Unavailable,
+                             "the " + module.name + " backend module does not register " + what);
         }
     return static_cast<const BackendInfo*>(nullptr);
 }
 
+} // namespace
+
+Result<const BackendInfo*> byScheme(std::string_view scheme) {
+    return lookup(scheme, findScheme, &ModuleInfo::schemes, "scheme '" + std::string(scheme) + "'");
+}
+
 Result<const BackendInfo*> byTable(std::string_view name) {
-    if (const BackendInfo* info = findTable(name)) return info;
-    for (const auto& module : modules())
-        if (contains(module.tables, name)) {
-            if (auto r = load(module); !r) return r.error();
-            if (const BackendInfo* info = findTable(name)) return info;
-            return makeError(Errc::Unavailable, "the " + module.name +
-                                                    " backend module does not "
-                                                    "register table [" +
-                                                    std::string(name) + "]");
-        }
-    return static_cast<const BackendInfo*>(nullptr);
+    return lookup(name, findTable, &ModuleInfo::tables, "table [" + std::string(name) + "]");
 }
 
 std::vector<const BackendInfo*> all() {
