@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <utility>
 
 #include "backends/io.hpp"
 
@@ -34,6 +35,14 @@ void Connection::close() {
     if (conn_) PQfinish(conn_);
     conn_ = nullptr;
     pending_ = false;
+    notified_ = 0;
+}
+
+void Connection::countNotifications() {
+    while (PGnotify* n = PQnotifies(conn_)) {
+        PQfreemem(n);
+        ++notified_;
+    }
 }
 
 Error Connection::lost(const std::string& what) {
@@ -120,12 +129,8 @@ Result<void> Connection::drain(TimePoint deadline, Interrupt& interrupt) {
 Result<int> Connection::consume() {
     if (!conn_) return makeError(Errc::Unavailable, "not connected");
     if (!PQconsumeInput(conn_) || PQstatus(conn_) == CONNECTION_BAD) return lost("idle");
-    int count = 0;
-    while (PGnotify* n = PQnotifies(conn_)) {
-        PQfreemem(n);
-        ++count;
-    }
-    return count;
+    countNotifications();
+    return std::exchange(notified_, 0);
 }
 
 Result<ResultPtr> Connection::exec(const char* sql, const std::vector<std::string>& params,
@@ -156,6 +161,7 @@ Result<ResultPtr> Connection::exec(const char* sql, const std::vector<std::strin
             if (!r) {
                 pending_ = false;
                 if (PQstatus(conn_) == CONNECTION_BAD) return lost("a statement");
+                countNotifications(); // read with the answer: see notificationPending()
                 if (!answer) return makeError(Errc::Refused, "PostgreSQL sent no result");
                 auto status = PQresultStatus(answer.get());
                 if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return answer;

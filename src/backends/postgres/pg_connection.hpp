@@ -45,8 +45,13 @@ public:
                            TimePoint deadline, Interrupt& interrupt);
 
     // Reads what the server sent without waiting, and discards NOTIFY messages. Returns the
-    // number of notifications seen; false (and the session closed) when the session is gone.
+    // number of notifications seen since the last consume() (also those that exec() read
+    // together with a statement's answer); false (and the session closed) when the session
+    // is gone.
     Result<int> consume();
+    // True when exec() read a notification that consume() has not reported yet: the socket
+    // will not turn readable for it, libpq has already read it.
+    bool notificationPending() const { return notified_ > 0; }
 
     bool connected() const { return conn_ != nullptr; }
     int socket() const { return conn_ ? PQsocket(conn_) : -1; }
@@ -60,9 +65,11 @@ public:
 private:
     Result<void> drain(TimePoint deadline, Interrupt& interrupt);
     Error lost(const std::string& what);
+    void countNotifications();
 
     PGconn* conn_ = nullptr;
     bool pending_ = false; // a statement's results have not all been read yet
+    int notified_ = 0;     // notifications read and not yet reported by consume()
     std::string target_, sqlState_;
 };
 

@@ -190,7 +190,11 @@ public:
     // While we hold the lock, the session's socket turns readable when the server ends the
     // session (pg_terminate_backend, a restart): the supervisor probes at once.
     int watchFd() const override { return heldSlot_ >= 0 ? conn_.socket() : -1; }
-    Duration retryInterval() const override { return kRetryInterval; }
+    // A NOTIFY that libpq read together with the answer of another statement (the holder
+    // lookup for STATUS, say) never makes the socket readable: then try again at once.
+    Duration retryInterval() const override {
+        return conn_.notificationPending() ? Duration::zero() : kRetryInterval;
+    }
 
 private:
     std::string sequence() const { return quoteIdent(schema_) + ".lockunit_fence"; }
