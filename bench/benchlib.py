@@ -376,3 +376,17 @@ def lockunit_tool(lockunit, backend_args, workdir, extra=(), label="lockunit"):
         return Proc([lockunit] + list(backend_args) + ["--name=" + name, "--scope=no"] +
                     list(extra) + ["--"] + argv, workdir, proc_label)
     return Tool(label, start)
+
+
+def library_load_rss(soname):
+    """kB of resident memory that loading one shared library (with everything it needs) adds
+    to a process that does nothing else with it: a fresh Python reads its VmRSS before and
+    after ctypes.CDLL(soname). A floor for any program that links that library."""
+    import subprocess
+    code = ("import ctypes\n"
+            "def rss():\n"
+            "    for l in open('/proc/self/status'):\n"
+            "        if l.startswith('VmRSS:'): return int(l.split()[1])\n"
+            "a = rss(); ctypes.CDLL(%r); print(rss() - a)\n" % soname)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return int(p.stdout) if p.returncode == 0 else None
