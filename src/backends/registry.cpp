@@ -89,6 +89,15 @@ Result<void> load(const ModuleInfo& module) {
     return {};
 }
 
+Result<void*> partSymbol(const std::string& part, const char* symbol) {
+    const std::string path = modulePath(part);
+    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) return makeError(Errc::Unavailable, "cannot load " + path + ": " + ::dlerror());
+    void* found = ::dlsym(handle, symbol);
+    if (!found) return makeError(Errc::Unavailable, path + " lacks " + std::string(symbol));
+    return found; // stays loaded: what it made may live as long as the program
+}
+
 bool add(BackendInfo info) {
     table().push_back(std::move(info));
     return true;

@@ -245,6 +245,15 @@ class SingleNode(EtcdTestCase):
         self.assertEqual(code, 0, err)
         self.assertRegex(out, r"T=\d+ B=etcd\n")
 
+    def test_plain_etcd_maps_no_tls_library(self):
+        # TLS is a part of the module (lockunit-etcd-tls.so) loaded only for etcds://: a plain
+        # etcd:// lock stays small (libssl and libcrypto are about 3 MB of resident memory).
+        code, out, err = run(self.args("--", "sh", "-c", "cat /proc/$PPID/maps"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("lockunit-etcd.so", out)
+        for lib in ("lockunit-etcd-tls", "libssl", "libcrypto", "libcurl", "libgnutls"):
+            self.assertNotIn(lib, out)
+
     def test_sigterm_while_etcd_does_not_answer_is_acted_on_at_once(self):
         member = self.etcd.members[0]
         member.proc.send_signal(signal.SIGSTOP)
@@ -417,6 +426,14 @@ class Tls(EtcdTestCase):
         self.assertRegex(out, r"T=\d+")
         self.assertEqual(self.etcd.etcdctl("get", "--prefix", PREFIX, "--keys-only").strip(), "")
 
+    def test_etcds_loads_the_tls_part(self):
+        c = self.etcd.certs
+        conf = self.conf(ca_file=c["ca.crt"], cert_file=c["client.crt"], key_file=c["client.key"])
+        code, out, err = run(["--conf=" + conf, "--scope=no", "--", "sh", "-c", "cat /proc/$PPID/maps"])
+        self.assertEqual(code, 0, err)
+        self.assertIn("lockunit-etcd-tls.so", out)
+        self.assertIn("libssl", out)
+
     def test_etcds_without_a_client_certificate_exits_69(self):
         conf = self.conf(ca_file=self.etcd.certs["ca.crt"])
         code, _, err = run(["--conf=" + conf, "--scope=no", "--", "true"])
@@ -429,6 +446,15 @@ class Tls(EtcdTestCase):
         code, _, err = run(["--conf=" + conf, "--scope=no", "--", "true"])
         self.assertEqual(code, EX_UNAVAILABLE, err)
         self.assertIn("certificate", err)
+
+    def test_a_ca_file_that_is_not_pem_is_a_config_error(self):
+        bad = self.path("not-a-ca.pem")
+        with open(bad, "w") as f:
+            f.write("this is no certificate\n")
+        conf = self.conf(ca_file=bad)
+        code, _, err = run(["--conf=" + conf, "--scope=no", "--", "true"])
+        self.assertEqual(code, EX_CONFIG, err)
+        self.assertIn("ca_file '%s'" % bad, err)
 
     def test_cert_file_without_key_file_is_a_config_error(self):
         conf = self.conf(cert_file=self.etcd.certs["client.crt"])

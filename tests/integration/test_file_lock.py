@@ -138,12 +138,12 @@ class FileLock(LockunitTestCase):
 
     def test_file_backend_loads_no_network_backend_module(self):
         # Network backends are modules loaded on first use: a file lock maps none of them (nor
-        # libpq, libcurl, hiredis), which keeps lockunit's start-up and memory small.
+        # libpq, libssl, hiredis), which keeps lockunit's start-up and memory small.
         code, out, err = run(self.base("jobs", "--", "sh", "-c", "cat /proc/$PPID/maps"))
         self.assertEqual(code, 0, err)
         self.assertIn("lockunit", out)
-        for lib in ("lockunit-redis", "lockunit-etcd", "lockunit-postgres", "libpq", "libcurl",
-                    "libhiredis"):
+        for lib in ("lockunit-redis", "lockunit-etcd", "lockunit-postgres", "libpq", "libssl",
+                    "libhttp_parser", "libhiredis"):
             self.assertNotIn(lib, out)
 
     def test_payload_cannot_see_the_lock_fd(self):

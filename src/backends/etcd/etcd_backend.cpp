@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
 // etcd://HOST:PORT[,HOST:PORT…] (etcds:// for TLS) — a fair queue on etcd v3, spoken as JSON
-// through etcd's gRPC gateway (/v3/…) with libcurl.
+// through etcd's gRPC gateway (/v3/…) with our own HTTP/1.1 client (http_client.hpp).
 //
 // Each contender grants a lease with the configured ttl (rounded up to whole seconds: etcd
 // knows no less) and puts PREFIX NAME/<lease-hex> with that lease, in a txn that only creates

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #pragma once
 
-// A small HTTP/1.1 client for etcd's JSON gateway on libcurl's multi interface: every wait
-// is one curl_multi_poll() that also watches the Interrupt's fd, every call has a deadline,
-// and calls fail over between the configured endpoints. One long-lived streaming request (a
-// watch) can run beside the calls; its socket, together with an eventfd for events that curl
-// already read, makes the wake fd that the supervisor polls while it waits.
+// A small HTTP/1.1 client for etcd's JSON gateway, on non-blocking sockets of its own and
+// http-parser for the answers: every wait is one poll() that also watches the Interrupt's fd,
+// every call has a deadline, and calls fail over between the configured endpoints. Idle
+// connections are kept for the next calls (a few per endpoint); concurrent calls each get one.
+// One long-lived streaming request (a watch) can run beside the calls on a connection of its
+// own; its socket, together with an eventfd for events already read, makes the wake fd that
+// the supervisor polls while it waits. Host names are looked up with io::HostLookup, never
+// blocking. etcds:// speaks TLS through lockunit-etcd-tls.so (tls.hpp), loaded only then.
 
-#include <curl/curl.h>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -17,6 +20,7 @@
 
 #include "backends/backend.hpp"
 #include "backends/etcd/etcd_url.hpp"
+#include "backends/etcd/tls.hpp"
 #include "util/fd.hpp"
 
 namespace lockunit::etcd {
@@ -82,47 +86,51 @@ public:
     std::string currentEndpoint() const;
     size_t endpointCount() const { return options_.url.endpoints.size(); }
 
-    struct Transfer;
-    enum class Kind { Call, Stream, Background };
-    void answeredEarly() { ++answeredEarly_; }
-    struct SocketTag {
-        HttpClient* client;
-        bool stream;
-    };
-
 private:
+    struct Transfer;
+    struct Connection;
+    enum class Kind { Call, Stream, Background };
+
     explicit HttpClient(HttpOptions options);
     Result<void> init();
     Result<Transfer*> startTransfer(Kind kind, HttpCall* call, const std::string& path,
                                     const std::string& body, size_t endpoint, TimePoint deadline,
                                     size_t attempts);
+    Connection* openConnection(size_t endpoint, bool stream, TimePoint connectBy);
+    void assign(Transfer* t, Connection* c);
     // One attempt of a call failed: retries it on the next endpoint, if any is left and time
-    // remains. Returns 1 when the call has its outcome (the failures), 0 when it was retried.
-    int failAttempt(Transfer* t, const std::string& why, TimePoint deadline);
-    void finishTransfer(Transfer* t);
-    // Handles finished transfers; returns how many calls got their outcome.
-    int collect(TimePoint deadline);
+    // remains; otherwise the call gets its outcome (the failures).
+    void failAttempt(Transfer* t, const std::string& why);
+    void removeTransfer(Transfer* t);
+    // Polls every connection (and the Interrupt, if given) for up to timeoutMs and moves each
+    // forward. Errc::Interrupted on a stop request.
+    Result<void> driveAll(int timeoutMs, Interrupt* interrupt);
+    void step(Connection& c, short revents);
+    void advanceConnect(Connection& c, short revents);
+    void flush(Connection& c);
+    void readAvailable(Connection& c);
+    void onBody(Connection& c, std::string_view data);
+    void completed(Connection& c);
+    void connectionFailed(Connection& c, const std::string& why);
+    void close(Connection& c);
+    // Gives up on connects and background answers that took too long.
+    void sweep(TimePoint now);
+    void purge();
     void streamEnded();
+    void updateStreamPoll();
+    void unpollStream();
 
-public:
-    // Called from libcurl's socket callbacks.
-    void socketOpened(int fd, bool stream);
-    void socketClosing(int fd);
-    // Called from libcurl's write callback with new stream data.
-    void streamData(Transfer* t);
-
-private:
     HttpOptions options_;
-    CURLM* multi_ = nullptr;
+    std::unique_ptr<TlsContext> tls_; // etcds:// only
     size_t current_ = 0;
-    int answeredEarly_ = 0;
     std::string authorization_;
     std::vector<std::unique_ptr<Transfer>> transfers_;
+    std::vector<std::unique_ptr<Connection>> connections_;
     Transfer* stream_ = nullptr;
     std::function<void(std::string_view)> onLine_;
-    std::vector<int> streamSockets_;
+    int streamPolledFd_ = -1;
+    uint32_t streamPolledEvents_ = 0;
     UniqueFd epoll_, event_;
-    SocketTag callTag_{this, false}, streamTag_{this, true};
 };
 
 } // namespace lockunit::etcd

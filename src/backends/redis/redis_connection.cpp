@@ -5,7 +5,6 @@
 #include <cstring>
 #include <fcntl.h>
 #include <hiredis.h>
-#include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -60,71 +59,6 @@ Reply convert(const redisReply* r) {
     return out;
 }
 
-// A host name to a numeric address, without blocking the loop: getaddrinfo_a, polled together
-// with the Interrupt until the deadline. Numeric addresses skip the resolver.
-Result<std::string> resolveHost(const std::string& host, TimePoint deadline, Interrupt& interrupt) {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST;
-    addrinfo* res = nullptr;
-    if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) == 0) {
-        ::freeaddrinfo(res);
-        return host;
-    }
-    struct Request {
-        std::string name;
-        addrinfo hints{};
-        gaicb cb{};
-    };
-    auto* req = new Request;
-    req->name = host;
-    req->hints.ai_socktype = SOCK_STREAM;
-    req->cb.ar_name = req->name.c_str();
-    req->cb.ar_request = &req->hints;
-    gaicb* list[1] = {&req->cb};
-    if (int r = ::getaddrinfo_a(GAI_NOWAIT, list, 1, nullptr); r != 0) {
-        delete req;
-        return makeError(Errc::Unavailable, "cannot resolve '" + host + "': " + gai_strerror(r));
-    }
-    auto giveUp = [&](Error e) -> Error {
-        // A request that cannot be cancelled still writes into *req later: leave it be.
-        if (::gai_cancel(&req->cb) == EAI_CANCELED) delete req;
-        return e;
-    };
-    for (;;) {
-        int r = ::gai_error(&req->cb);
-        if (r != EAI_INPROGRESS) {
-            if (r != 0) {
-                std::string msg = "cannot resolve '" + host + "': " + gai_strerror(r);
-                delete req;
-                return makeError(Errc::Unavailable, msg);
-            }
-            const addrinfo* pick = req->cb.ar_result;
-            for (const addrinfo* a = pick; a; a = a->ai_next)
-                if (a->ai_family == AF_INET) {
-                    pick = a;
-                    break;
-                }
-            char buf[NI_MAXHOST] = {};
-            int n = pick ? ::getnameinfo(pick->ai_addr, pick->ai_addrlen, buf, sizeof buf, nullptr,
-                                         0, NI_NUMERICHOST)
-                         : EAI_NONAME;
-            ::freeaddrinfo(req->cb.ar_result);
-            delete req;
-            if (n != 0)
-                return makeError(Errc::Unavailable,
-                                 "cannot resolve '" + host + "': " + gai_strerror(n));
-            return std::string(buf);
-        }
-        auto now = BootClock::now();
-        if (now >= deadline)
-            return giveUp(makeError(Errc::Unavailable, "resolving '" + host + "': timed out"));
-        auto slept =
-            io::sleepUntil(std::min(deadline, now + std::chrono::milliseconds(2)), interrupt);
-        if (!slept) return giveUp(slept.error());
-    }
-}
-
 } // namespace
 
 Connection::~Connection() {
@@ -156,7 +90,7 @@ Result<void> Connection::open(const Target& target, const Login& login, TimePoin
     requireMaster_ = login.requireMaster;
     user_ = login.user;
     if (target.unixPath.empty()) {
-        auto ip = resolveHost(target.host, connectBy, interrupt);
+        auto ip = io::resolveHost(target.host, connectBy, interrupt);
         if (!ip)
             return makeError(ip.error().code,
                              "redis " + target.describe() + ": " + ip.error().message);

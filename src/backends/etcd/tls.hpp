@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+// The TLS seam of the etcd HTTP client. Plain etcd:// never needs it; etcds:// gets it from
+// lockunit-etcd-tls.so (OpenSSL), a part of the etcd module that is dlopen()ed only then, so
+// a lock on plain etcd maps neither libssl nor libcrypto (about 3 MB of resident memory).
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace lockunit::etcd {
+
+// What one non-blocking step of a TLS session did.
+struct TlsIo {
+    enum Status { Done, WantRead, WantWrite, Closed, Failed };
+    Status status = Done;
+    size_t bytes = 0;  // read(), write(): how many
+    std::string error; // Failed: why, for messages
+};
+
+// TLS over one connected, non-blocking socket that the caller owns and polls.
+class TlsSession {
+public:
+    virtual ~TlsSession() = default;
+    // Done once the handshake (including the server's certificate check) has succeeded.
+    virtual TlsIo handshake() = 0;
+    virtual TlsIo read(char* buffer, size_t size) = 0;
+    virtual TlsIo write(const char* data, size_t size) = 0;
+};
+
+struct TlsFiles {
+    std::string caFile;   // empty: the system's CAs
+    std::string certFile; // client certificate; empty: none
+    std::string keyFile;
+};
+
+// The CA and client certificate, loaded once; a session per connection.
+class TlsContext {
+public:
+    virtual ~TlsContext() = default;
+    // `host` is checked against the server's certificate (a name or an IP address).
+    virtual std::unique_ptr<TlsSession> session(int fd, const std::string& host,
+                                                std::string* error) = 0;
+};
+
+// lockunit-etcd-tls.so's entry point: returns nullptr and sets *error when the files cannot
+// be loaded.
+using TlsContextFactory = TlsContext* (*)(const TlsFiles& files, std::string* error);
+inline constexpr const char* kTlsModule = "etcd-tls";
+inline constexpr const char* kTlsFactorySymbol = "lockunit_etcd_tls_context";
+
+} // namespace lockunit::etcd
