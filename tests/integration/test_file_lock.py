@@ -111,6 +111,20 @@ class FileLock(LockunitTestCase):
         self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
         self.assertStopsAtOnceOnSigterm(waiter)
 
+    def test_waiter_wakes_at_release_not_at_its_next_retry(self):
+        # A waiter watches the lock directory (inotify, set up when it first finds the lock
+        # busy), so the holder's end wakes it at once; its retries are a second apart.
+        holder, _ = self.hold_lock()
+        log = self.path("waiter.log")
+        waiter = self.start(self.base() + ["--"] + payload(log, "waiter", "--hold", 0), label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        time.sleep(0.4)  # about half-way to its next retry
+        released = time.time_ns()
+        holder.signal(signal.SIGKILL)  # the kernel closes the lock file: the waiters' event
+        self.assertEqual(waiter.wait(10), 0, waiter.stderr())
+        delay = (read_runs(log)[0].start - released) / 1e9
+        self.assertLess(delay, 0.3, "the waiter took the lock %.3f s after the release" % delay)
+
     def test_sigkill_of_lockunit_kills_payload_and_frees_lock(self):
         holder, log = self.hold_lock()
         payload_pid = read_runs(log)[0].pid
