@@ -150,14 +150,15 @@ class FileLock(LockunitTestCase):
         self.assertTrue(wait_for(lambda: os.path.exists(done), 5))
         self.assertFalse(os.path.exists(term), "lockunit signalled a child that is not the payload's")
 
-    def test_file_backend_loads_no_network_backend_module(self):
-        # Network backends are modules loaded on first use: a file lock maps none of them (nor
-        # libpq, libcurl, hiredis), which keeps lockunit's start-up and memory small.
+    def test_file_lock_in_a_process_group_loads_no_module(self):
+        # Network backends and scope mode are modules loaded on first use: a file lock in a
+        # process group maps none of them (nor libpq, libcurl, hiredis, sdbus-c++), and toml++
+        # is compiled in, which keeps lockunit's start-up and memory small.
         code, out, err = run(self.base("jobs", "--", "sh", "-c", "cat /proc/$PPID/maps"))
         self.assertEqual(code, 0, err)
         self.assertIn("lockunit", out)
-        for lib in ("lockunit-redis", "lockunit-etcd", "lockunit-postgres", "libpq", "libcurl",
-                    "libhiredis"):
+        for lib in ("lockunit-redis", "lockunit-etcd", "lockunit-postgres", "lockunit-scope",
+                    "libpq", "libcurl", "libhiredis", "libsdbus-c++", "libtomlplusplus"):
             self.assertNotIn(lib, out)
 
     def test_payload_cannot_see_the_lock_fd(self):
