@@ -4,8 +4,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <systemd/sd-login.h>
 
+#include "systemd/libsystemd.hpp"
 #include "systemd/process_group.hpp"
 #include "systemd/scope.hpp"
 #include "util/log.hpp"
@@ -13,8 +13,10 @@
 namespace lockunit {
 
 Result<std::string> ownUnit(bool userManager) {
+    auto sd = libsystemd::get();
+    if (!sd) return sd.error();
     char* unit = nullptr;
-    int r = userManager ? sd_pid_get_user_unit(0, &unit) : sd_pid_get_unit(0, &unit);
+    int r = userManager ? (*sd)->pidGetUserUnit(0, &unit) : (*sd)->pidGetUnit(0, &unit);
     if (r < 0 || !unit)
         return makeError(
             Errc::Unavailable,
@@ -27,7 +29,7 @@ Result<std::string> ownUnit(bool userManager) {
         // unit (user@UID.service), which every lockunit under it would share: a scope bound to
         // it survives a dead lockunit, and one lockunit's start-up would stop another's scope.
         char* userUnit = nullptr;
-        if (sd_pid_get_user_unit(0, &userUnit) >= 0 && userUnit) {
+        if ((*sd)->pidGetUserUnit(0, &userUnit) >= 0 && userUnit) {
             std::string inUser = userUnit;
             std::free(userUnit);
             return makeError(Errc::Unavailable,
@@ -50,6 +52,8 @@ Result<std::unique_ptr<PayloadRunner>> makeRunner(const Config& config) {
     // Under systemd: started by a service manager (INVOCATION_ID), in a unit it can name.
     if (mode == ScopeMode::Auto && !std::getenv("INVOCATION_ID"))
         return processGroup("not started by systemd");
+    // Not finding libsystemd is a broken installation, not a reason to go without a scope.
+    if (auto sd = libsystemd::get(); !sd) return sd.error();
     auto unit = ownUnit(user);
     if (mode == ScopeMode::Auto) {
         if (!unit) return processGroup(unit.error().message);
