@@ -3,7 +3,6 @@
 
 #include <csignal>
 #include <cstring>
-#include <iostream>
 #include <random>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -236,12 +235,12 @@ int runApp(int argc, char** argv) {
     }
     switch (cli->action) {
     case CommandLine::Action::Help:
-        std::cout << helpText();
+        log::printOut(helpText());
         return exitcode::Ok;
     case CommandLine::Action::Cleanup:
         return cleanup(*cli);
     case CommandLine::Action::Version:
-        std::cout << "lockunit " LOCKUNIT_VERSION "\n";
+        log::printOut("lockunit " LOCKUNIT_VERSION "\n");
         return 0;
     default:
         break;
@@ -262,7 +261,7 @@ int runApp(int argc, char** argv) {
     log::setVerbose(config->verbose.value);
     switch (cli->action) {
     case CommandLine::Action::Check:
-        std::cout << formatConfig(*config);
+        log::printOut(formatConfig(*config));
         return exitcode::Ok;
     case CommandLine::Action::Status: {
         if (config->name.value.empty()) {

@@ -50,6 +50,10 @@ void write(Level level, std::string_view message) {
     [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
 }
 
+void printOut(std::string_view text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+}
+
 void event(Level level, const Event& e, std::string_view message) {
     if (!stderrIsJournal()) {
         write(level, message);

@@ -39,12 +39,11 @@ Error sysError(const std::string& what) {
 }
 
 Result<void> makeDirs(const std::string& dir) {
-    std::string partial;
-    std::stringstream parts(dir);
-    std::string part;
-    while (std::getline(parts, part, '/')) {
-        if (part.empty()) continue;
-        partial += "/" + part;
+    // Each prefix of an absolute path that ends before a '/', and the whole path.
+    for (size_t end = 1; end <= dir.size(); ++end) {
+        if (end < dir.size() && dir[end] != '/') continue;
+        if (dir[end - 1] == '/') continue; // "//" or the root
+        const std::string partial = dir.substr(0, end);
         if (::mkdir(partial.c_str(), 0755) < 0 && errno != EEXIST)
             return sysError("cannot create lock directory '" + partial + "'");
     }
