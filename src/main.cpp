@@ -3,7 +3,6 @@
 
 #include <cstdio>
 #include <exception>
-#include <iostream>
 
 #include "app/app.hpp"
 #include "supervisor/supervisor.hpp"

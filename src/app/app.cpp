@@ -3,11 +3,9 @@
 
 #include <csignal>
 #include <cstring>
-#include <iostream>
 #include <random>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <systemd/sd-login.h>
 #include <unistd.h>
 
 #include "app/status.hpp"
@@ -15,6 +13,7 @@
 #include "config/config.hpp"
 #include "supervisor/supervisor.hpp"
 #include "systemd/notify.hpp"
+#include "systemd/libsystemd.hpp"
 #include "systemd/notify_relay.hpp"
 #include "systemd/runner.hpp"
 #include "systemd/scope.hpp"
@@ -75,11 +74,16 @@ HolderRecord selfRecord() {
     ::gethostname(host, sizeof host - 1);
     self.host = host;
     self.pid = ::getpid();
-    char* unit = nullptr;
-    if (sd_pid_get_unit(0, &unit) >= 0 && unit) {
-        self.unit = unit;
-        std::free(unit);
-    }
+    // The unit we run in, for `status`; there is none on a system not booted with systemd,
+    // and then libsystemd is not loaded for it.
+    if (libsystemd::booted())
+        if (auto sd = libsystemd::get()) {
+            char* unit = nullptr;
+            if ((*sd)->pidGetUnit(0, &unit) >= 0 && unit) {
+                self.unit = unit;
+                std::free(unit);
+            }
+        }
     std::random_device rd;
     char rnd[17];
     std::snprintf(rnd, sizeof rnd, "%08x%08x", rd(), rd());
@@ -167,9 +171,13 @@ int run(const Config& config) {
         spec.env.push_back("NOTIFY_SOCKET=" + relay->path());
     }
 
-    SdNotifier notifier;
+    auto notifier = SdNotifier::create();
+    if (!notifier) {
+        log::error(notifier.error().message);
+        return exitCodeFor(notifier.error());
+    }
     RealClock clock;
-    Supervisor supervisor({config, **backend, **runner, notifier, clock, signals, relay.get()},
+    Supervisor supervisor({config, **backend, **runner, *notifier, clock, signals, relay.get()},
                           spec, self.id);
     return supervisor.run();
 }
@@ -227,12 +235,12 @@ int runApp(int argc, char** argv) {
     }
     switch (cli->action) {
     case CommandLine::Action::Help:
-        std::cout << helpText();
+        log::printOut(helpText());
         return exitcode::Ok;
     case CommandLine::Action::Cleanup:
         return cleanup(*cli);
     case CommandLine::Action::Version:
-        std::cout << "lockunit " LOCKUNIT_VERSION "\n";
+        log::printOut("lockunit " LOCKUNIT_VERSION "\n");
         return 0;
     default:
         break;
@@ -253,7 +261,7 @@ int runApp(int argc, char** argv) {
     log::setVerbose(config->verbose.value);
     switch (cli->action) {
     case CommandLine::Action::Check:
-        std::cout << formatConfig(*config);
+        log::printOut(formatConfig(*config));
         return exitcode::Ok;
     case CommandLine::Action::Status: {
         if (config->name.value.empty()) {

@@ -2,7 +2,6 @@
 #include "app/status.hpp"
 
 #include <ctime>
-#include <iostream>
 #include <sstream>
 
 #include "supervisor/supervisor.hpp"
@@ -72,7 +71,7 @@ void printJson(const Config& config, const LockState& state) {
     else
         out << "null";
     out << "}\n";
-    std::cout << out.str();
+    log::printOut(out.str());
 }
 
 void printText(const Config& config, const LockState& state) {
@@ -102,7 +101,7 @@ void printText(const Config& config, const LockState& state) {
         out << "  waiters: " << *state.waiters << "\n";
     else
         out << "  waiters: unknown (the " << scheme(config) << " backend cannot count them)\n";
-    std::cout << out.str();
+    log::printOut(out.str());
 }
 
 } // namespace
@@ -123,9 +122,9 @@ int printStatusError(const Config& config, const Error& error, bool json, int ex
                           config.name.value + "': " + error.message;
     log::error(message);
     if (json)
-        std::cout << "{\"lock\":" << jsonString(config.name.value)
-                  << ",\"backend\":" << jsonString(scheme(config))
-                  << ",\"error\":" << jsonString(message) << "}\n";
+        log::printOut("{\"lock\":" + jsonString(config.name.value) +
+                      ",\"backend\":" + jsonString(scheme(config)) +
+                      ",\"error\":" + jsonString(message) + "}\n");
     return exitCode;
 }
 

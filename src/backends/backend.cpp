@@ -16,10 +16,8 @@ std::string HolderRecord::describe() const {
 }
 
 std::string HolderRecord::serialize() const {
-    std::ostringstream out;
-    out << "id=" << id << "\nhost=" << host << "\nunit=" << unit << "\npid=" << pid
-        << "\nsince=" << since << "\ntoken=" << token << "\n";
-    return out.str();
+    return "id=" + id + "\nhost=" + host + "\nunit=" + unit + "\npid=" + std::to_string(pid) +
+           "\nsince=" + since + "\ntoken=" + token + "\n";
 }
 
 HolderRecord HolderRecord::parse(const std::string& text) {

@@ -45,11 +45,6 @@ std::vector<std::string> schemes();
 std::vector<std::string> tables();
 const std::vector<ModuleInfo>& modules();
 Result<void> load(const ModuleInfo& module);
-// A symbol of a module's part: a shared object that a module loads only when a lock needs it
-// (the etcd module's TLS, lockunit-etcd-tls.so, only for etcds://). Found where modules are;
-// Errc::Unavailable when it cannot be loaded or lacks the symbol.
-Result<void*> partSymbol(const std::string& part, const char* symbol);
-
 // Splits "scheme://rest" and creates the backend for it.
 Result<std::unique_ptr<LockBackend>> create(BackendParams params);
 

@@ -4,7 +4,9 @@
 #include <optional>
 #include <string>
 
+#include "systemd/libsystemd.hpp"
 #include "util/duration.hpp"
+#include "util/result.hpp"
 
 namespace lockunit {
 
@@ -38,10 +40,17 @@ public:
     }
 };
 
+// sd_notify() itself. libsystemd is loaded only if systemd gave us a $NOTIFY_SOCKET or
+// $WATCHDOG_USEC (an error if it cannot be: the unit would wait for a READY=1 forever).
 class SdNotifier final : public Notifier {
 public:
+    static Result<SdNotifier> create();
     void send(const std::string& state) override;
     std::optional<Duration> watchdogInterval() const override;
+
+private:
+    explicit SdNotifier(const libsystemd::Api* sd) : sd_(sd) {}
+    const libsystemd::Api* sd_;
 };
 
 } // namespace lockunit

@@ -6,9 +6,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
-#include <fstream>
-#include <iterator>
-#include <sstream>
+#include <cstdlib>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -107,33 +105,51 @@ void ChildReaper::reap() {
 
 namespace {
 
-// Our direct children, from /proc/self/task/*/children.
+// A small /proc file, whole (empty if it cannot be read). Plain read(): these are read several
+// times per run, and a stream costs more than the read.
+std::string readProcFile(const std::string& path) {
+    std::string out;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0)
+        out.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    return out;
+}
+
+// Our direct children, from /proc/self/task/*/children ("12 34 ").
 std::vector<pid_t> directChildren() {
     std::vector<pid_t> out;
     DIR* tasks = ::opendir("/proc/self/task");
     if (!tasks) return out;
     while (dirent* t = ::readdir(tasks)) {
         if (t->d_name[0] == '.') continue;
-        std::ifstream in(std::string("/proc/self/task/") + t->d_name + "/children");
-        pid_t child;
-        while (in >> child)
-            out.push_back(child);
+        const std::string text = readProcFile(std::string("/proc/self/task/") + t->d_name + "/children");
+        const char* p = text.c_str();
+        char* end = nullptr;
+        for (long pid; (pid = std::strtol(p, &end, 10)) > 0 && end != p; p = end)
+            out.push_back(static_cast<pid_t>(pid));
     }
     ::closedir(tasks);
     return out;
 }
 
-// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. Fields
+// are counted after the command name, which ends at the last ')' and may hold anything.
 unsigned long long startTimeOf(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string stat = readProcFile("/proc/" + std::to_string(pid) + "/stat");
     auto close = stat.rfind(')');
     if (close == std::string::npos) return 0;
-    std::istringstream fields(stat.substr(close + 2));
-    std::string field;
-    for (int i = 3; i <= 22 && fields >> field; ++i)
-        if (i == 22) return std::stoull(field);
-    return 0;
+    const char* p = stat.c_str() + close + 1;
+    for (int field = 3; field < 22 && *p; ++field) { // skip fields 3..21
+        while (*p == ' ')
+            ++p;
+        while (*p && *p != ' ')
+            ++p;
+    }
+    return std::strtoull(p, nullptr, 10);
 }
 
 } // namespace

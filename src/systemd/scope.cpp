@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+// Scope mode over sdbus-c++: the module lockunit-scope.so (see systemd/scope.hpp).
 #include "systemd/scope.hpp"
 
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <functional>
+#include <map>
+#include <optional>
 #include <poll.h>
 #include <sdbus-c++/sdbus-c++.h>
-#include <systemd/sd-login.h>
 
 #include "util/log.hpp"
 
@@ -46,57 +49,93 @@ DbusProperties toDbus(const std::vector<ScopeProperty>& props) {
 
 } // namespace
 
-Result<std::string> ownUnit(bool userManager) {
-    char* unit = nullptr;
-    int r = userManager ? sd_pid_get_user_unit(0, &unit) : sd_pid_get_unit(0, &unit);
-    if (r < 0 || !unit)
-        return makeError(
-            Errc::Unavailable,
-            std::string(userManager ? "sd_pid_get_user_unit" : "sd_pid_get_unit") +
-                "() found no unit for lockunit: " + std::strerror(r < 0 ? -r : ENODATA));
-    std::string name = unit;
-    std::free(unit);
-    if (!userManager) {
-        // In a unit of a user's service manager, sd_pid_get_unit() names that manager's own
-        // unit (user@UID.service), which every lockunit under it would share: a scope bound to
-        // it survives a dead lockunit, and one lockunit's start-up would stop another's scope.
-        char* userUnit = nullptr;
-        if (sd_pid_get_user_unit(0, &userUnit) >= 0 && userUnit) {
-            std::string inUser = userUnit;
-            std::free(userUnit);
-            return makeError(Errc::Unavailable,
-                             "lockunit runs in '" + inUser + "' of a user's service manager ('" +
-                                 name + "'), which only --user (user = true) talks to");
-        }
-    }
-    return name;
-}
+class DbusScopeRunner final : public ScopeRunner {
+public:
+    static Result<std::unique_ptr<ScopeRunner>> connect(Options options);
+    ~DbusScopeRunner() override;
+
+    // Stops a stale scope of the same name left by an earlier run (a crash, a restart).
+    Result<void> prepare(Interrupt& interrupt) override;
+    Result<pid_t> start(const LaunchSpec& spec, Interrupt& interrupt,
+                        TimePoint releaseBefore) override;
+    void forward(int sig, bool toAll) override;
+    void stop() override;
+    void reap() override { reaper_.reap(); }
+    std::optional<int> mainExit() const override { return reaper_.mainExit(); }
+    bool finished() const override;
+    int fd() const override;
+    void process() override;
+    std::optional<TimePoint> nextTimeout() const override;
+    void onTimeout(TimePoint now) override;
+    std::string where() const override { return scope_; }
+    bool ownUnitStopping() override;
+
+private:
+    struct Bus;
+    struct Call;
+    explicit DbusScopeRunner(Options options);
+
+    // Dispatches everything the bus has for us; false once the connection is broken.
+    bool dispatch();
+    // Processes the bus until done() holds, the deadline passes or the interrupt fires.
+    Result<void> waitUntil(const std::function<bool()>& done, TimePoint deadline,
+                           Interrupt& interrupt, const std::string& what);
+    // StopUnit(scope, "replace"); the reply and the job's end arrive through dispatch().
+    void requestStop();
+    void checkStopJob();
+    // Without the bus: signal lockunit's own children (the payload's processes: lockunit is
+    // their subreaper) as the process-group runner does.
+    void fallBackToSignals(const std::string& why);
+
+    Options options_;
+    std::unique_ptr<Bus> bus_;
+    bool broken_ = false;
+    // JobRemoved results of this scope's jobs, by job object path.
+    std::map<std::string, std::string> jobs_;
+
+    ChildReaper reaper_;
+    int stopSignal_ = 15;
+    Duration stopTimeout_{};
+    bool started_ = false;
+
+    // Stopping.
+    bool stopping_ = false;
+    bool scopeGone_ = false;
+    int stopAttempts_ = 0;
+    std::shared_ptr<Call> stopCall_;
+    std::string stopJob_;
+    std::optional<TimePoint> giveUpOnBusAt_; // safety net if systemd never answers
+    bool signalling_ = false;                // fallen back to signals
+    std::optional<TimePoint> killAt_;
+};
+
+[[maybe_unused]] const bool provided = ScopeRunner::provide(&DbusScopeRunner::connect);
 
 // The connection and the proxy of systemd's manager object.
-struct ScopeRunner::Bus {
+struct DbusScopeRunner::Bus {
     std::unique_ptr<sdbus::IConnection> connection;
     std::unique_ptr<sdbus::IProxy> manager;
     int fd = -1;
 };
 
 // One asynchronous call's outcome, filled in by its reply handler.
-struct ScopeRunner::Call {
+struct DbusScopeRunner::Call {
     bool done = false;
     std::string errorName, errorMessage;
     std::string job; // the job object path, for StartTransientUnit and StopUnit
     bool failed() const { return done && !errorName.empty(); }
 };
 
-ScopeRunner::ScopeRunner(Options options)
-    : options_(std::move(options)), scope_(scopeNameFor(options_.ownUnit)) {}
+DbusScopeRunner::DbusScopeRunner(Options options)
+    : ScopeRunner(scopeNameFor(options.ownUnit)), options_(std::move(options)) {}
 
-ScopeRunner::~ScopeRunner() {
+DbusScopeRunner::~DbusScopeRunner() {
     // The proxy goes before the connection it refers to.
     if (bus_) bus_->manager.reset();
 }
 
-Result<std::unique_ptr<ScopeRunner>> ScopeRunner::connect(Options options) {
-    std::unique_ptr<ScopeRunner> runner(new ScopeRunner(std::move(options)));
+Result<std::unique_ptr<ScopeRunner>> DbusScopeRunner::connect(Options options) {
+    std::unique_ptr<DbusScopeRunner> runner(new DbusScopeRunner(std::move(options)));
     auto bus = std::make_unique<Bus>();
     const char* which = runner->options_.userBus ? "user" : "system";
     try {
@@ -104,7 +143,7 @@ Result<std::unique_ptr<ScopeRunner>> ScopeRunner::connect(Options options) {
                                                    : sdbus::createSystemBusConnection();
         bus->connection->setMethodCallTimeout(kCallTimeout);
         bus->manager = sdbus::createProxy(*bus->connection, kService, kPath);
-        ScopeRunner* self = runner.get();
+        DbusScopeRunner* self = runner.get();
         // Subscribed before any job exists (sdbus-c++ 1.2 adds the match only in
         // finishRegistration()), so no JobRemoved of ours can be missed.
         bus->manager->uponSignal("JobRemoved")
@@ -121,10 +160,10 @@ Result<std::unique_ptr<ScopeRunner>> ScopeRunner::connect(Options options) {
                                                 ")");
     }
     runner->bus_ = std::move(bus);
-    return runner;
+    return std::unique_ptr<ScopeRunner>(std::move(runner));
 }
 
-bool ScopeRunner::dispatch() {
+bool DbusScopeRunner::dispatch() {
     if (broken_) return false;
     try {
         while (bus_->connection->processPendingRequest()) {
@@ -137,11 +176,11 @@ bool ScopeRunner::dispatch() {
     }
 }
 
-int ScopeRunner::fd() const {
+int DbusScopeRunner::fd() const {
     return broken_ ? -1 : bus_->fd;
 }
 
-Result<void> ScopeRunner::waitUntil(const std::function<bool()>& done, TimePoint deadline,
+Result<void> DbusScopeRunner::waitUntil(const std::function<bool()>& done, TimePoint deadline,
                                     Interrupt& interrupt, const std::string& what) {
     for (;;) {
         if (!dispatch()) return makeError(Errc::Unavailable, what + ": D-Bus connection lost");
@@ -189,7 +228,7 @@ void sendStopUnit(sdbus::IProxy& manager, const std::string& name, std::shared_p
 
 } // namespace
 
-Result<void> ScopeRunner::prepare(Interrupt& interrupt) {
+Result<void> DbusScopeRunner::prepare(Interrupt& interrupt) {
     // A scope of our name can only be a leftover: stop it (and its processes) before anyone
     // could start a second payload next to it.
     auto call = std::make_shared<Call>();
@@ -218,7 +257,7 @@ Result<void> ScopeRunner::prepare(Interrupt& interrupt) {
     return {};
 }
 
-Result<pid_t> ScopeRunner::start(const LaunchSpec& spec, Interrupt& interrupt,
+Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrupt,
                                  TimePoint releaseBefore) {
     stopSignal_ = spec.stopSignal;
     stopTimeout_ = spec.stopTimeout;
@@ -294,7 +333,7 @@ Result<pid_t> ScopeRunner::start(const LaunchSpec& spec, Interrupt& interrupt,
     return reaper_.main();
 }
 
-bool ScopeRunner::ownUnitStopping() {
+bool DbusScopeRunner::ownUnitStopping() {
     if (broken_) return false;
     try {
         sdbus::ObjectPath unitPath;
@@ -322,7 +361,7 @@ bool ScopeRunner::ownUnitStopping() {
     }
 }
 
-void ScopeRunner::forward(int sig, bool toAll) {
+void DbusScopeRunner::forward(int sig, bool toAll) {
     if (!started_) return;
     if (toAll && !broken_ && !signalling_) {
         try {
@@ -347,7 +386,7 @@ void ScopeRunner::forward(int sig, bool toAll) {
         ::kill(reaper_.main(), sig);
 }
 
-void ScopeRunner::requestStop() {
+void DbusScopeRunner::requestStop() {
     ++stopAttempts_;
     stopCall_ = std::make_shared<Call>();
     stopJob_.clear();
@@ -359,7 +398,7 @@ void ScopeRunner::requestStop() {
     }
 }
 
-void ScopeRunner::stop() {
+void DbusScopeRunner::stop() {
     if (stopping_) return;
     stopping_ = true;
     if (!started_) {
@@ -379,7 +418,7 @@ void ScopeRunner::stop() {
     requestStop();
 }
 
-void ScopeRunner::checkStopJob() {
+void DbusScopeRunner::checkStopJob() {
     if (!stopping_ || scopeGone_) return;
     if (broken_) {
         fallBackToSignals("D-Bus connection lost while stopping");
@@ -413,7 +452,7 @@ void ScopeRunner::checkStopJob() {
     }
 }
 
-void ScopeRunner::fallBackToSignals(const std::string& why) {
+void DbusScopeRunner::fallBackToSignals(const std::string& why) {
     if (signalling_) return;
     log::warning(why + "; signalling the payload's processes directly");
     signalling_ = true;
@@ -426,16 +465,16 @@ void ScopeRunner::fallBackToSignals(const std::string& why) {
     if (!killAt_ || kill < *killAt_) killAt_ = kill;
 }
 
-void ScopeRunner::process() {
+void DbusScopeRunner::process() {
     dispatch();
     checkStopJob();
 }
 
-bool ScopeRunner::finished() const {
+bool DbusScopeRunner::finished() const {
     return reaper_.mainExit().has_value() && scopeGone_ && !reaper_.childrenLeft();
 }
 
-std::optional<TimePoint> ScopeRunner::nextTimeout() const {
+std::optional<TimePoint> DbusScopeRunner::nextTimeout() const {
     std::optional<TimePoint> next;
     auto consider = [&](std::optional<TimePoint> t) {
         if (t && (!next || *t < *next)) next = t;
@@ -453,7 +492,7 @@ std::optional<TimePoint> ScopeRunner::nextTimeout() const {
     return next;
 }
 
-void ScopeRunner::onTimeout(TimePoint now) {
+void DbusScopeRunner::onTimeout(TimePoint now) {
     process();
     if (giveUpOnBusAt_ && now >= *giveUpOnBusAt_ && !scopeGone_)
         fallBackToSignals("systemd did not stop '" + scope_ + "' in time");

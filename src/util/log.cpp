@@ -5,8 +5,9 @@
 #include <cstdlib>
 #include <string>
 #include <sys/stat.h>
-#include <systemd/sd-journal.h>
 #include <unistd.h>
+
+#include "systemd/libsystemd.hpp"
 
 namespace lockunit::log {
 namespace {
@@ -49,16 +50,27 @@ void write(Level level, std::string_view message) {
     [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
 }
 
+void printOut(std::string_view text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+}
+
 void event(Level level, const Event& e, std::string_view message) {
     if (!stderrIsJournal()) {
         write(level, message);
         return;
     }
+    auto sd = libsystemd::get();
+    if (!sd) {
+        write(level, message);
+        return;
+    }
     std::string msg(message), lock(e.lock), ev(e.event), scheme(e.backendScheme), token(e.token);
-    int r = sd_journal_send("MESSAGE=%s", msg.c_str(), "PRIORITY=%d", static_cast<int>(level),
-                            "SYSLOG_IDENTIFIER=lockunit", "LOCKUNIT_LOCK=%s", lock.c_str(),
-                            "LOCKUNIT_EVENT=%s", ev.c_str(), "LOCKUNIT_BACKEND=%s", scheme.c_str(),
-                            "LOCKUNIT_TOKEN=%s", token.c_str(), nullptr);
+    // sd_journal_send(), as its macro expands: with the code location.
+    int r = (*sd)->journalSendWithLocation(
+        "CODE_FILE=" __FILE__, "CODE_LINE=" _SD_STRINGIFY(__LINE__), __func__, "MESSAGE=%s",
+        msg.c_str(), "PRIORITY=%d", static_cast<int>(level), "SYSLOG_IDENTIFIER=lockunit",
+        "LOCKUNIT_LOCK=%s", lock.c_str(), "LOCKUNIT_EVENT=%s", ev.c_str(), "LOCKUNIT_BACKEND=%s",
+        scheme.c_str(), "LOCKUNIT_TOKEN=%s", token.c_str(), nullptr);
     if (r < 0) write(level, message);
 }
 

@@ -16,6 +16,11 @@ bool verbose();
 // carries an "<N>" priority prefix; elsewhere it is prefixed with "lockunit: ".
 void write(Level level, std::string_view message);
 
+// Results for the operator on stdout, as they are (--help, --version, check, status). Not
+// std::cout: a program that includes <iostream> builds the standard streams and the classic
+// locale at every start (GCC 12), which `lockunit -- COMMAND` never uses.
+void printOut(std::string_view text);
+
 inline void error(std::string_view m) {
     write(Level::Error, m);
 }

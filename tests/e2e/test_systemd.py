@@ -129,6 +129,27 @@ class Scope(ContainerTestCase):
         self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
         self.assertIn("0::/system.slice/lockunit-s0\\x2dauto.service.scope", r.stdout)
 
+    def test_0b_scope_mode_without_its_module_exits_69_and_says_why(self):
+        # Scope mode is the module lockunit-scope.so, loaded from next to the program or from
+        # the installed module directory: a lone copy of the program finds neither. It still
+        # runs a payload in a process group, but scope mode (yes, or auto inside a unit) and
+        # cleanup fail with 69 instead of running the payload unscoped.
+        self.c.run(["mkdir", "-p", "/run/lone"])
+        self.c.run(["cp", LOCKUNIT, "/run/lone/lockunit"])
+
+        def lone(unit, *args):
+            return self.c.run(["systemd-run", "--quiet", "--wait", "--pipe", "--unit=" + unit,
+                               "/run/lone/lockunit"] + list(args), check=False)
+        for unit, args in (("s0b-yes", ["--scope=yes"]), ("s0b-auto", [])):
+            r = lone(unit, "--name=s0b", *args, "--", "/bin/true")
+            self.assertEqual(r.returncode, 69, r.stdout + r.stderr)
+            self.assertIn("cannot load the scope module", r.stderr)
+        r = lone("s0b-cleanup", "cleanup")
+        self.assertEqual(r.returncode, 69, r.stdout + r.stderr)
+        self.assertIn("cannot load the scope module", r.stderr)
+        r = lone("s0b-no", "--name=s0b", "--scope=no", "--", "/bin/sh", "-c", "exit 3")
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+
     def test_1_payload_runs_in_its_own_scope_with_its_properties(self):
         host_log, log = self.log("s1.log")
         self.c.install_unit("s1.service", unit_text(

@@ -111,6 +111,20 @@ class FileLock(LockunitTestCase):
         self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
         self.assertStopsAtOnceOnSigterm(waiter)
 
+    def test_waiter_wakes_at_release_not_at_its_next_retry(self):
+        # A waiter watches the lock directory (inotify, set up when it first finds the lock
+        # busy), so the holder's end wakes it at once; its retries are a second apart.
+        holder, _ = self.hold_lock()
+        log = self.path("waiter.log")
+        waiter = self.start(self.base() + ["--"] + payload(log, "waiter", "--hold", 0), label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        time.sleep(0.4)  # about half-way to its next retry
+        released = time.time_ns()
+        holder.signal(signal.SIGKILL)  # the kernel closes the lock file: the waiters' event
+        self.assertEqual(waiter.wait(10), 0, waiter.stderr())
+        delay = (read_runs(log)[0].start - released) / 1e9
+        self.assertLess(delay, 0.3, "the waiter took the lock %.3f s after the release" % delay)
+
     def test_sigkill_of_lockunit_kills_payload_and_frees_lock(self):
         holder, log = self.hold_lock()
         payload_pid = read_runs(log)[0].pid
@@ -136,14 +150,21 @@ class FileLock(LockunitTestCase):
         self.assertTrue(wait_for(lambda: os.path.exists(done), 5))
         self.assertFalse(os.path.exists(term), "lockunit signalled a child that is not the payload's")
 
-    def test_file_backend_loads_no_network_backend_module(self):
-        # Network backends are modules loaded on first use: a file lock maps none of them (nor
-        # libpq, libssl, hiredis), which keeps lockunit's start-up and memory small.
+    def test_file_lock_in_a_process_group_loads_no_module(self):
+        # Network backends and scope mode are modules loaded on first use: a file lock in a
+        # process group maps none of them (nor libpq, libssl, http-parser, hiredis, sdbus-c++),
+        # and toml++ is compiled in, which keeps lockunit's start-up and memory small.
         code, out, err = run(self.base("jobs", "--", "sh", "-c", "cat /proc/$PPID/maps"))
         self.assertEqual(code, 0, err)
         self.assertIn("lockunit", out)
-        for lib in ("lockunit-redis", "lockunit-etcd", "lockunit-postgres", "libpq", "libssl",
-                    "libhttp_parser", "libhiredis"):
+        unneeded = ["lockunit-redis", "lockunit-etcd", "lockunit-postgres", "lockunit-scope",
+                    "libpq", "libssl", "libhttp_parser", "libhiredis", "libsdbus-c++",
+                    "libtomlplusplus"]
+        if not os.path.exists("/run/systemd/system"):
+            # libsystemd is loaded only to talk to systemd (here: none, no NOTIFY_SOCKET,
+            # stderr not the journal), or to name lockunit's unit on a system booted with it.
+            unneeded.append("libsystemd")
+        for lib in unneeded:
             self.assertNotIn(lib, out)
 
     def test_payload_cannot_see_the_lock_fd(self):

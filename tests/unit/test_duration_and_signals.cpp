@@ -2,6 +2,7 @@
 #include <csignal>
 #include <gtest/gtest.h>
 
+#include "util/clock.hpp"
 #include "util/duration.hpp"
 #include "util/signals.hpp"
 
@@ -28,6 +29,13 @@ TEST(Duration, FormatsTheShortestExactSpelling) {
     EXPECT_EQ(formatDuration(Duration(250)), "250ms");
     EXPECT_EQ(formatDuration(kInfinity), "infinity");
     EXPECT_EQ(formatDuration(Duration::zero()), "0");
+}
+
+TEST(WallTime, IsUtcInIso8601) {
+    EXPECT_EQ(formatWallTime(0), "1970-01-01T00:00:00Z");
+    EXPECT_EQ(formatWallTime(951782400), "2000-02-29T00:00:00Z");
+    EXPECT_EQ(formatWallTime(1795677243), "2026-11-26T07:14:03Z");
+    EXPECT_EQ(formatWallTime(4102444799), "2099-12-31T23:59:59Z");
 }
 
 TEST(Signals, AcceptNamesWithOrWithoutSigAndNumbers) {

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "backends/registry.hpp"
+#include "systemd/scope.hpp"
 
 using namespace lockunit;
 
@@ -63,4 +64,11 @@ TEST(BackendRegistry, EverySchemeMapsToOneBackend) {
                 static_cast<int>(std::count(info->schemes.begin(), info->schemes.end(), scheme));
         EXPECT_EQ(owners, 1) << scheme;
     }
+}
+
+TEST(ScopeModule, ProvidesItsRunnerWhenItsCodeIsLinked) {
+    // The unit tests link the scope module's code, whose static initialiser provides the
+    // runner: load() then opens nothing (there is no lockunit-scope.so next to this program).
+    auto r = ScopeRunner::load();
+    EXPECT_TRUE(r.ok()) << r.error().message;
 }

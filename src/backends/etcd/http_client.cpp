@@ -15,7 +15,7 @@
 
 #include "backends/etcd/http_response.hpp"
 #include "backends/io.hpp"
-#include "backends/registry.hpp"
+#include "util/module.hpp"
 
 namespace lockunit::etcd {
 
@@ -92,7 +92,7 @@ Result<void> HttpClient::init() {
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, event_.get(), &ev) < 0)
         return makeError(Errc::System, std::string("epoll_ctl: ") + std::strerror(errno));
     if (options_.url.tls) {
-        auto factory = backends::partSymbol(kTlsModule, kTlsFactorySymbol);
+        auto factory = modules::symbol(kTlsModule, kTlsFactorySymbol);
         if (!factory) return makeError(factory.error().code, "etcds:// " + factory.error().message);
         TlsFiles files{options_.caFile, options_.certFile, options_.keyFile};
         std::string error;
