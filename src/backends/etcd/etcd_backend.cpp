@@ -20,11 +20,11 @@
 // of the last keepalive etcd confirmed (counted from when that keepalive was sent), which the
 // own-key compare in the same txn proves still stands; a keepalive goes with it only when one
 // is due anyway. A waiter that gives up deletes its key and revokes its lease. Once it holds,
-// the holder record in its key gets the time of acquisition and the token, written without
-// holding up the payload. The fencing token is the own
-// key's create-revision: cluster-wide and strictly increasing. Release deletes the key and
-// revokes the lease; renew is a keepalive (TTL 0 or none: lost) plus a read of the own key
-// (gone: lost).
+// the holder record in its key gets the time of acquisition and the token: with one slot in
+// the very txn that found our turn, otherwise written without holding up the payload. The
+// fencing token is the own key's create-revision: cluster-wide and strictly increasing.
+// Release deletes the key and revokes the lease; renew is a keepalive (TTL 0 or none: lost)
+// plus a read of the own key (gone: lost).
 
 #include <algorithm>
 #include <ctime>
@@ -192,7 +192,8 @@ private:
     // Where our key stands in the queue, as one txn saw it.
     struct Position {
         bool ownKey = false;         // our key still exists with our create-revision
-        bool created = false;        // this txn created it (its value is fresh)
+        bool recordWritten = false;  // this txn wrote our holder record (created the key, or
+                                     // found it our turn and put the record)
         bool complete = true;        // false: the keys before ours were not read
         std::vector<KeyValue> below; // keys with a lower create-revision, nearest first
         long long revision = 0;      // the store revision the txn saw
@@ -253,14 +254,34 @@ private:
                                  {"request_range", Json{{"key", etcd::base64Encode(key_)}}}}})}}};
     }
 
-    // Reads the keys before ours, if ours still exists, in one txn.
+    // Reads the keys before ours, if ours still exists, in one txn. With one slot, the same
+    // txn writes the holder record (time of acquisition, token) when it finds our turn:
+    // every key of the lock has a create-revision of at least ours (a compare over the
+    // lock's whole range), so no second write competes with the payload's start.
     ApiCall checkCall() const {
-        return ApiCall{
-            "/v3/kv/txn",
-            Json{{"compare", compareOwnKey(myRevision_)},
-                 {"success",
-                  Json::array({Json{{"request_range", rangeBelow(myRevision_ - 1, holders_)}}})},
-                 {"failure", Json::array()}}};
+        if (holders_ != 1)
+            return ApiCall{"/v3/kv/txn",
+                           Json{{"compare", compareOwnKey(myRevision_)},
+                                {"success", Json::array({Json{{"request_range",
+                                                              rangeBelow(myRevision_ - 1,
+                                                                         holders_)}}})},
+                                {"failure", Json::array()}}};
+        Json compare = compareOwnKey(myRevision_);
+        compare.push_back(Json{{"key", etcd::base64Encode(prefix_)},
+                               {"range_end", etcd::base64Encode(prefixEnd_)},
+                               {"target", "CREATE"},
+                               {"result", "GREATER"},
+                               {"create_revision", myRevision_ - 1}});
+        Json put{{"key", etcd::base64Encode(key_)},
+                 {"value", etcd::base64Encode(record(myRevision_))},
+                 {"lease", lease_}};
+        Json own{{"key", etcd::base64Encode(key_)}, {"keys_only", true}};
+        return ApiCall{"/v3/kv/txn",
+                       Json{{"compare", compare},
+                            {"success", Json::array({Json{{"request_put", put}}})},
+                            {"failure", Json::array({Json{{"request_range", own}},
+                                                     Json{{"request_range",
+                                                           rangeBelow(myRevision_ - 1, 1)}}})}}};
     }
 
     Result<Position> parseEnqueue(const Json& txn) {
@@ -268,7 +289,7 @@ private:
         pos.revision = headerRevision(txn);
         if (jsonBool(txn, "succeeded")) {
             myRevision_ = pos.revision; // created by this txn
-            pos.ownKey = pos.created = true;
+            pos.ownKey = pos.recordWritten = true;
             auto kvs = parseKvs(txnResponse(txn, 1, "response_range"));
             for (const KeyValue& kv : kvs)
                 if (kv.key != key_) pos.below.push_back(kv);
@@ -287,8 +308,18 @@ private:
     Position parseCheck(const Json& txn) const {
         Position pos;
         pos.revision = headerRevision(txn);
-        pos.ownKey = jsonBool(txn, "succeeded");
-        if (pos.ownKey) pos.below = parseKvs(txnResponse(txn, 0, "response_range"));
+        if (holders_ != 1) {
+            pos.ownKey = jsonBool(txn, "succeeded");
+            if (pos.ownKey) pos.below = parseKvs(txnResponse(txn, 0, "response_range"));
+            return pos;
+        }
+        if (jsonBool(txn, "succeeded")) { // our key, and none before it: our turn
+            pos.ownKey = pos.recordWritten = true;
+            return pos;
+        }
+        auto own = parseKvs(txnResponse(txn, 0, "response_range"));
+        pos.ownKey = !own.empty() && own.front().createRevision == myRevision_;
+        if (pos.ownKey) pos.below = parseKvs(txnResponse(txn, 1, "response_range"));
         return pos;
     }
 
@@ -387,7 +418,7 @@ private:
                 // The holder record gets its time of acquisition without holding up the
                 // payload; it only says who holds the lock, and its compare keeps it from
                 // ever recreating a key that is gone.
-                if (!pos.created) writeRecord(deadline);
+                if (!pos.recordWritten) writeRecord(deadline);
                 api_->http().stopStream();
                 watchKey_.clear();
                 holding_ = true;
