@@ -19,11 +19,11 @@
 // kSafetyNetCheck. The check after a wake is one round trip: the validity it reports is that
 // of the last keepalive etcd confirmed (counted from when that keepalive was sent), which the
 // own-key compare in the same txn proves still stands; a keepalive goes with it only when one
-// is due anyway. A waiter that gives up deletes its key and revokes its lease. Once it holds,
+// is due anyway. A waiter that gives up revokes its lease (its key goes with it). Once it holds,
 // the holder record in its key gets the time of acquisition and the token: with one slot in
 // the very txn that found our turn, otherwise written without holding up the payload. The
 // fencing token is the own key's create-revision: cluster-wide and strictly increasing.
-// Release deletes the key and revokes the lease; renew is a keepalive (TTL 0 or none: lost)
+// Release revokes the lease, which deletes the key; renew is a keepalive (TTL 0 or none: lost)
 // plus a read of the own key (gone: lost).
 
 #include <algorithm>
@@ -504,12 +504,13 @@ private:
         api_->http().stopStream();
         watchKey_.clear();
         if (lease_ == 0) return {};
-        ApiCall remove{"/v3/kv/deleterange", Json{{"key", etcd::base64Encode(key_)}}};
+        // Revoking the lease deletes our key with it, in the same raft entry: one request,
+        // and one write for etcd to apply before the next in line can read its turn.
         ApiCall revoke{"/v3/lease/revoke", Json{{"ID", lease_}}};
-        auto ran = api_->call({&remove, &revoke}, deadline, interrupt);
+        auto ran = api_->call({&revoke}, deadline, interrupt);
         forgetLease(); // whatever happened, the lease runs out by itself
         if (!ran) return ran.error();
-        if (!remove.result) return remove.result.error();
+        // Lost: etcd no longer has the lease, so neither the key.
         if (!revoke.result && revoke.result.error().code != Errc::Lost)
             return revoke.result.error();
         return {};
