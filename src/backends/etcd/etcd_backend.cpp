@@ -132,6 +132,9 @@ public:
 
     Result<Lease> renew(Interrupt& interrupt) override {
         if (!holding_ || lease_ == 0) return makeError(Errc::Lost, "not held");
+        // The watch we waited on, left open by tryAcquire() so that closing it (and etcd
+        // cancelling it) did not compete with the payload's start.
+        api_->http().stopStream();
         const TimePoint deadline = BootClock::now() + requestTimeout_;
         ApiCall keep = keepaliveCall();
         ApiCall own{"/v3/kv/range", Json{{"key", etcd::base64Encode(key_)}, {"keys_only", true}}};
@@ -419,8 +422,7 @@ private:
                 // payload; it only says who holds the lock, and its compare keeps it from
                 // ever recreating a key that is gone.
                 if (!pos.recordWritten) writeRecord(deadline);
-                api_->http().stopStream();
-                watchKey_.clear();
+                watchKey_.clear(); // its stream is closed by the first renew() or release()
                 holding_ = true;
                 return Lease{validity, std::to_string(myRevision_)};
             }
