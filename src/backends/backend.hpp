@@ -40,6 +40,10 @@ struct Lease {
     // How long the lease stays valid, counted from the moment the acquire/renew call *began*
     // (not when its answer arrived): the supervisor turns it into a local deadline on
     // CLOCK_BOOTTIME. kInfinity for locks that cannot expire on their own (a local flock).
+    // A backend may report what an earlier request, sent before the call, proved (etcd's
+    // waiter does, for the keepalive it sent while waiting): then the validity is shorter
+    // than the ttl by the time since that request was sent, never more than was proven, and
+    // the supervisor schedules the next renewal from that request.
     Duration validity = kInfinity;
     // Fencing token, strictly increasing per lock name; empty where the backend has none.
     std::string token;

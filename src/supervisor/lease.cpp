@@ -16,6 +16,12 @@ void LeaseDeadline::confirm(TimePoint sentAt, Duration validity) {
     deadline_ = std::max(deadline_, sentAt + validity - drift_);
 }
 
+TimePoint LeaseDeadline::renewDue(Duration renew, Duration ttl) const {
+    if (infinite_) return lastSent_ + renew;
+    // deadline_ = (confirmation + ttl − drift) for a lease confirmed with the full ttl.
+    return std::min(lastSent_ + renew, deadline_ + drift_ - ttl + renew);
+}
+
 TimePoint LeaseDeadline::stopAt() const {
     if (infinite_) return TimePoint::max();
     return deadline_ - stopTimeout_ - margin_;

@@ -20,6 +20,11 @@ public:
     TimePoint deadline() const { return deadline_; }
     // When the newest confirming call was sent: renewals are scheduled from it.
     TimePoint lastSent() const { return lastSent_; }
+    // When the first renewal after a confirmation is due: `renew` after the confirmation. A
+    // validity shorter than the ttl means etcd's waiter reported what an earlier keepalive
+    // confirmed (see Lease::validity): the renewal is then due `renew` after that keepalive,
+    // not after the call, so that it keeps the margin a renewal normally has.
+    TimePoint renewDue(Duration renew, Duration ttl) const;
     // When to start stopping the payload.
     TimePoint stopAt() const;
     bool mustStop(TimePoint now) const { return !infinite_ && now >= stopAt(); }

@@ -271,8 +271,8 @@ int Supervisor::runPayload() {
     if (cfg.notify.value == NotifyMode::Running) d_.notifier.ready();
 
     // Renewals count from the acquisition, not from the payload's start, which a slow scope
-    // start job may have delayed.
-    TimePoint nextRenew = lease_.lastSent() + cfg.renew.value;
+    // start job may have delayed; from an earlier keepalive if that is what the lease rests on.
+    TimePoint nextRenew = lease_.renewDue(cfg.renew.value, cfg.ttl.value);
     // Watch the backend's loss events only while renewals work: a failing renewal must not be
     // retried at the speed of an fd that stays readable.
     bool watchLoss = true;

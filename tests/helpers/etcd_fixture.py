@@ -205,6 +205,21 @@ class EtcdCluster:
             leader_id = status.get("leader") or leader_id
         return ids.get(leader_id)
 
+    def messages_received(self, member=None):
+        """etcd's count of request messages received by a member (gRPC or through the JSON
+        gateway: every call and every stream message), from its metrics endpoint."""
+        member = member or self.members[0]
+        scheme = "https" if self.tls else "http"
+        context = None
+        if self.tls:
+            context = ssl.create_default_context(cafile=self.certs["ca.crt"])
+            context.load_cert_chain(self.certs["client.crt"], self.certs["client.key"])
+        with urllib.request.urlopen("%s://%s/metrics" % (scheme, member.endpoint), timeout=5,
+                                    context=context) as resp:
+            text = resp.read().decode()
+        return sum(float(line.rsplit(None, 1)[1]) for line in text.splitlines()
+                   if line.startswith("grpc_server_msg_received_total{"))
+
     def keys(self, prefix):
         """{key: value} of every key under prefix, read through a live member."""
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1)

@@ -130,8 +130,35 @@ class SingleNode(EtcdTestCase):
         gap = (second.start - first.last) / 1e9
         print("handover gap %.1f ms" % (gap * 1000))
         self.assertGreater(gap, 0)
-        # The watch wakes the waiter: far below the 1 s safety-net retry.
+        # The watch wakes the waiter: far below any periodic re-check.
         self.assertLess(gap, 0.5)
+
+    def test_an_idle_waiter_sends_one_keepalive_per_renew_and_still_wakes_at_once(self):
+        # ttl 6 s, renew 2 s: the waiter keeps its lease alive every 2 s and leaves the rest
+        # to its watch (a full check only every 30 s); the holder renews every 2 s too
+        # (keepalive + own key). Before: a check and a keepalive every second.
+        timing = ("--ttl=6s", "--renew=2s", "--stop-timeout=1s")
+        holder, log = self.hold(*timing)
+        waiter = self.start(self.args(*timing) + ["--"] + payload(log, "waiter", "--hold", 0),
+                            label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        time.sleep(1)  # past the waiter's start-up requests
+        period = 10.0
+        before = self.etcd.messages_received()
+        time.sleep(period)
+        sent = self.etcd.messages_received() - before
+        holder_at_most = 2 * (period / 2 + 1)
+        waiter_rate = (sent - holder_at_most) / period
+        print("%d request messages in %.0f s: the waiter sent at most %.2f/s"
+              % (sent, period, max(0, waiter_rate)))
+        self.assertLessEqual(waiter_rate, 1.0, "%d messages in %.0f s" % (sent, period))
+        holder.signal(signal.SIGTERM)
+        released = time.time_ns()
+        self.assertEqual(holder.wait(10), 0, holder.stderr())
+        self.assertEqual(waiter.wait(10), 0, waiter.stderr())
+        took = ([r for r in read_runs(log) if r.node == "waiter"][0].start - released) / 1e9
+        self.assertLess(took, 2.0, "the watch did not wake the idle waiter")
+        self.assertNoOverlap(read_runs(log))
 
     def test_holder_sigkilled_a_waiter_takes_over_after_the_lease_ttl(self):
         timing = ("--ttl=3s", "--renew=1s", "--stop-timeout=1s")
@@ -409,6 +436,40 @@ class Cluster(EtcdTestCase):
         code, _, err = run(["--backend=" + self.etcd.url(others), "--name=" + self.lock,
                             "--scope=no", "--wait=5s", "--", "true"])
         self.assertEqual(code, 0, err)
+
+
+    def test_a_waiter_whose_watch_member_dies_watches_again_through_another(self):
+        # The waiter's watch runs on the first member of its URL; that member is killed while
+        # the waiter idles. The watch's end makes it check again and watch through a live
+        # member, so the release still wakes it at once, not at the 30 s safety net.
+        first = self.etcd.members[0]
+        others = self.etcd.members[1:]
+        log = self.path("runs.log")
+        holder = self.start(["--backend=" + self.etcd.url(others), "--name=" + self.lock,
+                             "--scope=no", "--ttl=8s", "--renew=2s", "--stop-timeout=1s", "--"]
+                            + payload(log, "holder"), label="holder")
+        self.assertTrue(wait_for(lambda: read_runs(log), 20), holder.stderr())
+        waiter = self.start(["--backend=" + self.etcd.url([first] + others), "--name=" + self.lock,
+                             "--scope=no", "--ttl=8s", "--renew=2s", "--stop-timeout=1s", "-v",
+                             "--"] + payload(log, "waiter", "--hold", 0), label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        self.etcd.kill(first)
+        try:
+            # A new leader, if the killed member led, and the waiter's new watch.
+            self.assertIsNotNone(wait_for(self.etcd.leader, 20), "no leader")
+            self.assertTrue(wait_for(lambda: waiter.stderr().count("etcd: watching") >= 2, 15),
+                            waiter.stderr())
+            holder.signal(signal.SIGTERM)
+            released = time.time_ns()
+            self.assertEqual(holder.wait(15), 0, holder.stderr())
+            self.assertEqual(waiter.wait(20), 0, waiter.stderr())
+        finally:
+            self.etcd.restart(first)
+        took = ([r for r in read_runs(log) if r.node == "waiter"][0].start - released) / 1e9
+        print("the waiter took over %.2f s after the release" % took)
+        self.assertLess(took, 5.0)
+        self.assertNoOverlap(read_runs(log))
+        self.assertTrue(wait_for(lambda: self.etcd._healthy(first), 30), "the member did not rejoin")
 
 
 class Tls(EtcdTestCase):

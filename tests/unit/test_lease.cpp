@@ -49,3 +49,22 @@ TEST(LeaseDeadline, RemembersWhenTheNewestConfirmingCallWasSent) {
     lease.confirm(t0, Duration(10s));
     EXPECT_EQ(lease.lastSent(), t0 + 5s); // renewals are scheduled from it
 }
+
+TEST(LeaseDeadline, SchedulesTheRenewalFromTheCall) {
+    LeaseDeadline lease(Duration(152), Duration(5s), Duration(500));
+    lease.confirm(t0, Duration(15s));
+    EXPECT_EQ(lease.renewDue(5s, 15s), t0 + 5s);
+    // A backend that rounds the ttl up (etcd: whole seconds) does not delay the renewal.
+    LeaseDeadline rounded(Duration(152), Duration(5s), Duration(500));
+    rounded.confirm(t0, Duration(16s));
+    EXPECT_EQ(rounded.renewDue(5s, 15500ms), t0 + 5s);
+}
+
+TEST(LeaseDeadline, SchedulesTheRenewalFromAnEarlierConfirmation) {
+    // The acquiring call reported a lease that a keepalive sent 3 s before it confirmed: the
+    // renewal is due renew after that keepalive, keeping its usual margin to the stop time.
+    LeaseDeadline lease(Duration(152), Duration(5s), Duration(500));
+    lease.confirm(t0, Duration(12s));
+    EXPECT_EQ(lease.renewDue(5s, 15s), t0 - 3s + 5s);
+    EXPECT_EQ(lease.stopAt() - lease.renewDue(5s, 15s), 15s - 152ms - 5s - 500ms - 5s);
+}

@@ -13,13 +13,18 @@
 // create-revision in the same txn: etcd 3.4's own recipe misses that a waiter's lease can
 // expire while it waits, and then takes the vanished key for a held lock.
 //
-// The waiter's lease is kept alive while it waits (a keepalive goes with every check), and a
-// waiter that gives up deletes its key and revokes its lease. Once it holds, the holder
-// record in its key gets the time of acquisition and the token, written without holding up
-// the payload. The fencing token is the own
-// key's create-revision: cluster-wide and strictly increasing. Release deletes the key and
-// revokes the lease; renew is a keepalive (TTL 0 or none: lost) plus a read of the own key
-// (gone: lost).
+// A waiter keeps its lease alive with a keepalive every `renew` and otherwise relies on the
+// watch: it checks its place again only when the watch reports a deletion, when the watch ended
+// or runs on another endpoint than the requests (a failover), and as a safety net every
+// kSafetyNetCheck. The check after a wake is one round trip: the validity it reports is that
+// of the last keepalive etcd confirmed (counted from when that keepalive was sent), which the
+// own-key compare in the same txn proves still stands; a keepalive goes with it only when one
+// is due anyway. A waiter that gives up revokes its lease (its key goes with it). Once it holds,
+// the holder record in its key gets the time of acquisition and the token: with one slot in
+// the very txn that found our turn, otherwise written without holding up the payload. The
+// fencing token is the own key's create-revision: cluster-wide and strictly increasing.
+// Release revokes the lease, which deletes the key; renew is a keepalive (TTL 0 or none: lost)
+// plus a read of the own key (gone: lost).
 
 #include <algorithm>
 #include <ctime>
@@ -28,6 +33,7 @@
 
 #include "backends/etcd/etcd_api.hpp"
 #include "backends/registry.hpp"
+#include "util/log.hpp"
 
 namespace lockunit {
 namespace {
@@ -43,6 +49,10 @@ using etcd::jsonMember;
 constexpr Duration kDefaultRequestTimeout = std::chrono::seconds(2);
 constexpr Duration kDefaultConnectTimeout = std::chrono::seconds(1);
 constexpr Duration kMaxRetryInterval = std::chrono::seconds(1);
+// How often an idle waiter checks its place although the watch said nothing: only a watch that
+// stays connected but silently stops reporting would need it.
+constexpr Duration kSafetyNetCheck = std::chrono::seconds(30);
+constexpr Duration kMinRetryInterval = std::chrono::milliseconds(10);
 constexpr Duration kGiveUpBudget = std::chrono::milliseconds(500);
 
 struct KeyValue {
@@ -93,7 +103,7 @@ public:
         : api_(std::move(api)), prefix_(s.prefix + p.lockName + "/"),
           prefixEnd_(etcd::prefixEnd(prefix_)), holders_(p.holders), self_(p.self),
           ttlSeconds_(etcd::ttlSeconds(p.ttl)), requestTimeout_(s.requestTimeout),
-          retryInterval_(std::min<Duration>(kMaxRetryInterval, p.renew / 2)) {}
+          retryInterval_(std::min<Duration>(kMaxRetryInterval, p.renew / 2)), renew_(p.renew) {}
 
     ~EtcdBackend() override {
         // A waiter that gives up (wait expired, stop requested) leaves no key behind to hold
@@ -104,8 +114,12 @@ public:
     }
 
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
-        const TimePoint deadline = BootClock::now() + requestTimeout_;
-        auto lease = attempt(deadline, interrupt);
+        const TimePoint start = BootClock::now();
+        idle_ = false;
+        auto lease = attempt(start, start + requestTimeout_, interrupt);
+        // Queued and watched: nothing to do before the next keepalive unless the watch wakes
+        // us. Anything else (etcd trouble, no watch) is retried soon.
+        nextDue_ = idle_ ? confirmedAt_ + renew_ : start + retryInterval_;
         if (lease) reachedOnce_ = true;
         // Trouble with etcd after we queued (a leader election, a failover): keep our place
         // and keep waiting; the lease keeps our key for its ttl, and if it ran out we queue
@@ -118,6 +132,9 @@ public:
 
     Result<Lease> renew(Interrupt& interrupt) override {
         if (!holding_ || lease_ == 0) return makeError(Errc::Lost, "not held");
+        // The watch we waited on, left open by tryAcquire() so that closing it (and etcd
+        // cancelling it) did not compete with the payload's start.
+        api_->http().stopStream();
         const TimePoint deadline = BootClock::now() + requestTimeout_;
         ApiCall keep = keepaliveCall();
         ApiCall own{"/v3/kv/range", Json{{"key", etcd::base64Encode(key_)}, {"keys_only", true}}};
@@ -169,13 +186,17 @@ public:
 
     int wakeFd() const override { return api_->http().wakeFd(); }
     void drainWake() override { api_->http().pump(); }
-    Duration retryInterval() const override { return retryInterval_; }
+    Duration retryInterval() const override {
+        return std::max(kMinRetryInterval,
+                        std::chrono::ceil<Duration>(nextDue_ - BootClock::now()));
+    }
 
 private:
     // Where our key stands in the queue, as one txn saw it.
     struct Position {
         bool ownKey = false;         // our key still exists with our create-revision
-        bool created = false;        // this txn created it (its value is fresh)
+        bool recordWritten = false;  // this txn wrote our holder record (created the key, or
+                                     // found it our turn and put the record)
         bool complete = true;        // false: the keys before ours were not read
         std::vector<KeyValue> below; // keys with a lower create-revision, nearest first
         long long revision = 0;      // the store revision the txn saw
@@ -236,14 +257,34 @@ private:
                                  {"request_range", Json{{"key", etcd::base64Encode(key_)}}}}})}}};
     }
 
-    // Reads the keys before ours, if ours still exists, in one txn.
+    // Reads the keys before ours, if ours still exists, in one txn. With one slot, the same
+    // txn writes the holder record (time of acquisition, token) when it finds our turn:
+    // every key of the lock has a create-revision of at least ours (a compare over the
+    // lock's whole range), so no second write competes with the payload's start.
     ApiCall checkCall() const {
-        return ApiCall{
-            "/v3/kv/txn",
-            Json{{"compare", compareOwnKey(myRevision_)},
-                 {"success",
-                  Json::array({Json{{"request_range", rangeBelow(myRevision_ - 1, holders_)}}})},
-                 {"failure", Json::array()}}};
+        if (holders_ != 1)
+            return ApiCall{"/v3/kv/txn",
+                           Json{{"compare", compareOwnKey(myRevision_)},
+                                {"success", Json::array({Json{{"request_range",
+                                                              rangeBelow(myRevision_ - 1,
+                                                                         holders_)}}})},
+                                {"failure", Json::array()}}};
+        Json compare = compareOwnKey(myRevision_);
+        compare.push_back(Json{{"key", etcd::base64Encode(prefix_)},
+                               {"range_end", etcd::base64Encode(prefixEnd_)},
+                               {"target", "CREATE"},
+                               {"result", "GREATER"},
+                               {"create_revision", myRevision_ - 1}});
+        Json put{{"key", etcd::base64Encode(key_)},
+                 {"value", etcd::base64Encode(record(myRevision_))},
+                 {"lease", lease_}};
+        Json own{{"key", etcd::base64Encode(key_)}, {"keys_only", true}};
+        return ApiCall{"/v3/kv/txn",
+                       Json{{"compare", compare},
+                            {"success", Json::array({Json{{"request_put", put}}})},
+                            {"failure", Json::array({Json{{"request_range", own}},
+                                                     Json{{"request_range",
+                                                           rangeBelow(myRevision_ - 1, 1)}}})}}};
     }
 
     Result<Position> parseEnqueue(const Json& txn) {
@@ -251,7 +292,7 @@ private:
         pos.revision = headerRevision(txn);
         if (jsonBool(txn, "succeeded")) {
             myRevision_ = pos.revision; // created by this txn
-            pos.ownKey = pos.created = true;
+            pos.ownKey = pos.recordWritten = true;
             auto kvs = parseKvs(txnResponse(txn, 1, "response_range"));
             for (const KeyValue& kv : kvs)
                 if (kv.key != key_) pos.below.push_back(kv);
@@ -270,35 +311,89 @@ private:
     Position parseCheck(const Json& txn) const {
         Position pos;
         pos.revision = headerRevision(txn);
-        pos.ownKey = jsonBool(txn, "succeeded");
-        if (pos.ownKey) pos.below = parseKvs(txnResponse(txn, 0, "response_range"));
+        if (holders_ != 1) {
+            pos.ownKey = jsonBool(txn, "succeeded");
+            if (pos.ownKey) pos.below = parseKvs(txnResponse(txn, 0, "response_range"));
+            return pos;
+        }
+        if (jsonBool(txn, "succeeded")) { // our key, and none before it: our turn
+            pos.ownKey = pos.recordWritten = true;
+            return pos;
+        }
+        auto own = parseKvs(txnResponse(txn, 0, "response_range"));
+        pos.ownKey = !own.empty() && own.front().createRevision == myRevision_;
+        if (pos.ownKey) pos.below = parseKvs(txnResponse(txn, 1, "response_range"));
         return pos;
     }
 
-    Result<Lease> attempt(TimePoint deadline, Interrupt& interrupt) {
-        // Set when a grant or keepalive sent during *this* call confirmed the lease: only
-        // then does its TTL count from the call's start, as the supervisor assumes.
-        std::optional<Duration> validity;
+    // The watch can be trusted to report the deletion we wait for: it runs, has not ended,
+    // and talks to the endpoint our requests go to (after a failover the old member may be
+    // cut off from the cluster and report nothing).
+    bool watchHealthy() const {
+        auto& http = api_->http();
+        return http.streamActive() && !watchBroken_ && !watchKey_.empty() &&
+               watchEndpoint_ == http.currentEndpoint();
+    }
+
+    Error busyBehind() const {
+        return makeError(Errc::Busy, "held; waiting behind key '" + behind_ + "'");
+    }
+
+    // etcd confirmed the lease with a keepalive or grant sent at `sentAt` (or later).
+    void confirmLease(TimePoint sentAt, Duration ttl) {
+        confirmedAt_ = sentAt;
+        leaseTtl_ = ttl;
+    }
+
+    Result<Lease> attempt(TimePoint start, TimePoint deadline, Interrupt& interrupt) {
+        const bool queued = lease_ != 0 && myRevision_ != 0;
+        const bool keepaliveDue = lease_ != 0 && start >= confirmedAt_ + renew_;
+        const bool checkDue = !queued || wakePending_ || !watchHealthy() ||
+                              start >= lastCheck_ + kSafetyNetCheck;
+        if (!checkDue) {
+            // Idle in the queue: the watch is our eyes; only the lease needs keeping alive.
+            if (keepaliveDue) {
+                ApiCall keep = keepaliveCall();
+                if (auto r = api_->call({&keep}, deadline, interrupt); !r) return r.error();
+                auto ttl = keepaliveTtl(keep);
+                if (ttl) confirmLease(start, *ttl);
+                else if (ttl.error().code != Errc::Lost) return ttl.error();
+                else forgetLease(); // expired while we waited: queue again, at the back
+            }
+            if (lease_ != 0) {
+                idle_ = true;
+                return busyBehind();
+            }
+        }
+        // Whether a grant or keepalive sent during this call confirmed the lease. Without
+        // one, the last confirmed keepalive counts, but only together with our own key found
+        // in the same txn as the check: the key lives only as long as the lease.
+        bool fresh = false;
+        bool keepaliveNeeded = false; // our key vanished: is the lease still there?
         for (int round = 0; round < 4; ++round) {
             if (lease_ == 0) {
                 auto granted = grant(deadline, interrupt);
                 if (!granted) return granted.error();
-                validity = *granted;
+                confirmLease(start, *granted);
+                fresh = true;
             }
             wakePending_ = false;
             ApiCall queue = myRevision_ == 0 ? enqueueCall() : checkCall();
             ApiCall keep = keepaliveCall();
+            // A keepalive goes along only when one is due: a wake-up costs one round trip.
+            const bool keepalive = !fresh && (keepaliveNeeded || start >= confirmedAt_ + renew_);
             std::vector<ApiCall*> calls{&queue};
-            if (!validity) calls.push_back(&keep);
+            if (keepalive) calls.push_back(&keep);
             if (auto r = api_->call(calls, deadline, interrupt); !r) return r.error();
-            if (!validity) {
+            if (keepalive) {
                 auto ttl = keepaliveTtl(keep);
                 if (!ttl) {
                     if (ttl.error().code != Errc::Lost) return ttl.error();
                     forgetLease(); // expired while we waited: queue again, at the back
                     continue;
                 }
-                validity = *ttl;
+                confirmLease(start, *ttl);
+                fresh = true;
             }
             if (!queue.result) return queue.result.error();
             Position pos;
@@ -312,23 +407,31 @@ private:
             }
             if (!pos.ownKey) {
                 myRevision_ = 0; // our key is gone (its lease ran out, or it was deleted)
+                keepaliveNeeded = true;
                 continue;
             }
+            // Our key exists, so the lease did when etcd ran the txn: the TTL that the last
+            // keepalive (or grant) confirmed still counts from when that was sent.
+            // (Rounded down: never more than proven.)
+            const Duration validity =
+                std::chrono::floor<Duration>(confirmedAt_ + leaseTtl_ - start);
+            lastCheck_ = start;
             if (static_cast<int>(pos.below.size()) < holders_) {
                 // Our turn: the check that said so also found our own key, in the same txn.
                 // The holder record gets its time of acquisition without holding up the
                 // payload; it only says who holds the lock, and its compare keeps it from
                 // ever recreating a key that is gone.
-                if (!pos.created) writeRecord(deadline);
-                api_->http().stopStream();
-                watchKey_.clear();
+                if (!pos.recordWritten) writeRecord(deadline);
+                watchKey_.clear(); // its stream is closed by the first renew() or release()
                 holding_ = true;
-                return Lease{*validity, std::to_string(myRevision_)};
+                return Lease{validity, std::to_string(myRevision_)};
             }
+            behind_ = pos.below.front().key;
             watch(pos);
-            if (!wakePending_)
-                return makeError(Errc::Busy,
-                                 "held; waiting behind key '" + pos.below.front().key + "'");
+            if (!wakePending_) {
+                idle_ = watchHealthy();
+                return busyBehind();
+            }
             // The watch saw a deletion while we were asking: look again at once.
         }
         return makeError(Errc::Busy, "held");
@@ -366,15 +469,18 @@ private:
     void watch(const Position& pos) {
         std::string key = holders_ == 1 ? pos.below.front().key : prefix_;
         auto& http = api_->http();
-        if (http.streamActive() && !watchBroken_ && key == watchKey_) return;
+        if (watchHealthy() && key == watchKey_) return;
         Json create{{"key", etcd::base64Encode(key)},
                     {"start_revision", pos.revision + 1},
                     {"filters", Json::array({"NOPUT"})}};
         if (holders_ != 1) create["range_end"] = etcd::base64Encode(prefixEnd_);
         watchBroken_ = false;
+        if (log::verbose())
+            log::debug("etcd: watching '" + key + "' via " + http.currentEndpoint());
         auto started = http.startStream("/v3/watch", Json{{"create_request", create}}.dump(),
                                         [this](std::string_view line) { onWatchLine(line); });
         watchKey_ = started ? key : std::string();
+        watchEndpoint_ = http.currentEndpoint();
     }
 
     void onWatchLine(std::string_view line) {
@@ -400,12 +506,13 @@ private:
         api_->http().stopStream();
         watchKey_.clear();
         if (lease_ == 0) return {};
-        ApiCall remove{"/v3/kv/deleterange", Json{{"key", etcd::base64Encode(key_)}}};
+        // Revoking the lease deletes our key with it, in the same raft entry: one request,
+        // and one write for etcd to apply before the next in line can read its turn.
         ApiCall revoke{"/v3/lease/revoke", Json{{"ID", lease_}}};
-        auto ran = api_->call({&remove, &revoke}, deadline, interrupt);
+        auto ran = api_->call({&revoke}, deadline, interrupt);
         forgetLease(); // whatever happened, the lease runs out by itself
         if (!ran) return ran.error();
-        if (!remove.result) return remove.result.error();
+        // Lost: etcd no longer has the lease, so neither the key.
         if (!revoke.result && revoke.result.error().code != Errc::Lost)
             return revoke.result.error();
         return {};
@@ -416,14 +523,20 @@ private:
     const int holders_;
     const HolderRecord self_;
     const long long ttlSeconds_;
-    const Duration requestTimeout_, retryInterval_;
+    const Duration requestTimeout_, retryInterval_, renew_;
 
     long long lease_ = 0;
     std::string key_;
     long long myRevision_ = 0; // our key's create-revision; 0 = not queued
     bool holding_ = false;
     bool reachedOnce_ = false;
-    std::string watchKey_;
+    TimePoint confirmedAt_{}; // when the newest keepalive (or grant) etcd confirmed was sent
+    Duration leaseTtl_{};     // the TTL it confirmed
+    TimePoint lastCheck_{};   // when the newest check of our place was sent
+    TimePoint nextDue_{};     // when the supervisor should call tryAcquire() again
+    bool idle_ = false;       // queued and watched: nothing to do before nextDue_
+    std::string behind_;      // the key just before ours
+    std::string watchKey_, watchEndpoint_;
     bool watchBroken_ = false;
     bool wakePending_ = false;
 };
