@@ -13,7 +13,12 @@
 
 namespace lockunit {
 
-Result<BlockedChild> BlockedChild::fork(const LaunchSpec& spec, bool ownProcessGroup) {
+namespace {
+
+// Forks the payload. With a pipe (go[0] read end, go[1] write end) the child waits to read one
+// byte from it before it exec()s (EOF: it exits 127 without running anything); with nullptr it
+// exec()s at once.
+Result<pid_t> forkPayload(const LaunchSpec& spec, bool ownProcessGroup, const int* go) {
     // Everything the child needs is built here: between fork and exec it may only make
     // async-signal-safe calls.
     std::vector<char*> argv, envp;
@@ -28,18 +33,10 @@ Result<BlockedChild> BlockedChild::fork(const LaunchSpec& spec, bool ownProcessG
     sigemptyset(&none);
     const pid_t parent = ::getpid();
 
-    int go[2];
-    if (::pipe2(go, O_CLOEXEC) < 0)
-        return makeError(Errc::System, std::string("pipe: ") + std::strerror(errno));
     pid_t pid = ::fork();
-    if (pid < 0) {
-        int e = errno;
-        ::close(go[0]);
-        ::close(go[1]);
-        return makeError(Errc::System, std::string("fork: ") + std::strerror(e));
-    }
+    if (pid < 0) return makeError(Errc::System, std::string("fork: ") + std::strerror(errno));
     if (pid == 0) {
-        ::close(go[1]);
+        if (go) ::close(go[1]); // so that the parent's close is an EOF here
         if (ownProcessGroup) ::setpgid(0, 0);
         // If lockunit dies, however it dies, the payload must not run on without the lock.
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -48,20 +45,40 @@ Result<BlockedChild> BlockedChild::fork(const LaunchSpec& spec, bool ownProcessG
         dfl.sa_handler = SIG_DFL;
         ::sigaction(SIGPIPE, &dfl, nullptr);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        char byte;
-        ssize_t n;
-        do
-            n = ::read(go[0], &byte, 1);
-        while (n < 0 && errno == EINTR);
-        if (n != 1) ::_exit(127);
+        if (go) {
+            char byte;
+            ssize_t n;
+            do
+                n = ::read(go[0], &byte, 1);
+            while (n < 0 && errno == EINTR);
+            if (n != 1) ::_exit(127);
+        }
         // Every fd we know of is O_CLOEXEC; this catches those a library opened without it.
         ::close_range(3, ~0U, 0);
         ::execve(path, argv.data(), envp.data());
         ::_exit(errno == ENOENT ? 127 : 126);
     }
-    ::close(go[0]);
     if (ownProcessGroup) ::setpgid(pid, pid); // both sides, so neither races the other
-    return BlockedChild(pid, go[1]);
+    return pid;
+}
+
+} // namespace
+
+Result<pid_t> spawnPayload(const LaunchSpec& spec, bool ownProcessGroup) {
+    return forkPayload(spec, ownProcessGroup, nullptr);
+}
+
+Result<BlockedChild> BlockedChild::fork(const LaunchSpec& spec, bool ownProcessGroup) {
+    int go[2];
+    if (::pipe2(go, O_CLOEXEC) < 0)
+        return makeError(Errc::System, std::string("pipe: ") + std::strerror(errno));
+    auto pid = forkPayload(spec, ownProcessGroup, go);
+    ::close(go[0]);
+    if (!pid) {
+        ::close(go[1]);
+        return pid.error();
+    }
+    return BlockedChild(*pid, go[1]);
 }
 
 BlockedChild::BlockedChild(BlockedChild&& o) noexcept : pid_(o.pid_), goFd_(o.goFd_) {
@@ -154,11 +171,15 @@ unsigned long long startTimeOf(pid_t pid) {
 
 } // namespace
 
-void ChildReaper::setMain(pid_t pid) {
-    main_ = pid;
+void ChildReaper::recordForeign() {
     foreign_.clear();
     for (pid_t child : directChildren())
-        if (child != pid) foreign_.push_back({child, startTimeOf(child)});
+        foreign_.push_back({child, startTimeOf(child)});
+}
+
+void ChildReaper::setMain(pid_t pid) {
+    main_ = pid;
+    mainExit_.reset();
 }
 
 std::vector<pid_t> ChildReaper::payloadChildren() const {

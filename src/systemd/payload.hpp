@@ -65,8 +65,14 @@ public:
     virtual std::string where() const = 0;
 };
 
+// Forks the payload to exec() at once (in a process group of its own when asked): for a run in
+// a process group, where nothing has to happen between fork and exec. The caller checks the
+// lease's stop time just before.
+Result<pid_t> spawnPayload(const LaunchSpec& spec, bool ownProcessGroup);
+
 // A child forked blocked on a pipe (DESIGN.md "race-free start"): it exec()s only once
-// release() is called, and exits with 127 if the parent drops it instead.
+// release() is called, and exits with 127 if the parent drops it instead. For scope mode: the
+// child must be in its scope before it runs anything.
 class BlockedChild {
 public:
     static Result<BlockedChild> fork(const LaunchSpec& spec, bool ownProcessGroup);
@@ -87,11 +93,14 @@ private:
 // back to it) and remembers how the main process ended.
 //
 // lockunit may also have children that are not the payload's: a shell that runs
-// `lockunit … 2> >(logger)` forks the logger before it execs lockunit. Those are recorded when
-// the payload starts and are never signalled or waited for.
+// `lockunit … 2> >(logger)` forks the logger before it execs lockunit. Those are recorded just
+// before the payload is forked (after, an orphan of a quick payload could pass for one) and are
+// never signalled or waited for.
 class ChildReaper {
 public:
-    // Records the payload's main process, and every other child we have now as foreign.
+    // Records every child we have now as foreign: call it just before forking the payload.
+    void recordForeign();
+    // Records the payload's main process.
     void setMain(pid_t pid);
     pid_t main() const { return main_; }
     void reap();

@@ -9,15 +9,16 @@ Result<pid_t> ProcessGroupRunner::start(const LaunchSpec& spec, Interrupt&,
                                         TimePoint releaseBefore) {
     stopSignal_ = spec.stopSignal;
     stopTimeout_ = spec.stopTimeout;
-    auto child = BlockedChild::fork(spec, true);
-    if (!child) return child.error();
-    pgid_ = child->pid();
-    reaper_.setMain(child->pid());
-    // A pause between acquiring and here (SIGSTOP, suspend) may have eaten the lease: then the
-    // child is dropped unreleased and exits by itself without running anything.
+    // A pause between acquiring and here (SIGSTOP, suspend) may have eaten the lease. Nothing
+    // has to happen between fork and exec here (no scope to enter), so the child exec()s at
+    // once: a handshake would only add a wake-up of each side to every start.
     if (BootClock::now() >= releaseBefore)
         return makeError(Errc::Lost, "the lease ran out before the payload could start");
-    if (auto r = child->release(); !r) return r.error();
+    reaper_.recordForeign();
+    auto pid = spawnPayload(spec, true);
+    if (!pid) return pid.error();
+    pgid_ = *pid;
+    reaper_.setMain(*pid);
     return pgid_;
 }
 

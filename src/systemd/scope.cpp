@@ -261,6 +261,7 @@ Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrup
                                  TimePoint releaseBefore) {
     stopSignal_ = spec.stopSignal;
     stopTimeout_ = spec.stopTimeout;
+    reaper_.recordForeign();
     auto child = BlockedChild::fork(spec, true);
     if (!child) return child.error();
     reaper_.setMain(child->pid());
