@@ -215,6 +215,14 @@ TimePoint in(Duration d) {
     return BootClock::now() + d;
 }
 
+// The call every test makes: a range request, whose answer the peer scripts.
+HttpCall rangeCall() {
+    HttpCall call;
+    call.path = "/v3/kv/range";
+    call.body = "{}";
+    return call;
+}
+
 bool readable(int fd, int ms) {
     pollfd p{fd, POLLIN, 0};
     return ::poll(&p, 1, ms) == 1;
@@ -234,9 +242,7 @@ TEST(EtcdHttpClient, TakesAChunkedAnswerWrittenInPiecesAndReusesTheConnection) {
     auto http = client({peer.port()});
     NoInterrupt never;
     for (int round = 0; round < 3; ++round) {
-        HttpCall call;
-        call.path = "/v3/kv/range";
-        call.body = "{}";
+        HttpCall call = rangeCall();
         ASSERT_TRUE(http->run({&call}, in(5s), never));
         ASSERT_FALSE(call.transportError) << call.transportError->message;
         EXPECT_EQ(call.status, 200);
@@ -253,9 +259,7 @@ TEST(EtcdHttpClient, AConnectionClosedMidBodyFailsOverToTheNextEndpoint) {
     Peer good({answerEach(kOk)});
     auto http = client({broken.port(), good.port()});
     NoInterrupt never;
-    HttpCall call;
-    call.path = "/v3/kv/range";
-    call.body = "{}";
+    HttpCall call = rangeCall();
     ASSERT_TRUE(http->run({&call}, in(5s), never));
     ASSERT_FALSE(call.transportError) << call.transportError->message;
     EXPECT_EQ(call.status, 200);
@@ -271,9 +275,7 @@ TEST(EtcdHttpClient, AMalformedAnswerOnTheOnlyEndpointIsAClearTransportError) {
     }});
     auto http = client({peer.port()});
     NoInterrupt never;
-    HttpCall call;
-    call.path = "/v3/kv/range";
-    call.body = "{}";
+    HttpCall call = rangeCall();
     ASSERT_TRUE(http->run({&call}, in(5s), never));
     ASSERT_TRUE(call.transportError);
     EXPECT_EQ(call.transportError->code, Errc::Unavailable);
@@ -293,9 +295,7 @@ TEST(EtcdHttpClient, AKeptConnectionThatTheServerClosesIsReplacedUnnoticed) {
     auto http = client({peer.port()});
     NoInterrupt never;
     for (int round = 0; round < 3; ++round) {
-        HttpCall call;
-        call.path = "/v3/kv/range";
-        call.body = "{}";
+        HttpCall call = rangeCall();
         ASSERT_TRUE(http->run({&call}, in(5s), never));
         ASSERT_FALSE(call.transportError) << call.transportError->message;
         EXPECT_EQ(call.status, 200);
@@ -360,9 +360,7 @@ TEST(EtcdHttpClient, AnUnansweredCallEndsAtItsDeadline) {
     }});
     auto http = client({silent.port()});
     NoInterrupt never;
-    HttpCall call;
-    call.path = "/v3/kv/range";
-    call.body = "{}";
+    HttpCall call = rangeCall();
     auto t0 = BootClock::now();
     auto r = http->run({&call}, in(300ms), never);
     ASSERT_FALSE(r);
