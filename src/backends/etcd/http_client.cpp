@@ -192,6 +192,12 @@ void HttpClient::removeTransfer(Transfer* t) {
     if (it != transfers_.end()) transfers_.erase(it);
 }
 
+void HttpClient::endTransfer(Transfer* t) {
+    const bool stream = t->kind == Kind::Stream;
+    removeTransfer(t);
+    if (stream) streamEnded();
+}
+
 void HttpClient::failAttempt(Transfer* t, const std::string& why) {
     HttpCall* call = t->call;
     const size_t n = options_.url.endpoints.size();
@@ -244,11 +250,8 @@ void HttpClient::connectionFailed(Connection& c, const std::string& why) {
         failAttempt(t, why);
         return;
     case Kind::Background:
-        removeTransfer(t);
-        return;
     case Kind::Stream:
-        removeTransfer(t);
-        streamEnded();
+        endTransfer(t);
         return;
     }
 }
@@ -430,11 +433,8 @@ void HttpClient::completed(Connection& c) {
     if (!keep || idle > kIdlePerEndpoint) close(c);
     switch (t->kind) {
     case Kind::Background:
-        removeTransfer(t);
-        return;
     case Kind::Stream:
-        removeTransfer(t);
-        streamEnded();
+        endTransfer(t);
         return;
     case Kind::Call:
         // 503 is etcd's gRPC Unavailable ("no leader", "leader changed"): another member may

@@ -102,6 +102,9 @@ private:
     // remains; otherwise the call gets its outcome (the failures).
     void failAttempt(Transfer* t, const std::string& why);
     void removeTransfer(Transfer* t);
+    // A background request or the stream is over, answered or not: drops it; the stream's end
+    // wakes the waiter (streamEnded).
+    void endTransfer(Transfer* t);
     // Polls every connection (and the Interrupt, if given) for up to timeoutMs and moves each
     // forward. Errc::Interrupted on a stop request.
     Result<void> driveAll(int timeoutMs, Interrupt* interrupt);
