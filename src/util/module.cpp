@@ -25,26 +25,30 @@ std::string modulePath(const std::string& name) {
     return std::string(LOCKUNIT_MODULE_DIR) + "/" + file;
 }
 
+// dlopen() of lockunit-NAME.so; it stays loaded (what it made may live as long as the program),
+// and opening it again returns the same handle.
+Result<void*> open(const std::string& name) {
+    void* handle = ::dlopen(modulePath(name).c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) return makeError(Errc::Unavailable, ::dlerror());
+    return handle;
+}
+
 } // namespace
 
 Result<void> load(const std::string& name) {
     static std::vector<std::string> loaded;
     if (std::find(loaded.begin(), loaded.end(), name) != loaded.end()) return {};
-    const std::string path = modulePath(name);
-    if (!::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL))
-        return makeError(Errc::Unavailable, ::dlerror());
+    if (auto handle = open(name); !handle) return handle.error();
     loaded.push_back(name);
     return {};
 }
 
 Result<void*> symbol(const std::string& name, const char* symbol) {
-    const std::string path = modulePath(name);
-    // dlopen() counts references: loading it again returns the same handle. It stays loaded,
-    // what it made may live as long as the program.
-    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) return makeError(Errc::Unavailable, ::dlerror());
-    void* found = ::dlsym(handle, symbol);
-    if (!found) return makeError(Errc::Unavailable, path + " lacks " + std::string(symbol));
+    auto handle = open(name);
+    if (!handle) return handle.error();
+    void* found = ::dlsym(*handle, symbol);
+    if (!found)
+        return makeError(Errc::Unavailable, modulePath(name) + " lacks " + std::string(symbol));
     return found;
 }
 
