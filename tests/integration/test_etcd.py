@@ -4,6 +4,7 @@
 free loopback ports: a single member, a 3-member cluster (leader failover), a TLS member with
 client certificates and a member with user/password authentication."""
 
+import http.server
 import os
 import signal
 import subprocess
@@ -318,11 +319,18 @@ class SingleNode(EtcdTestCase):
         self.assertIn("no-such-host.invalid", err)
 
     def test_a_url_that_is_not_an_etcd_client_url_exits_69(self):
-        # etcd's peer port speaks HTTP but is no v3 gateway.
-        url = "etcd://127.0.0.1:%d" % self.etcd.members[0].peer_port
-        code, _, err = run(self.args("--", "true", url=url))
+        # A web server on loopback: HTTP/1 only, no gRPC. (etcd's own peer port would not do:
+        # it serves the gRPC API too.)
+        server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = "etcd://127.0.0.1:%d" % server.server_address[1]
+            code, _, err = run(self.args("--", "true", url=url))
+        finally:
+            server.shutdown()
+            server.server_close()
         self.assertEqual(code, EX_UNAVAILABLE, err)
-        self.assertIn("is this an etcd", err)
+        self.assertIn("not speak HTTP/2 (gRPC): is this an etcd 3.4+ client URL?", err)
 
     def test_malformed_urls_are_config_errors(self):
         for url, what in (("etcd://", "no endpoint"), ("etcd://host:99999", "bad port"),

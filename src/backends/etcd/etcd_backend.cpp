@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
-// etcd://HOST:PORT[,HOST:PORT…] (etcds:// for TLS) — a fair queue on etcd v3, spoken as JSON
-// through etcd's gRPC gateway (/v3/…) with our own HTTP/1.1 client (http_client.hpp).
+// etcd://HOST:PORT[,HOST:PORT…] (etcds:// for TLS) — a fair queue on etcd v3, spoken in
+// etcd's native gRPC with our own small client (grpc_client.hpp, HTTP/2 by nghttp2).
 //
 // Each contender grants a lease with the configured ttl (rounded up to whole seconds: etcd
 // knows no less) and puts PREFIX NAME/<lease-hex> with that lease, in a txn that only creates
@@ -40,11 +40,8 @@ namespace {
 
 using etcd::ApiCall;
 using etcd::EtcdApi;
-using etcd::Json;
-using etcd::jsonBool;
-using etcd::jsonBytes;
-using etcd::jsonInt;
-using etcd::jsonMember;
+namespace method = etcd::method;
+namespace pb = etcdpb;
 
 constexpr Duration kDefaultRequestTimeout = std::chrono::seconds(2);
 constexpr Duration kDefaultConnectTimeout = std::chrono::seconds(1);
@@ -62,30 +59,39 @@ struct KeyValue {
     long long lease = 0;
 };
 
-KeyValue parseKv(const Json& kv) {
-    return KeyValue{jsonBytes(kv, "key"), jsonBytes(kv, "value"), jsonInt(kv, "create_revision"),
-                    jsonInt(kv, "lease")};
-}
-
-std::vector<KeyValue> parseKvs(const Json& range) {
+std::vector<KeyValue> parseKvs(const pb::RangeResponse& range) {
     std::vector<KeyValue> out;
-    const Json& kvs = jsonMember(range, "kvs");
-    if (kvs.is_array())
-        for (const Json& kv : kvs)
-            out.push_back(parseKv(kv));
+    for (const pb::KeyValue& kv : range.kvs())
+        out.push_back(KeyValue{kv.key(), kv.value(), kv.create_revision(), kv.lease()});
     return out;
 }
 
-// The n-th response of a txn answer, of the given kind ("response_range"); null if absent.
-const Json& txnResponse(const Json& txn, size_t n, const char* kind) {
-    static const Json null;
-    const Json& responses = jsonMember(txn, "responses");
-    if (!responses.is_array() || responses.size() <= n) return null;
-    return jsonMember(responses[n], kind);
+// The keys that the n-th response of a txn answer read; none if it is not a range.
+std::vector<KeyValue> txnRange(const pb::TxnResponse& txn, int n) {
+    if (txn.responses_size() <= n) return {};
+    return parseKvs(txn.responses(n).response_range());
 }
 
-long long headerRevision(const Json& answer) {
-    return jsonInt(jsonMember(answer, "header"), "revision");
+pb::RequestOp rangeOp(pb::RangeRequest range) {
+    pb::RequestOp op;
+    *op.mutable_request_range() = std::move(range);
+    return op;
+}
+
+pb::RequestOp putOp(const std::string& key, const std::string& value, long long lease) {
+    pb::RequestOp op;
+    pb::PutRequest* put = op.mutable_request_put();
+    put->set_key(key);
+    put->set_value(value);
+    put->set_lease(lease);
+    return op;
+}
+
+pb::RangeRequest keyOnly(const std::string& key) {
+    pb::RangeRequest range;
+    range.set_key(key);
+    range.set_keys_only(true);
+    return range;
 }
 
 struct Settings {
@@ -134,16 +140,17 @@ public:
         if (!holding_ || lease_ == 0) return makeError(Errc::Lost, "not held");
         // The watch we waited on, left open by tryAcquire() so that closing it (and etcd
         // cancelling it) did not compete with the payload's start.
-        api_->http().stopStream();
+        api_->grpc().stopStream();
         const TimePoint deadline = BootClock::now() + requestTimeout_;
         ApiCall keep = keepaliveCall();
-        ApiCall own{"/v3/kv/range", Json{{"key", etcd::base64Encode(key_)}, {"keys_only", true}}};
+        ApiCall own(method::kRange, keyOnly(key_));
         auto ran = api_->call({&keep, &own}, deadline, interrupt);
         if (!ran) return ran.error();
         auto ttl = keepaliveTtl(keep);
         if (!ttl) return ttl.error();
-        if (!own.result) return own.result.error();
-        auto kvs = parseKvs(*own.result);
+        auto range = etcd::parse<pb::RangeResponse>(own);
+        if (!range) return range.error();
+        auto kvs = parseKvs(*range);
         if (kvs.empty() || kvs.front().createRevision != myRevision_)
             return makeError(Errc::Lost, "key '" + key_ + "' was deleted from etcd");
         return Lease{*ttl, std::to_string(myRevision_)};
@@ -155,13 +162,13 @@ public:
 
     Result<LockState> inspect(Interrupt& interrupt) override {
         const TimePoint deadline = BootClock::now() + requestTimeout_;
-        auto range = api_->call("/v3/kv/range",
-                                Json{{"key", etcd::base64Encode(prefix_)},
-                                     {"range_end", etcd::base64Encode(prefixEnd_)},
-                                     {"sort_order", "ASCEND"},
-                                     {"sort_target", "CREATE"},
-                                     {"limit", 1000}},
-                                deadline, interrupt);
+        pb::RangeRequest all;
+        all.set_key(prefix_);
+        all.set_range_end(prefixEnd_);
+        all.set_sort_order(pb::RangeRequest::ASCEND);
+        all.set_sort_target(pb::RangeRequest::CREATE);
+        all.set_limit(1000);
+        auto range = api_->call<pb::RangeResponse>(method::kRange, all, deadline, interrupt);
         if (!range) return range.error();
         LockState state;
         auto kvs = parseKvs(*range);
@@ -173,19 +180,20 @@ public:
             state.holders.push_back(r);
             if (!firstLease) firstLease = kv.lease;
         }
-        long long count =
-            std::max<long long>(jsonInt(*range, "count"), static_cast<long long>(kvs.size()));
+        long long count = std::max<long long>(range->count(), static_cast<long long>(kvs.size()));
         state.waiters = static_cast<int>(count - static_cast<long long>(state.holders.size()));
         if (firstLease) {
-            auto ttl =
-                api_->call("/v3/lease/timetolive", Json{{"ID", firstLease}}, deadline, interrupt);
-            if (ttl) state.leaseLeft = std::chrono::seconds(std::max(0LL, jsonInt(*ttl, "TTL")));
+            pb::LeaseTimeToLiveRequest request;
+            request.set_id(firstLease);
+            auto ttl = api_->call<pb::LeaseTimeToLiveResponse>(method::kLeaseTimeToLive, request,
+                                                               deadline, interrupt);
+            if (ttl) state.leaseLeft = std::chrono::seconds(std::max<long long>(0, ttl->ttl()));
         }
         return state;
     }
 
-    int wakeFd() const override { return api_->http().wakeFd(); }
-    void drainWake() override { api_->http().pump(); }
+    int wakeFd() const override { return api_->grpc().wakeFd(); }
+    void drainWake() override { api_->grpc().pump(); }
     Duration retryInterval() const override {
         return std::max(kMinRetryInterval,
                         std::chrono::ceil<Duration>(nextDue_ - BootClock::now()));
@@ -202,7 +210,11 @@ private:
         long long revision = 0;      // the store revision the txn saw
     };
 
-    ApiCall keepaliveCall() const { return ApiCall{"/v3/lease/keepalive", Json{{"ID", lease_}}}; }
+    ApiCall keepaliveCall() const {
+        pb::LeaseKeepAliveRequest request;
+        request.set_id(lease_);
+        return ApiCall(method::kLeaseKeepAlive, request);
+    }
 
     // A keepalive answer: the lease's TTL, or Errc::Lost when etcd no longer has the lease.
     Result<Duration> keepaliveTtl(const ApiCall& keep) const {
@@ -212,7 +224,9 @@ private:
                                                  " is gone: " + keep.result.error().message);
             return keep.result.error();
         }
-        long long ttl = jsonInt(*keep.result, "TTL");
+        auto answer = etcd::parse<pb::LeaseKeepAliveResponse>(keep);
+        if (!answer) return answer.error();
+        long long ttl = answer->ttl();
         if (ttl <= 0)
             return makeError(Errc::Lost, "etcd lease " + etcd::leaseHex(lease_) +
                                              " expired (keepalive answered TTL 0)");
@@ -226,35 +240,35 @@ private:
         return r.serialize();
     }
 
-    Json rangeBelow(long long maxCreateRevision, long long limit) const {
-        Json range{{"key", etcd::base64Encode(prefix_)},
-                   {"range_end", etcd::base64Encode(prefixEnd_)},
-                   {"sort_order", "DESCEND"},
-                   {"sort_target", "CREATE"},
-                   {"limit", limit}};
-        if (maxCreateRevision > 0) range["max_create_revision"] = maxCreateRevision;
+    pb::RangeRequest rangeBelow(long long maxCreateRevision, long long limit) const {
+        pb::RangeRequest range;
+        range.set_key(prefix_);
+        range.set_range_end(prefixEnd_);
+        range.set_sort_order(pb::RangeRequest::DESCEND);
+        range.set_sort_target(pb::RangeRequest::CREATE);
+        range.set_limit(limit);
+        if (maxCreateRevision > 0) range.set_max_create_revision(maxCreateRevision);
         return range;
     }
 
-    Json compareOwnKey(long long revision) const {
-        return Json::array({Json{{"key", etcd::base64Encode(key_)},
-                                 {"target", "CREATE"},
-                                 {"result", "EQUAL"},
-                                 {"create_revision", revision}}});
+    void compareOwnKey(pb::TxnRequest& txn, long long revision) const {
+        pb::Compare* compare = txn.add_compare();
+        compare->set_key(key_);
+        compare->set_target(pb::Compare::CREATE);
+        compare->set_result(pb::Compare::EQUAL);
+        compare->set_create_revision(revision);
     }
 
     // Creates our key (if it does not exist yet) and reads the keys before it, in one txn.
     ApiCall enqueueCall() const {
-        Json put{{"key", etcd::base64Encode(key_)},
-                 {"value", etcd::base64Encode(record(0))},
-                 {"lease", lease_}};
-        return ApiCall{
-            "/v3/kv/txn",
-            Json{{"compare", compareOwnKey(0)},
-                 {"success", Json::array({Json{{"request_put", put}},
-                                          Json{{"request_range", rangeBelow(0, holders_ + 1)}}})},
-                 {"failure", Json::array({Json{
-                                 {"request_range", Json{{"key", etcd::base64Encode(key_)}}}}})}}};
+        pb::TxnRequest txn;
+        compareOwnKey(txn, 0);
+        *txn.add_success() = putOp(key_, record(0), lease_);
+        *txn.add_success() = rangeOp(rangeBelow(0, holders_ + 1));
+        pb::RangeRequest own;
+        own.set_key(key_);
+        *txn.add_failure() = rangeOp(own);
+        return ApiCall(method::kTxn, txn);
     }
 
     // Reads the keys before ours, if ours still exists, in one txn. With one slot, the same
@@ -262,44 +276,36 @@ private:
     // every key of the lock has a create-revision of at least ours (a compare over the
     // lock's whole range), so no second write competes with the payload's start.
     ApiCall checkCall() const {
-        if (holders_ != 1)
-            return ApiCall{"/v3/kv/txn",
-                           Json{{"compare", compareOwnKey(myRevision_)},
-                                {"success", Json::array({Json{{"request_range",
-                                                              rangeBelow(myRevision_ - 1,
-                                                                         holders_)}}})},
-                                {"failure", Json::array()}}};
-        Json compare = compareOwnKey(myRevision_);
-        compare.push_back(Json{{"key", etcd::base64Encode(prefix_)},
-                               {"range_end", etcd::base64Encode(prefixEnd_)},
-                               {"target", "CREATE"},
-                               {"result", "GREATER"},
-                               {"create_revision", myRevision_ - 1}});
-        Json put{{"key", etcd::base64Encode(key_)},
-                 {"value", etcd::base64Encode(record(myRevision_))},
-                 {"lease", lease_}};
-        Json own{{"key", etcd::base64Encode(key_)}, {"keys_only", true}};
-        return ApiCall{"/v3/kv/txn",
-                       Json{{"compare", compare},
-                            {"success", Json::array({Json{{"request_put", put}}})},
-                            {"failure", Json::array({Json{{"request_range", own}},
-                                                     Json{{"request_range",
-                                                           rangeBelow(myRevision_ - 1, 1)}}})}}};
+        pb::TxnRequest txn;
+        compareOwnKey(txn, myRevision_);
+        if (holders_ != 1) {
+            *txn.add_success() = rangeOp(rangeBelow(myRevision_ - 1, holders_));
+            return ApiCall(method::kTxn, txn);
+        }
+        pb::Compare* none = txn.add_compare();
+        none->set_key(prefix_);
+        none->set_range_end(prefixEnd_);
+        none->set_target(pb::Compare::CREATE);
+        none->set_result(pb::Compare::GREATER);
+        none->set_create_revision(myRevision_ - 1);
+        *txn.add_success() = putOp(key_, record(myRevision_), lease_);
+        *txn.add_failure() = rangeOp(keyOnly(key_));
+        *txn.add_failure() = rangeOp(rangeBelow(myRevision_ - 1, 1));
+        return ApiCall(method::kTxn, txn);
     }
 
-    Result<Position> parseEnqueue(const Json& txn) {
+    Result<Position> parseEnqueue(const pb::TxnResponse& txn) {
         Position pos;
-        pos.revision = headerRevision(txn);
-        if (jsonBool(txn, "succeeded")) {
+        pos.revision = txn.header().revision();
+        if (txn.succeeded()) {
             myRevision_ = pos.revision; // created by this txn
             pos.ownKey = pos.recordWritten = true;
-            auto kvs = parseKvs(txnResponse(txn, 1, "response_range"));
-            for (const KeyValue& kv : kvs)
+            for (const KeyValue& kv : txnRange(txn, 1))
                 if (kv.key != key_) pos.below.push_back(kv);
             return pos;
         }
         // It existed already: an earlier attempt of ours created it but its answer was lost.
-        auto own = parseKvs(txnResponse(txn, 0, "response_range"));
+        auto own = txnRange(txn, 0);
         if (own.empty() || own.front().lease != lease_)
             return makeError(Errc::Refused, "key '" + key_ + "' exists with another lease");
         myRevision_ = own.front().createRevision;
@@ -308,21 +314,21 @@ private:
         return pos;
     }
 
-    Position parseCheck(const Json& txn) const {
+    Position parseCheck(const pb::TxnResponse& txn) const {
         Position pos;
-        pos.revision = headerRevision(txn);
+        pos.revision = txn.header().revision();
         if (holders_ != 1) {
-            pos.ownKey = jsonBool(txn, "succeeded");
-            if (pos.ownKey) pos.below = parseKvs(txnResponse(txn, 0, "response_range"));
+            pos.ownKey = txn.succeeded();
+            if (pos.ownKey) pos.below = txnRange(txn, 0);
             return pos;
         }
-        if (jsonBool(txn, "succeeded")) { // our key, and none before it: our turn
+        if (txn.succeeded()) { // our key, and none before it: our turn
             pos.ownKey = pos.recordWritten = true;
             return pos;
         }
-        auto own = parseKvs(txnResponse(txn, 0, "response_range"));
+        auto own = txnRange(txn, 0);
         pos.ownKey = !own.empty() && own.front().createRevision == myRevision_;
-        if (pos.ownKey) pos.below = parseKvs(txnResponse(txn, 1, "response_range"));
+        if (pos.ownKey) pos.below = txnRange(txn, 1);
         return pos;
     }
 
@@ -330,9 +336,9 @@ private:
     // and talks to the endpoint our requests go to (after a failover the old member may be
     // cut off from the cluster and report nothing).
     bool watchHealthy() const {
-        auto& http = api_->http();
-        return http.streamActive() && !watchBroken_ && !watchKey_.empty() &&
-               watchEndpoint_ == http.currentEndpoint();
+        auto& grpc = api_->grpc();
+        return grpc.streamActive() && !watchBroken_ && !watchKey_.empty() &&
+               watchEndpoint_ == grpc.currentEndpoint();
     }
 
     Error busyBehind() const {
@@ -395,15 +401,16 @@ private:
                 confirmLease(start, *ttl);
                 fresh = true;
             }
-            if (!queue.result) return queue.result.error();
+            auto txn = etcd::parse<pb::TxnResponse>(queue);
+            if (!txn) return txn.error();
             Position pos;
             if (myRevision_ == 0) {
-                auto parsed = parseEnqueue(*queue.result);
+                auto parsed = parseEnqueue(*txn);
                 if (!parsed) return parsed.error();
                 if (!parsed->complete) continue;
                 pos = *parsed;
             } else {
-                pos = parseCheck(*queue.result);
+                pos = parseCheck(*txn);
             }
             if (!pos.ownKey) {
                 myRevision_ = 0; // our key is gone (its lease ran out, or it was deleted)
@@ -438,11 +445,13 @@ private:
     }
 
     Result<Duration> grant(TimePoint deadline, Interrupt& interrupt) {
-        auto answer = api_->call("/v3/lease/grant", Json{{"TTL", ttlSeconds_}, {"ID", 0}}, deadline,
-                                 interrupt);
+        pb::LeaseGrantRequest request;
+        request.set_ttl(ttlSeconds_);
+        auto answer =
+            api_->call<pb::LeaseGrantResponse>(method::kLeaseGrant, request, deadline, interrupt);
         if (!answer) return answer.error();
-        long long id = jsonInt(*answer, "ID"), ttl = jsonInt(*answer, "TTL");
-        std::string error = etcd::jsonString(*answer, "error");
+        long long id = answer->id(), ttl = answer->ttl();
+        const std::string& error = answer->error();
         if (id == 0 || ttl <= 0)
             return makeError(Errc::Refused,
                              "etcd granted no lease" + (error.empty() ? "" : ": " + error));
@@ -454,45 +463,41 @@ private:
 
     // Rewrites our holder record (time of acquisition, token) if our key still exists.
     void writeRecord(TimePoint deadline) {
-        Json put{{"key", etcd::base64Encode(key_)},
-                 {"value", etcd::base64Encode(record(myRevision_))},
-                 {"lease", lease_}};
-        api_->send("/v3/kv/txn",
-                   Json{{"compare", compareOwnKey(myRevision_)},
-                        {"success", Json::array({Json{{"request_put", put}}})},
-                        {"failure", Json::array()}},
-                   deadline);
+        pb::TxnRequest txn;
+        compareOwnKey(txn, myRevision_);
+        *txn.add_success() = putOp(key_, record(myRevision_), lease_);
+        api_->send(method::kTxn, txn, deadline);
     }
 
     // Watches the deletion of the key just before ours (with more than one slot: of any key
     // of this lock), from just after the revision the check saw, so nothing slips between.
     void watch(const Position& pos) {
         std::string key = holders_ == 1 ? pos.below.front().key : prefix_;
-        auto& http = api_->http();
+        auto& grpc = api_->grpc();
         if (watchHealthy() && key == watchKey_) return;
-        Json create{{"key", etcd::base64Encode(key)},
-                    {"start_revision", pos.revision + 1},
-                    {"filters", Json::array({"NOPUT"})}};
-        if (holders_ != 1) create["range_end"] = etcd::base64Encode(prefixEnd_);
+        pb::WatchRequest request;
+        pb::WatchCreateRequest* create = request.mutable_create_request();
+        create->set_key(key);
+        create->set_start_revision(pos.revision + 1);
+        create->add_filters(pb::WatchCreateRequest::NOPUT);
+        if (holders_ != 1) create->set_range_end(prefixEnd_);
         watchBroken_ = false;
         if (log::verbose())
-            log::debug("etcd: watching '" + key + "' via " + http.currentEndpoint());
-        auto started = http.startStream("/v3/watch", Json{{"create_request", create}}.dump(),
-                                        [this](std::string_view line) { onWatchLine(line); });
+            log::debug("etcd: watching '" + key + "' via " + grpc.currentEndpoint());
+        auto started = grpc.startStream(method::kWatch, request.SerializeAsString(),
+                                        [this](std::string_view m) { onWatchMessage(m); });
         watchKey_ = started ? key : std::string();
-        watchEndpoint_ = http.currentEndpoint();
+        watchEndpoint_ = grpc.currentEndpoint();
     }
 
-    void onWatchLine(std::string_view line) {
-        Json message = Json::parse(line, nullptr, false);
-        const Json& result = jsonMember(message, "result");
-        const Json& list = jsonMember(result, "events");
-        bool events = list.is_array() && !list.empty();
-        bool ended = !result.is_object() || jsonBool(result, "canceled");
+    void onWatchMessage(std::string_view message) {
+        pb::WatchResponse response;
+        const bool parsed = response.ParseFromArray(message.data(), static_cast<int>(message.size()));
+        const bool ended = !parsed || response.canceled();
         if (ended) watchBroken_ = true;
-        if (events || ended) {
+        if (response.events_size() > 0 || ended) {
             wakePending_ = true;
-            api_->http().wake();
+            api_->grpc().wake();
         }
     }
 
@@ -503,12 +508,14 @@ private:
     }
 
     Result<void> dropKeyAndLease(TimePoint deadline, Interrupt& interrupt) {
-        api_->http().stopStream();
+        api_->grpc().stopStream();
         watchKey_.clear();
         if (lease_ == 0) return {};
         // Revoking the lease deletes our key with it, in the same raft entry: one request,
         // and one write for etcd to apply before the next in line can read its turn.
-        ApiCall revoke{"/v3/lease/revoke", Json{{"ID", lease_}}};
+        pb::LeaseRevokeRequest request;
+        request.set_id(lease_);
+        ApiCall revoke(method::kLeaseRevoke, request);
         auto ran = api_->call({&revoke}, deadline, interrupt);
         forgetLease(); // whatever happened, the lease runs out by itself
         if (!ran) return ran.error();
@@ -618,15 +625,15 @@ Result<Settings> readSettings(const BackendParams& p) {
 Result<std::unique_ptr<LockBackend>> createEtcd(const BackendParams& p) {
     auto settings = readSettings(p);
     if (!settings) return settings.error();
-    etcd::HttpOptions options;
+    etcd::GrpcOptions options;
     options.url = settings->url;
     options.caFile = settings->caFile;
     options.certFile = settings->certFile;
     options.keyFile = settings->keyFile;
     options.connectTimeout = settings->connectTimeout;
-    auto http = etcd::HttpClient::create(options);
-    if (!http) return http.error();
-    auto api = std::make_unique<EtcdApi>(std::move(*http), settings->credentials);
+    auto grpc = etcd::GrpcClient::create(options);
+    if (!grpc) return grpc.error();
+    auto api = std::make_unique<EtcdApi>(std::move(*grpc), settings->credentials);
     return std::unique_ptr<LockBackend>(
         std::make_unique<EtcdBackend>(p, std::move(*settings), std::move(api)));
 }
@@ -636,7 +643,7 @@ Result<std::unique_ptr<LockBackend>> createEtcd(const BackendParams& p) {
 LOCKUNIT_REGISTER_BACKEND(BackendInfo{
     {"etcd", "etcds"},
     "etcd",
-    "etcd v3 lease + fair queue of keys ordered by create-revision (JSON gateway)",
+    "etcd v3 lease + fair queue of keys ordered by create-revision (gRPC)",
     {std::begin(kKeys), std::end(kKeys)},
     createEtcd,
 });

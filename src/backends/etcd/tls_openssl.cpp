@@ -136,8 +136,11 @@ lockunit_etcd_tls_context(const lockunit::etcd::TlsFiles& files, std::string* er
     };
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-    // A body that runs to the connection's end needs no close_notify: the HTTP framing tells.
+    // A connection's end needs no close_notify: HTTP/2's framing tells what arrived whole.
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    // gRPC is HTTP/2, which over TLS is chosen by ALPN; without it etcd speaks HTTP/1.1.
+    static const unsigned char kAlpnH2[] = {2, 'h', '2'};
+    if (SSL_CTX_set_alpn_protos(ctx, kAlpnH2, sizeof kAlpnH2) != 0) return fail("TLS: ALPN");
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (files.caFile.empty()) {
         if (SSL_CTX_set_default_verify_paths(ctx) != 1) return fail("TLS: the system's CAs");
