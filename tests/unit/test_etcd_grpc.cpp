@@ -566,9 +566,7 @@ TEST(EtcdGrpcClient, ACallRefusedByGoawayGoesAgainOnAFreshConnection) {
     EXPECT_EQ(peer.accepted(), 2);
 }
 
-// DISABLED_ until the client's connectionFailed() leaves the calls whose streams have ended
-// (answered, not yet settled) to settle(): it fails them now. Enable it with the fix.
-TEST(EtcdGrpcClient, DISABLED_AnAnswerFollowedAtOnceByTheConnectionsCloseStillCounts) {
+TEST(EtcdGrpcClient, AnAnswerFollowedAtOnceByTheConnectionsCloseStillCounts) {
     // A member shutting down finishes the calls it has and closes: the answer and the close
     // may arrive in one read.
     Peer answersThenCloses({http2([](H2& h2) {

@@ -11,10 +11,6 @@ std::string Endpoint::display() const {
     return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-std::string Endpoint::baseUrl(bool tls) const {
-    return std::string(tls ? "https://" : "http://") + display();
-}
-
 namespace {
 
 bool validHostChar(unsigned char c) {
@@ -106,64 +102,6 @@ Result<EtcdUrl> parseUrl(std::string_view scheme, std::string_view rest) {
 
 namespace {
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-}
-
-std::string base64Encode(std::string_view in) {
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                     (static_cast<unsigned char>(in[i + 1]) << 8) |
-                     static_cast<unsigned char>(in[i + 2]);
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-        out += kAlphabet[(v >> 6) & 63];
-        out += kAlphabet[v & 63];
-    }
-    if (i + 1 == in.size()) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16;
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-        out += "==";
-    } else if (i + 2 == in.size()) {
-        unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                     (static_cast<unsigned char>(in[i + 1]) << 8);
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-        out += kAlphabet[(v >> 6) & 63];
-        out += '=';
-    }
-    return out;
-}
-
-Result<std::string> base64Decode(std::string_view in) {
-    auto value = [](char c) -> int {
-        if (c >= 'A' && c <= 'Z') return c - 'A';
-        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-        if (c >= '0' && c <= '9') return c - '0' + 52;
-        if (c == '+' || c == '-') return 62;
-        if (c == '/' || c == '_') return 63;
-        return -1;
-    };
-    while (!in.empty() && in.back() == '=')
-        in.remove_suffix(1);
-    if (in.size() % 4 == 1) return makeError(Errc::Refused, "malformed base64 from etcd");
-    std::string out;
-    out.reserve(in.size() * 3 / 4);
-    unsigned acc = 0;
-    int bits = 0;
-    for (char c : in) {
-        int v = value(c);
-        if (v < 0) return makeError(Errc::Refused, "malformed base64 from etcd");
-        acc = (acc << 6) | static_cast<unsigned>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out += static_cast<char>((acc >> bits) & 0xff);
-        }
-    }
-    return out;
 }
 
 std::string prefixEnd(std::string prefix) {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #pragma once
 
-// The pure pieces of the etcd backend: URL parsing, base64, key ranges, TTL rounding.
+// The pure pieces of the etcd backend: URL parsing, key ranges, TTL rounding.
 
 #include <string>
 #include <string_view>
@@ -15,8 +15,6 @@ namespace lockunit::etcd {
 struct Endpoint {
     std::string host; // as written; IPv6 literals without brackets
     int port = 2379;
-    // "http://127.0.0.1:2379" or "https://[::1]:2379"
-    std::string baseUrl(bool tls) const;
     // "127.0.0.1:2379", for messages
     std::string display() const;
 };
@@ -30,10 +28,6 @@ struct EtcdUrl {
 // address or a bracketed IPv6 address; PORT defaults to 2379. Credentials, paths and queries
 // are refused: secrets belong in password_file, the key prefix in [etcd] prefix.
 Result<EtcdUrl> parseUrl(std::string_view scheme, std::string_view rest);
-
-std::string base64Encode(std::string_view in);
-// Errc::Refused on malformed input.
-Result<std::string> base64Decode(std::string_view in);
 
 // The end of the key range that holds every key starting with `prefix` ("a/" → "a0").
 std::string prefixEnd(std::string prefix);

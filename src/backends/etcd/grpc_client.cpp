@@ -465,9 +465,13 @@ void GrpcClient::close(Connection& c) {
 }
 
 void GrpcClient::connectionFailed(Connection& c, const std::string& why) {
+    // Calls whose answer arrived before the end (read in the same go) keep it: settle()
+    // hands it on. Sending them again could apply a write twice.
     std::vector<Rpc*> affected;
     for (const auto& rpc : rpcs_)
-        if (rpc->connection == &c) affected.push_back(rpc.get());
+        if (rpc->connection == &c &&
+            !(rpc->kind == Kind::Call && (rpc->closed || !rpc->messages.empty())))
+            affected.push_back(rpc.get());
     // A kept connection that the server closed while it was idle fails before any answer:
     // that says nothing about the server. Its calls go again on a fresh connection, once.
     const bool mayBeStale = c.answered;
@@ -482,6 +486,8 @@ void GrpcClient::connectionFailed(Connection& c, const std::string& why) {
                     std::min(BootClock::now() + options_.connectTimeout, rpc->deadline);
                 rpc->connection = connectionFor(endpoint, false, connectBy);
                 rpc->sent = 0;
+                rpc->closed = false;
+                rpc->closeCode = 0;
                 if (rpc->connection->state == Connection::State::Open) submit(rpc);
                 break;
             }
