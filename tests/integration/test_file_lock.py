@@ -152,14 +152,14 @@ class FileLock(LockunitTestCase):
 
     def test_file_lock_in_a_process_group_loads_no_module(self):
         # Network backends and scope mode are modules loaded on first use: a file lock in a
-        # process group maps none of them (nor libpq, libssl, http-parser, hiredis, sdbus-c++),
-        # and toml++ is compiled in, which keeps lockunit's start-up and memory small.
+        # process group maps none of them (nor libpq, libssl, nghttp2, protobuf, hiredis,
+        # sdbus-c++), and toml++ is compiled in, which keeps lockunit's start-up and memory small.
         code, out, err = run(self.base("jobs", "--", "sh", "-c", "cat /proc/$PPID/maps"))
         self.assertEqual(code, 0, err)
         self.assertIn("lockunit", out)
         unneeded = ["lockunit-redis", "lockunit-etcd", "lockunit-postgres", "lockunit-scope",
-                    "libpq", "libssl", "libhttp_parser", "libhiredis", "libsdbus-c++",
-                    "libtomlplusplus"]
+                    "libpq", "libssl", "libnghttp2", "libprotobuf", "libhiredis",
+                    "libsdbus-c++", "libtomlplusplus"]
         if not os.path.exists("/run/systemd/system"):
             # libsystemd is loaded only to talk to systemd (here: none, no NOTIFY_SOCKET,
             # stderr not the journal), or to name lockunit's unit on a system booted with it.
