@@ -275,7 +275,7 @@ class SingleNode(EtcdTestCase):
 
     def test_plain_etcd_maps_no_tls_library(self):
         # TLS is a part of the module (lockunit-etcd-tls.so) loaded only for etcds://: a plain
-        # etcd:// lock stays small (libssl and libcrypto are about 3 MB of resident memory).
+        # etcd:// lock stays small (libssl and libcrypto are several MB of resident memory).
         code, out, err = run(self.args("--", "sh", "-c", "cat /proc/$PPID/maps"))
         self.assertEqual(code, 0, err)
         self.assertIn("lockunit-etcd.so", out)

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #pragma once
 
-// The TLS seam of the etcd HTTP client. Plain etcd:// never needs it; etcds:// gets it from
-// lockunit-etcd-tls.so (OpenSSL), a part of the etcd module that is dlopen()ed only then, so
-// a lock on plain etcd maps neither libssl nor libcrypto (about 3 MB of resident memory).
+// The TLS seam of the etcd gRPC client (grpc_client.hpp). Plain etcd:// never needs it;
+// etcds:// gets it from lockunit-etcd-tls.so (OpenSSL), a part of the etcd module that is
+// dlopen()ed only then, so a lock on plain etcd maps neither libssl nor libcrypto.
 
 #include <cstddef>
 #include <memory>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// lockunit-etcd-tls.so: the etcd HTTP client's TLS (etcds://) on OpenSSL, loaded only for
+// lockunit-etcd-tls.so: the etcd gRPC client's TLS (etcds://) on OpenSSL, loaded only for
 // etcds:// (see tls.hpp). Non-blocking throughout: every step says what it waits for.
 
 #include <arpa/inet.h>
