@@ -19,10 +19,11 @@
 // kSafetyNetCheck. The check after a wake is one round trip: the validity it reports is that
 // of the last keepalive etcd confirmed (counted from when that keepalive was sent), which the
 // own-key compare in the same txn proves still stands; a keepalive goes with it only when one
-// is due anyway. A waiter that gives up revokes its lease (its key goes with it). Once it holds,
-// the holder record in its key gets the time of acquisition and the token: with one slot in
-// the very txn that found our turn, otherwise written without holding up the payload. The
-// fencing token is the own key's create-revision: cluster-wide and strictly increasing.
+// is due anyway. That txn only reads, so etcd answers it without a raft round or a disk write.
+// A waiter that gives up revokes its lease (its key goes with it). Once it holds, the holder
+// record in its key gets the time of acquisition and the token, written without holding up
+// the payload. The fencing token is the own key's create-revision: cluster-wide and strictly
+// increasing.
 // Release revokes the lease, which deletes the key; renew is a keepalive (TTL 0 or none: lost)
 // plus a read of the own key (gone: lost).
 
@@ -203,8 +204,7 @@ private:
     // Where our key stands in the queue, as one txn saw it.
     struct Position {
         bool ownKey = false;         // our key still exists with our create-revision
-        bool recordWritten = false;  // this txn wrote our holder record (created the key, or
-                                     // found it our turn and put the record)
+        bool recordWritten = false;  // this txn wrote our holder record (it created the key)
         bool complete = true;        // false: the keys before ours were not read
         std::vector<KeyValue> below; // keys with a lower create-revision, nearest first
         long long revision = 0;      // the store revision the txn saw
@@ -247,6 +247,7 @@ private:
         range.set_sort_order(pb::RangeRequest::DESCEND);
         range.set_sort_target(pb::RangeRequest::CREATE);
         range.set_limit(limit);
+        range.set_keys_only(true); // their keys and create-revisions are all we need
         if (maxCreateRevision > 0) range.set_max_create_revision(maxCreateRevision);
         return range;
     }
@@ -271,26 +272,13 @@ private:
         return ApiCall(method::kTxn, txn);
     }
 
-    // Reads the keys before ours, if ours still exists, in one txn. With one slot, the same
-    // txn writes the holder record (time of acquisition, token) when it finds our turn:
-    // every key of the lock has a create-revision of at least ours (a compare over the
-    // lock's whole range), so no second write competes with the payload's start.
+    // Reads the keys before ours, if ours still exists, in one txn. It only reads, so etcd
+    // answers it without a raft round or a disk write: the holder record is written after
+    // the payload started (writeRecord).
     ApiCall checkCall() const {
         pb::TxnRequest txn;
         compareOwnKey(txn, myRevision_);
-        if (holders_ != 1) {
-            *txn.add_success() = rangeOp(rangeBelow(myRevision_ - 1, holders_));
-            return ApiCall(method::kTxn, txn);
-        }
-        pb::Compare* none = txn.add_compare();
-        none->set_key(prefix_);
-        none->set_range_end(prefixEnd_);
-        none->set_target(pb::Compare::CREATE);
-        none->set_result(pb::Compare::GREATER);
-        none->set_create_revision(myRevision_ - 1);
-        *txn.add_success() = putOp(key_, record(myRevision_), lease_);
-        *txn.add_failure() = rangeOp(keyOnly(key_));
-        *txn.add_failure() = rangeOp(rangeBelow(myRevision_ - 1, 1));
+        *txn.add_success() = rangeOp(rangeBelow(myRevision_ - 1, holders_));
         return ApiCall(method::kTxn, txn);
     }
 
@@ -317,18 +305,8 @@ private:
     Position parseCheck(const pb::TxnResponse& txn) const {
         Position pos;
         pos.revision = txn.header().revision();
-        if (holders_ != 1) {
-            pos.ownKey = txn.succeeded();
-            if (pos.ownKey) pos.below = txnRange(txn, 0);
-            return pos;
-        }
-        if (txn.succeeded()) { // our key, and none before it: our turn
-            pos.ownKey = pos.recordWritten = true;
-            return pos;
-        }
-        auto own = txnRange(txn, 0);
-        pos.ownKey = !own.empty() && own.front().createRevision == myRevision_;
-        if (pos.ownKey) pos.below = txnRange(txn, 1);
+        pos.ownKey = txn.succeeded();
+        if (pos.ownKey) pos.below = txnRange(txn, 0);
         return pos;
     }
 

@@ -563,11 +563,10 @@ void GrpcClient::advanceConnect(Connection& c, short revents) {
 }
 
 // The connection is up: the HTTP/2 session starts, and the RPCs that waited for it go.
-bool GrpcClient::startSession(Connection& c) {
+void GrpcClient::startSession(Connection& c) {
     nghttp2_session_callbacks* callbacks = nullptr;
     if (nghttp2_session_callbacks_new(&callbacks) != 0) {
-        connectionFailed(c, "HTTP/2: out of memory");
-        return false;
+        return connectionFailed(c, "HTTP/2: out of memory");
     }
     nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onData);
@@ -576,8 +575,7 @@ bool GrpcClient::startSession(Connection& c) {
     int r = nghttp2_session_client_new(&c.session, callbacks, &c);
     nghttp2_session_callbacks_del(callbacks);
     if (r != 0) {
-        connectionFailed(c, std::string("HTTP/2: ") + nghttp2_strerror(r));
-        return false;
+        return connectionFailed(c, std::string("HTTP/2: ") + nghttp2_strerror(r));
     }
     const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
     nghttp2_submit_settings(c.session, NGHTTP2_FLAG_NONE, settings, std::size(settings));
@@ -585,7 +583,6 @@ bool GrpcClient::startSession(Connection& c) {
     for (const auto& rpc : rpcs_)
         if (rpc->connection == &c && rpc->streamId < 0) submit(rpc.get());
     flush(c);
-    return c.state == Connection::State::Open;
 }
 
 void GrpcClient::flush(Connection& c) {

@@ -124,7 +124,7 @@ private:
     Result<void> driveAll(int timeoutMs, Interrupt* interrupt);
     void step(Connection& c, short revents);
     void advanceConnect(Connection& c, short revents);
-    bool startSession(Connection& c);
+    void startSession(Connection& c);
     void flush(Connection& c);
     void readAvailable(Connection& c);
     std::string endedWhy(const Connection& c, const std::string& what) const;
