@@ -462,9 +462,9 @@ private:
         watchBroken_ = false;
         if (log::verbose())
             log::debug("etcd: watching '" + key + "' via " + grpc.currentEndpoint());
-        auto started = grpc.startStream(method::kWatch, request.SerializeAsString(),
-                                        [this](std::string_view m) { onWatchMessage(m); });
-        watchKey_ = started ? key : std::string();
+        grpc.startStream(method::kWatch, request.SerializeAsString(),
+                         [this](std::string_view m) { onWatchMessage(m); });
+        watchKey_ = key;
         watchEndpoint_ = grpc.currentEndpoint();
     }
 

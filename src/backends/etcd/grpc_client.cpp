@@ -250,9 +250,9 @@ void GrpcClient::wake() {
 
 // ---- RPCs ----
 
-Result<GrpcClient::Rpc*> GrpcClient::startRpc(Kind kind, GrpcCall* call, const std::string& method,
-                                              const std::string& request, size_t endpoint,
-                                              TimePoint deadline, size_t attempts) {
+GrpcClient::Rpc* GrpcClient::startRpc(Kind kind, GrpcCall* call, const std::string& method,
+                                      const std::string& request, size_t endpoint,
+                                      TimePoint deadline, size_t attempts) {
     auto rpc = std::make_unique<Rpc>();
     rpc->kind = kind;
     rpc->call = call;
@@ -356,9 +356,8 @@ void GrpcClient::failAttempt(Rpc* rpc, const std::string& why) {
     call->response.clear();
     if (attempts < n && BootClock::now() < deadline) {
         call->failures += "; ";
-        auto again = startRpc(Kind::Call, call, method, request, next, deadline, attempts);
-        if (again) return;
-        call->failures += again.error().message;
+        startRpc(Kind::Call, call, method, request, next, deadline, attempts);
+        return;
     }
     call->transportError = makeError(Errc::Unavailable, call->failures);
 }
@@ -400,9 +399,7 @@ void GrpcClient::finish(Rpc* rpc) {
         const size_t endpoint = rpc->endpoint, attempts = rpc->attempts;
         const TimePoint deadline = rpc->deadline;
         removeRpc(rpc);
-        auto again = startRpc(Kind::Call, call, method, request, endpoint, deadline, attempts);
-        if (again) (*again)->freshRetry = true;
-        else call->transportError = again.error();
+        startRpc(Kind::Call, call, method, request, endpoint, deadline, attempts)->freshRetry = true;
         return;
     }
     if (rpc->httpStatus != 0 && rpc->httpStatus != 200)
@@ -790,11 +787,7 @@ Result<void> GrpcClient::run(const std::vector<GrpcCall*>& calls, TimePoint dead
         call->status = -1;
         call->message.clear();
         call->response.clear();
-        auto rpc = startRpc(Kind::Call, call, call->method, call->request, current_, deadline, 0);
-        if (!rpc) {
-            abandon();
-            return rpc.error();
-        }
+        startRpc(Kind::Call, call, call->method, call->request, current_, deadline, 0);
     }
     for (;;) {
         const auto now = BootClock::now();
@@ -835,19 +828,16 @@ Result<void> GrpcClient::run(const std::vector<GrpcCall*>& calls, TimePoint dead
 
 void GrpcClient::send(const std::string& method, const std::string& request,
                       TimePoint deadline) {
-    if (!startRpc(Kind::Background, nullptr, method, request, current_, deadline, 0)) return;
+    startRpc(Kind::Background, nullptr, method, request, current_, deadline, 0);
     (void)driveAll(0, nullptr); // on an open connection, the request left already
 }
 
-Result<void> GrpcClient::startStream(const std::string& method, const std::string& request,
-                                     std::function<void(std::string_view)> onMessage) {
+void GrpcClient::startStream(const std::string& method, const std::string& request,
+                             std::function<void(std::string_view)> onMessage) {
     stopStream();
     onMessage_ = std::move(onMessage);
-    auto rpc = startRpc(Kind::Stream, nullptr, method, request, current_, TimePoint::max(), 0);
-    if (!rpc) return rpc.error();
-    stream_ = *rpc;
+    stream_ = startRpc(Kind::Stream, nullptr, method, request, current_, TimePoint::max(), 0);
     (void)driveAll(0, nullptr); // starts connecting, so the socket exists to poll
-    return {};
 }
 
 void GrpcClient::stopStream() {

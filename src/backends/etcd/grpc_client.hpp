@@ -84,8 +84,8 @@ public:
     // A streaming call on its own connection, each message handed to onMessage (called from
     // inside pump() or run(); it must not call back into the client except wake()). It ends
     // when the server ends it or stopStream() is called; its end makes the wake fd readable.
-    Result<void> startStream(const std::string& method, const std::string& request,
-                             std::function<void(std::string_view)> onMessage);
+    void startStream(const std::string& method, const std::string& request,
+                     std::function<void(std::string_view)> onMessage);
     void stopStream();
     bool streamActive() const { return stream_ != nullptr; }
 
@@ -107,9 +107,8 @@ private:
 
     explicit GrpcClient(GrpcOptions options);
     Result<void> init();
-    Result<Rpc*> startRpc(Kind kind, GrpcCall* call, const std::string& method,
-                          const std::string& request, size_t endpoint, TimePoint deadline,
-                          size_t attempts);
+    Rpc* startRpc(Kind kind, GrpcCall* call, const std::string& method, const std::string& request,
+                  size_t endpoint, TimePoint deadline, size_t attempts);
     Connection* connectionFor(size_t endpoint, bool stream, TimePoint connectBy);
     Connection* openConnection(size_t endpoint, bool stream, TimePoint connectBy);
     void submit(Rpc* rpc);
