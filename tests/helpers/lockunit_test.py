@@ -21,6 +21,10 @@ IN_CI = os.environ.get("CI") == "true"
 
 EX_USAGE, EX_UNAVAILABLE, EX_BUSY, EX_CONFIG, EX_LOST = 64, 69, 75, 78, 79
 
+# The lockunits the tests start inherit our signal dispositions. Started under nohup (SIGHUP
+# ignored), a lockunit would never see the SIGHUP that a test sends it to forward.
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
 
 def require(*programs):
     """Skip (77) or, under CI, fail when a program a test needs is not installed."""

@@ -5,13 +5,14 @@ real flock, real signals."""
 
 import os
 import signal
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from lockunit_test import (EX_BUSY, EX_CONFIG, EX_USAGE, PAYLOAD, LockunitTestCase, main,
-                           max_concurrency, payload, pid_alive, read_runs, run, tokens_increase,
-                           wait_for)
+from lockunit_test import (EX_BUSY, EX_CONFIG, EX_USAGE, LOCKUNIT, PAYLOAD, LockunitTestCase,
+                           main, max_concurrency, payload, pid_alive, read_runs, run,
+                           tokens_increase, wait_for)
 
 
 class FileLock(LockunitTestCase):
@@ -204,6 +205,18 @@ class FileLock(LockunitTestCase):
         self.assertTrue(wait_for(lambda: os.path.exists(marker), 5), "payload never saw SIGHUP")
         holder.signal(signal.SIGTERM)
         self.assertEqual(holder.wait(10), 0)
+
+    def test_a_signal_ignored_at_start_stays_ignored_for_the_payload(self):
+        # As under nohup: lockunit never sees SIGHUP, and the payload starts with it ignored,
+        # as it would without lockunit (so it survives a SIGHUP it sends itself).
+        script = "kill -HUP $$; echo survived"
+        p = subprocess.run([LOCKUNIT] + self.base() + ["--", "sh", "-c", script],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+                           preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+        self.assertEqual((p.returncode, p.stdout), (0, "survived\n"), p.stderr)
+        # The control: with SIGHUP at its default, the same payload dies of it.
+        code, out, err = run(self.base() + ["--", "sh", "-c", script])
+        self.assertEqual((code, out), (128 + signal.SIGHUP, ""), err)
 
     def test_lock_lost_when_lock_file_is_replaced(self):
         holder, log = self.hold_lock("swap", "--ttl=3s", "--renew=500ms", "--stop-timeout=1s")
