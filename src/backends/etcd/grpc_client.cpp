@@ -342,6 +342,14 @@ void GrpcClient::removeRpc(Rpc* rpc) {
     if (it != rpcs_.end()) rpcs_.erase(it);
 }
 
+GrpcClient::Rpc* GrpcClient::restart(Rpc* rpc, size_t endpoint, size_t attempts) {
+    GrpcCall* call = rpc->call;
+    const std::string method = rpc->method, request = rpc->request;
+    const TimePoint deadline = rpc->deadline;
+    removeRpc(rpc);
+    return startRpc(Kind::Call, call, method, request, endpoint, deadline, attempts);
+}
+
 void GrpcClient::failAttempt(Rpc* rpc, const std::string& why) {
     GrpcCall* call = rpc->call;
     const size_t n = options_.url.endpoints.size();
@@ -349,17 +357,22 @@ void GrpcClient::failAttempt(Rpc* rpc, const std::string& why) {
     // later call.
     if (current_ == rpc->endpoint) current_ = (current_ + 1) % n;
     call->failures += options_.url.endpoints[rpc->endpoint].display() + ": " + why;
-    const size_t attempts = rpc->attempts + 1, next = (rpc->endpoint + 1) % n;
-    const std::string method = rpc->method, request = rpc->request;
-    const TimePoint deadline = rpc->deadline;
-    removeRpc(rpc);
     call->response.clear();
-    if (attempts < n && BootClock::now() < deadline) {
+    const size_t attempts = rpc->attempts + 1;
+    if (attempts < n && BootClock::now() < rpc->deadline) {
         call->failures += "; ";
-        startRpc(Kind::Call, call, method, request, next, deadline, attempts);
+        restart(rpc, (rpc->endpoint + 1) % n, attempts);
         return;
     }
+    removeRpc(rpc);
     call->transportError = makeError(Errc::Unavailable, call->failures);
+}
+
+void GrpcClient::retryOnFreshConnection(Rpc* rpc) {
+    const TimePoint attemptDeadline = rpc->attemptDeadline; // still this member's share
+    Rpc* again = restart(rpc, rpc->endpoint, rpc->attempts);
+    again->freshRetry = true;
+    again->attemptDeadline = attemptDeadline;
 }
 
 // A call's attempt that ended: its answer, or what went wrong.
@@ -394,14 +407,8 @@ void GrpcClient::finish(Rpc* rpc) {
     }
     // A stream the server refused before acting on it (GOAWAY) goes again on a fresh
     // connection to the same member, once.
-    if (rpc->closeCode == NGHTTP2_REFUSED_STREAM && !rpc->freshRetry) {
-        const std::string method = rpc->method, request = rpc->request;
-        const size_t endpoint = rpc->endpoint, attempts = rpc->attempts;
-        const TimePoint deadline = rpc->deadline;
-        removeRpc(rpc);
-        startRpc(Kind::Call, call, method, request, endpoint, deadline, attempts)->freshRetry = true;
-        return;
-    }
+    if (rpc->closeCode == NGHTTP2_REFUSED_STREAM && !rpc->freshRetry)
+        return retryOnFreshConnection(rpc);
     if (rpc->httpStatus != 0 && rpc->httpStatus != 200)
         return failAttempt(rpc, "HTTP " + std::to_string(rpc->httpStatus) +
                                     " and no gRPC status: is this an etcd 3.4+ client URL?");
@@ -472,23 +479,14 @@ void GrpcClient::connectionFailed(Connection& c, const std::string& why) {
     // A kept connection that the server closed while it was idle fails before any answer:
     // that says nothing about the server. Its calls go again on a fresh connection, once.
     const bool mayBeStale = c.answered;
-    const size_t endpoint = c.endpoint;
     close(c);
     for (Rpc* rpc : affected) {
         switch (rpc->kind) {
         case Kind::Call:
-            if (mayBeStale && !rpc->sawHeaders && !rpc->freshRetry) {
-                rpc->freshRetry = true;
-                TimePoint connectBy =
-                    std::min(BootClock::now() + options_.connectTimeout, rpc->deadline);
-                rpc->connection = connectionFor(endpoint, false, connectBy);
-                rpc->sent = 0;
-                rpc->closed = false;
-                rpc->closeCode = 0;
-                if (rpc->connection->state == Connection::State::Open) submit(rpc);
-                break;
-            }
-            failAttempt(rpc, why);
+            if (mayBeStale && !rpc->sawHeaders && !rpc->freshRetry)
+                retryOnFreshConnection(rpc);
+            else
+                failAttempt(rpc, why);
             break;
         case Kind::Background:
             removeRpc(rpc);

@@ -53,7 +53,6 @@ enum GrpcStatus {
     kGrpcInvalidArgument = 3,
     kGrpcNotFound = 5,
     kGrpcPermissionDenied = 7,
-    kGrpcFailedPrecondition = 9,
     kGrpcUnimplemented = 12,
     kGrpcUnavailable = 14,
     kGrpcUnauthenticated = 16,
@@ -112,9 +111,15 @@ private:
     Connection* connectionFor(size_t endpoint, bool stream, TimePoint connectBy);
     Connection* openConnection(size_t endpoint, bool stream, TimePoint connectBy);
     void submit(Rpc* rpc);
+    // Drops a call's RPC and starts its next attempt on `endpoint`.
+    Rpc* restart(Rpc* rpc, size_t endpoint, size_t attempts);
     // One attempt of a call failed: retries it on the next endpoint, if any is left and time
     // remains; otherwise the call gets its outcome (the failures).
     void failAttempt(Rpc* rpc, const std::string& why);
+    // The attempt goes again on a fresh connection to the same member, once, within the same
+    // share of the time: the server refused its stream before acting on it (GOAWAY), or a kept
+    // connection turned out closed before any answer.
+    void retryOnFreshConnection(Rpc* rpc);
     // Drops an RPC, cancelling its HTTP/2 stream if it is still open.
     void removeRpc(Rpc* rpc);
     // Acts on what the HTTP/2 callbacks recorded: answered, failed and ended RPCs.
