@@ -812,9 +812,8 @@ Result<void> GrpcClient::run(const std::vector<GrpcCall*>& calls, TimePoint dead
         for (Rpc* rpc : late)
             failAttempt(rpc, "no answer in time");
         sweep(now);
-        settle();
         purge();
-        if (pending() == 0) return {};
+        if (pending() == 0) return {}; // driveAll() settled what arrived
         for (const auto& c : connections_)
             if (c->connecting()) wakeAt = std::min(wakeAt, c->connectBy);
         if (auto r = driveAll(msUntil(wakeAt, 1000), &interrupt); !r) {
