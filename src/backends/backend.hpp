@@ -89,6 +89,9 @@ struct BackendParams {
     int holders = 1; // semaphore size; 1 = a mutex
     HolderRecord self;
     const BackendSettings* settings = nullptr; // this backend's config table, validated
+    // Release mode (`lockunit` run by the lock guard after the main process died): the
+    // handoff() of the holder whose lock release() must free. Empty in every other mode.
+    std::string adopt;
 };
 
 // The contract every backend keeps.
@@ -106,6 +109,12 @@ struct BackendParams {
 // - While holding, the supervisor polls watchFd() (readable when the lease may have ended, such
 //   as a server closing the session; -1 if the backend has no such event) and then renews at
 //   once instead of waiting for the next scheduled renewal.
+// - heldFds() and handoff() serve the lock guard (docs/design.md, "The lock guard"), a process
+//   that outlives lockunit's main process: it keeps a duplicate of every heldFds() fd open
+//   until the payload's whole tree has exited (a lock that ends when its fd or session closes,
+//   such as a flock or a postgres session, cannot pass before that), and then, if handoff() is
+//   not empty, runs lockunit in release mode, where a backend created with params.adopt =
+//   handoff() frees exactly that holder's key, lease or slot in release(), and nothing else.
 // Every call is bounded in time (a timeout well under the renew interval) and polls the
 // Interrupt in every wait. Backends do not log above debug: they return errors with context.
 class LockBackend {
@@ -116,6 +125,10 @@ public:
     virtual Result<Lease> renew(Interrupt& interrupt) = 0;
     virtual Result<void> release(Interrupt& interrupt) = 0;
     virtual Result<LockState> inspect(Interrupt& interrupt) = 0;
+
+    // For the lock guard, valid while the lock is held (see above).
+    virtual std::vector<int> heldFds() const { return {}; }
+    virtual std::string handoff() const { return {}; }
 
     virtual int wakeFd() const { return -1; }
     virtual void drainWake() {}
