@@ -10,6 +10,7 @@
 
 #include "app/status.hpp"
 #include "backends/registry.hpp"
+#include "process/guard.hpp"
 #include "config/config.hpp"
 #include "supervisor/supervisor.hpp"
 #include "systemd/notify.hpp"
@@ -108,8 +109,10 @@ std::vector<std::string> payloadEnvironment(const Config& config, const std::str
     return env; // LOCKUNIT_TOKEN is added once the lock is held
 }
 
-Result<std::unique_ptr<LockBackend>> makeBackend(const Config& config, const HolderRecord& self) {
+Result<std::unique_ptr<LockBackend>> makeBackend(const Config& config, const HolderRecord& self,
+                                                 const std::string& adopt = {}) {
     BackendParams params;
+    params.adopt = adopt;
     params.url = config.backend.value;
     params.lockName = config.name.value;
     params.ttl = config.ttl.value;
@@ -123,7 +126,7 @@ Result<std::unique_ptr<LockBackend>> makeBackend(const Config& config, const Hol
     return backends::create(params);
 }
 
-int run(const Config& config) {
+int run(const Config& config, char** argv) {
     auto exe = resolveExecutable(config.command);
     if (!exe) {
         log::error(exe.error().message);
@@ -132,8 +135,15 @@ int run(const Config& config) {
     // Before anything else opens a file or starts a thread: signals go to the signalfd.
     SignalSource signals(config.forwardSignals.value);
     std::signal(SIGPIPE, SIG_IGN);
-    // Orphans of the payload come back to us, so that a stop catches them too.
+    // If the lock guard dies, the payload's processes come back to us, so that a stop
+    // catches them too.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    // Forked first, while lockunit is small: the guard's memory is what it shares with us.
+    auto guard = Guard::start(argv, environ);
+    if (!guard) {
+        log::error(guard.error().message);
+        return exitcode::Software;
+    }
 
     HolderRecord self = selfRecord();
     auto backend = makeBackend(config, self);
@@ -142,7 +152,7 @@ int run(const Config& config) {
                    "': " + backend.error().message);
         return exitCodeFor(backend.error());
     }
-    auto runner = makeRunner(config);
+    auto runner = makeRunner(config, **guard);
     if (!runner) {
         log::error(runner.error().message);
         return exitCodeFor(runner.error());
@@ -154,6 +164,7 @@ int run(const Config& config) {
     spec.env = payloadEnvironment(config, self.id);
     spec.stopSignal = config.stopSignal.value;
     spec.stopTimeout = config.stopTimeout.value;
+    spec.guardSlack = config.margin() / 2;
     std::string cmdline;
     for (const auto& a : config.command.value)
         cmdline += (cmdline.empty() ? "" : " ") + a;
@@ -177,7 +188,8 @@ int run(const Config& config) {
         return exitCodeFor(notifier.error());
     }
     RealClock clock;
-    Supervisor supervisor({config, **backend, **runner, *notifier, clock, signals, relay.get()},
+    Supervisor supervisor(
+        {config, **backend, **runner, *notifier, clock, signals, **guard, relay.get()},
                           spec, self.id);
     return supervisor.run();
 }
@@ -225,9 +237,34 @@ int cleanup(const CommandLine& cli) {
     return exitcode::Ok;
 }
 
+// Release mode: the lock guard runs lockunit with the same arguments after the main process
+// died and the payload's tree has ended. It frees exactly the dead holder's key, lease or slot
+// (named by the handoff) so that the next holder need not wait out the lease.
+int releaseDeadHolder(const Config& config, const std::string& handoff) {
+    HolderRecord self = selfRecord();
+    auto backend = makeBackend(config, self, handoff);
+    if (!backend) {
+        log::error("cannot release lock '" + config.name.value +
+                   "' of a dead lockunit: " + backend.error().message);
+        return exitCodeFor(backend.error());
+    }
+    NoInterrupt never;
+    if (auto r = (*backend)->release(never); !r) {
+        log::error("cannot release lock '" + config.name.value + "' of a dead lockunit: " +
+                   r.error().message + " (it ends with its lease)");
+        return exitCodeFor(r.error());
+    }
+    const std::string& url = config.backend.value;
+    log::event(log::Level::Notice, {"released", config.name.value, url.substr(0, url.find("://")), ""},
+               "released lock '" + config.name.value +
+                   "' for a lockunit that died, once its payload had ended");
+    return exitcode::Ok;
+}
+
 } // namespace
 
 int runApp(int argc, char** argv) {
+    const auto handoff = releaseHandoff();
     auto cli = parseCommandLine(argc, argv);
     if (!cli) {
         log::error(cli.error().message);
@@ -259,6 +296,7 @@ int runApp(int argc, char** argv) {
         return exitCodeFor(config.error());
     }
     log::setVerbose(config->verbose.value);
+    if (handoff) return releaseDeadHolder(*config, *handoff);
     switch (cli->action) {
     case CommandLine::Action::Check:
         log::printOut(formatConfig(*config));
@@ -276,7 +314,7 @@ int runApp(int argc, char** argv) {
         return printStatus(*config, **backend, cli->json);
     }
     default:
-        return run(*config);
+        return run(*config, argv);
     }
 }
 

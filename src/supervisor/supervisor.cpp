@@ -32,7 +32,7 @@ Duration renewRetry(Duration renew) {
 SignalSource::SignalSource(const std::vector<int>& forwarded) {
     sigset_t set;
     sigemptyset(&set);
-    for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2})
+    for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2})
         sigaddset(&set, sig);
     for (int sig : forwarded)
         sigaddset(&set, sig);
@@ -108,7 +108,9 @@ void Supervisor::handleSignals() {
     for (int sig : d_.signals.drain()) {
         if (sig == SIGCHLD) {
             d_.runner.reap();
-        } else if (sig == SIGTERM || sig == SIGINT) {
+        } else if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
+            // SIGQUIT too: its default (a core dump) would leave the payload to the guard,
+            // while a stop ends it in order and releases the lock at once.
             if (!stopRequested_) log::info(signalName(sig) + " received, stopping");
             stopRequested_ = true;
         } else if (phase_ == Phase::Running || phase_ == Phase::Stopping) {
@@ -137,7 +139,9 @@ void Supervisor::armTimer(TimePoint at) {
 int Supervisor::pollOnce(TimePoint until, std::initializer_list<int> extras) {
     auto now = d_.clock.now();
     if (until > now) armTimer(until);
-    std::vector<pollfd> fds = {{d_.signals.fd(), POLLIN, 0}, {timer_.get(), POLLIN, 0}};
+    std::vector<pollfd> fds = {{d_.signals.fd(), POLLIN, 0},
+                               {timer_.get(), POLLIN, 0},
+                               {d_.guard.fd(), POLLIN, 0}};
     for (int fd : extras)
         fds.push_back({fd, POLLIN, 0}); // poll() ignores fd -1
     int r = ::poll(fds.data(), fds.size(), until > now ? -1 : 0);
@@ -146,9 +150,10 @@ int Supervisor::pollOnce(TimePoint until, std::initializer_list<int> extras) {
     uint64_t expirations;
     [[maybe_unused]] auto n = ::read(timer_.get(), &expirations, sizeof expirations);
     if (fds[0].revents) handleSignals();
+    if (fds[2].revents) d_.guard.process();
     int ready = 0;
-    for (size_t i = 2; i < fds.size(); ++i)
-        if (fds[i].fd >= 0 && fds[i].revents) ready |= 1 << (i - 2);
+    for (size_t i = 3; i < fds.size(); ++i)
+        if (fds[i].fd >= 0 && fds[i].revents) ready |= 1 << (i - 3);
     return ready;
 }
 
@@ -187,10 +192,17 @@ std::optional<int> Supervisor::waitForLock() {
     for (;;) {
         handleSignals();
         if (stopRequested_) return exitcode::Ok;
+        if (!d_.guard.alive()) {
+            log::error("cannot wait for lock '" + cfg.name.value + "' without the lock guard");
+            return exitcode::Software;
+        }
         const TimePoint sentAt = d_.clock.now();
         auto lease = d_.backend.tryAcquire(interrupt);
         if (lease) {
-            lease_.confirm(sentAt, lease->validity);
+            confirmLease(sentAt, lease->validity);
+            // From here on a dead lockunit's lock outlives it until the payload's tree is
+            // gone, and is then released by the guard.
+            d_.guard.hold(d_.backend.heldFds(), d_.backend.handoff());
             token_ = lease->token;
             if (!lease->warning.empty())
                 log::warning("lock '" + cfg.name.value + "': " + lease->warning);
@@ -287,6 +299,11 @@ int Supervisor::runPayload() {
             return stopPayload(exitcode::Lost,
                                "lease of '" + cfg.name.value + "' could not be renewed in time");
         }
+        if (auto trouble = guardTrouble(); !trouble.empty()) {
+            log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
+                       "lost lock '" + cfg.name.value + "': " + trouble);
+            return stopPayload(exitcode::Lost, trouble);
+        }
         if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
         if (auto code = d_.runner.mainExit()) {
             log::info("payload exited with " + std::to_string(*code));
@@ -310,7 +327,7 @@ int Supervisor::runPayload() {
             armTimer(lease_.stopAt()); // a renewal still pending then is abandoned
             auto renewed = d_.backend.renew(interrupt);
             if (renewed) {
-                lease_.confirm(now, renewed->validity);
+                confirmLease(now, renewed->validity);
                 nextRenew = now + cfg.renew.value;
                 watchLoss = true;
             } else if (renewed.error().code == Errc::Lost) {
@@ -376,10 +393,24 @@ int Supervisor::stopPayload(int exitCode, const std::string& why) {
     return exitCode;
 }
 
+void Supervisor::confirmLease(TimePoint sentAt, Duration validity) {
+    lease_.confirm(sentAt, validity);
+    d_.guard.publishStopAt(lease_.infinite() ? TimePoint::max() : lease_.stopAt());
+}
+
+std::string Supervisor::guardTrouble() const {
+    if (!d_.guard.alive()) return "the lock guard is gone";
+    if (d_.guard.tookOver())
+        return "lockunit missed the lease's stop time (stalled?), so the lock guard stopped "
+               "the payload";
+    return {};
+}
+
 void Supervisor::releaseLock(bool takenAway) {
     phase_ = Phase::Releasing;
     SignalInterrupt interrupt(*this);
     auto r = d_.backend.release(interrupt);
+    d_.guard.drop();
     // After a loss the release only tidies up (it cannot take back what is not ours); the
     // journal's history of the lock ends with "lost", not with a misleading "released".
     if (takenAway)
@@ -406,6 +437,7 @@ int Supervisor::run() {
     d_.notifier.status("starting: waiting for lock '" + d_.config.name.value + "'");
     if (auto code = waitForLock()) {
         d_.notifier.stopping("stopping: never acquired lock '" + d_.config.name.value + "'");
+        d_.guard.finish();
         return *code;
     }
     int code;
@@ -426,6 +458,7 @@ int Supervisor::run() {
         throw;
     }
     releaseLock(takenAway_);
+    d_.guard.finish();
     return code;
 }
 

@@ -9,6 +9,7 @@
 
 #include "backends/backend.hpp"
 #include "config/config.hpp"
+#include "process/guard.hpp"
 #include "supervisor/lease.hpp"
 #include "systemd/notify.hpp"
 #include "systemd/notify_relay.hpp"
@@ -54,6 +55,8 @@ public:
         Notifier& notifier;
         const Clock& clock;
         SignalSource& signals;
+        // The lock guard: holds the lock's fds, starts and reaps the payload for the runner.
+        Guard& guard;
         // notify=relay: the payload's own NOTIFY_SOCKET, polled while the payload runs.
         NotifyRelay* relay = nullptr;
     };
@@ -71,10 +74,15 @@ private:
     int runPayload();
     int stopPayload(int exitCode, const std::string& why);
     void releaseLock(bool takenAway);
+    // A successful acquire or renewal: the new deadline, published to the lock guard too.
+    void confirmLease(TimePoint sentAt, Duration validity);
+    // Why the payload must stop now that is not the lease's own deadline: the lock guard is
+    // gone, or it stopped the payload itself. Empty if neither.
+    std::string guardTrouble() const;
 
-    // Polls the signalfd, the timer and the given fds (-1 = none) until one is ready or
-    // `until`. Handles the signals that arrived; returns a bit mask with bit i set when
-    // extras[i] became readable.
+    // Polls the signalfd, the timer, the lock guard's socket and the given fds (-1 = none)
+    // until one is ready or `until`. Handles the signals and the guard's messages that
+    // arrived; returns a bit mask with bit i set when extras[i] became readable.
     int pollOnce(TimePoint until, std::initializer_list<int> extras = {});
     // notify=relay: passes the payload's READY=1 / STATUS= on to systemd.
     void relayNotifications();

@@ -61,79 +61,21 @@ int payloadChild(void* setup) {
     becomePayload(*static_cast<const ChildSetup*>(setup));
 }
 
-// Starts the payload. With a pipe (go[0] read end, go[1] write end) the child waits to read one
-// byte from it before it exec()s (EOF: it exits 127 without running anything): that takes a
-// real fork(). Without one it exec()s at once, and a vfork-style clone (the child borrows our
-// memory, on a stack of its own, while we wait for its exec) starts it about twice as fast as
-// fork(), which copies our page tables and lets the child start on another CPU.
-Result<pid_t> forkPayload(const LaunchSpec& spec, bool ownProcessGroup, const int* go) {
-    std::vector<char*> argv, envp;
-    for (const auto& a : spec.argv)
-        argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    for (const auto& e : spec.env)
-        envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    ChildSetup setup{spec.path.c_str(), argv.data(), envp.data(), ownProcessGroup, ::getpid(), go,
-                     {}};
-    sigemptyset(&setup.none);
+} // namespace
 
+pid_t startPayloadChild(const char* path, char** argv, char** envp, bool ownProcessGroup,
+                        const int* go, char* stack, size_t stackSize) {
+    ChildSetup setup{path, argv, envp, ownProcessGroup, ::getpid(), go, {}};
+    sigemptyset(&setup.none);
     pid_t pid;
     if (go) {
         pid = ::fork();
         if (pid == 0) becomePayload(setup);
     } else {
-        std::vector<char> stack(64 * 1024);
-        pid = ::clone(payloadChild, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
-                      &setup);
+        pid = ::clone(payloadChild, stack + stackSize, CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
     }
-    if (pid < 0) return makeError(Errc::System, std::string("fork: ") + std::strerror(errno));
-    if (ownProcessGroup) ::setpgid(pid, pid); // both sides, so neither races the other
+    if (pid > 0 && ownProcessGroup) ::setpgid(pid, pid); // both sides, so neither races the other
     return pid;
-}
-
-} // namespace
-
-Result<pid_t> spawnPayload(const LaunchSpec& spec, bool ownProcessGroup) {
-    return forkPayload(spec, ownProcessGroup, nullptr);
-}
-
-Result<BlockedChild> BlockedChild::fork(const LaunchSpec& spec, bool ownProcessGroup) {
-    int go[2];
-    if (::pipe2(go, O_CLOEXEC) < 0)
-        return makeError(Errc::System, std::string("pipe: ") + std::strerror(errno));
-    auto pid = forkPayload(spec, ownProcessGroup, go);
-    ::close(go[0]);
-    if (!pid) {
-        ::close(go[1]);
-        return pid.error();
-    }
-    return BlockedChild(*pid, go[1]);
-}
-
-BlockedChild::BlockedChild(BlockedChild&& o) noexcept : pid_(o.pid_), goFd_(o.goFd_) {
-    o.goFd_ = -1;
-}
-
-BlockedChild& BlockedChild::operator=(BlockedChild&& o) noexcept {
-    if (goFd_ >= 0) ::close(goFd_);
-    pid_ = o.pid_;
-    goFd_ = std::exchange(o.goFd_, -1);
-    return *this;
-}
-
-BlockedChild::~BlockedChild() {
-    if (goFd_ >= 0) ::close(goFd_); // EOF: the child exits with 127 without running anything
-}
-
-Result<void> BlockedChild::release() {
-    char byte = 1;
-    ssize_t n = ::write(goFd_, &byte, 1);
-    ::close(goFd_);
-    goFd_ = -1;
-    if (n != 1)
-        return makeError(Errc::System, std::string("release child: ") + std::strerror(errno));
-    return {};
 }
 
 void ChildReaper::reap() {

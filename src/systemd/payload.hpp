@@ -21,6 +21,9 @@ struct LaunchSpec {
     int stopSignal = 15;
     Duration stopTimeout = std::chrono::seconds(5);
     std::string description; // for the scope's Description=
+    // How long after the lease's stop time the lock guard stops the payload itself, when
+    // lockunit's main process has not (it is stalled): half the safety margin.
+    Duration guardSlack = std::chrono::milliseconds(250);
 };
 
 // Runs the payload and stops everything it started: in a transient systemd scope, or in a
@@ -65,29 +68,15 @@ public:
     virtual std::string where() const = 0;
 };
 
-// Forks the payload to exec() at once (in a process group of its own when asked): for a run in
-// a process group, where nothing has to happen between fork and exec. The caller checks the
-// lease's stop time just before.
-Result<pid_t> spawnPayload(const LaunchSpec& spec, bool ownProcessGroup);
-
-// A child forked blocked on a pipe (DESIGN.md "race-free start"): it exec()s only once
-// release() is called, and exits with 127 if the parent drops it instead. For scope mode: the
-// child must be in its scope before it runs anything.
-class BlockedChild {
-public:
-    static Result<BlockedChild> fork(const LaunchSpec& spec, bool ownProcessGroup);
-    BlockedChild(BlockedChild&&) noexcept;
-    BlockedChild& operator=(BlockedChild&&) noexcept;
-    ~BlockedChild();
-
-    pid_t pid() const { return pid_; }
-    Result<void> release();
-
-private:
-    BlockedChild(pid_t pid, int goFd) : pid_(pid), goFd_(goFd) {}
-    pid_t pid_ = -1;
-    int goFd_ = -1;
-};
+// Starts the payload's main process: for the lock guard, so it allocates nothing. With `go`
+// (a pipe's read and write ends) the child is fork()ed and waits to read one byte from go[0]
+// before it exec()s (on EOF it exits 127 without running anything): scope mode moves it into
+// its scope first. Without, a vfork-style clone() on `stack` exec()s at once, which starts it
+// about twice as fast as fork() (no page tables to copy). The child joins a process group of
+// its own when asked, gets SIGKILL when its parent dies, and starts with no signal blocked.
+// Returns the pid, or -1 with errno.
+pid_t startPayloadChild(const char* path, char** argv, char** envp, bool ownProcessGroup,
+                        const int* go, char* stack, size_t stackSize);
 
 // Reaps children (lockunit is a child subreaper, so orphaned descendants of the payload come
 // back to it) and remembers how the main process ended.

@@ -40,12 +40,12 @@ Result<std::string> ownUnit(bool userManager) {
     return name;
 }
 
-Result<std::unique_ptr<PayloadRunner>> makeRunner(const Config& config) {
+Result<std::unique_ptr<PayloadRunner>> makeRunner(const Config& config, Guard& guard) {
     const ScopeMode mode = config.scope.value;
     const bool user = config.user.value;
-    auto processGroup = [](const std::string& why) {
+    auto processGroup = [&guard](const std::string& why) {
         log::info("running the payload in its own process group (" + why + ")");
-        return std::unique_ptr<PayloadRunner>(std::make_unique<ProcessGroupRunner>());
+        return std::unique_ptr<PayloadRunner>(std::make_unique<ProcessGroupRunner>(guard));
     };
     if (mode == ScopeMode::No) return processGroup("--scope=no");
 
@@ -75,6 +75,7 @@ Result<std::unique_ptr<PayloadRunner>> makeRunner(const Config& config) {
     options.memoryMax = config.memoryMax.value;
     options.cpuQuota = config.cpuQuota.value;
     options.tasksMax = config.tasksMax.value;
+    options.guard = &guard;
     auto runner = ScopeRunner::connect(std::move(options));
     if (!runner) {
         if (mode == ScopeMode::Auto)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #pragma once
 
+#include "process/guard.hpp"
+
 #include <memory>
 #include <string>
 
@@ -16,6 +18,6 @@ namespace lockunit {
 Result<std::string> ownUnit(bool userManager);
 
 // Chooses how the payload runs (--scope): a transient systemd scope, or a process group.
-Result<std::unique_ptr<PayloadRunner>> makeRunner(const Config& config);
+Result<std::unique_ptr<PayloadRunner>> makeRunner(const Config& config, Guard& guard);
 
 } // namespace lockunit

@@ -60,8 +60,8 @@ public:
                         TimePoint releaseBefore) override;
     void forward(int sig, bool toAll) override;
     void stop() override;
-    void reap() override { reaper_.reap(); }
-    std::optional<int> mainExit() const override { return reaper_.mainExit(); }
+    void reap() override { guard().reap(); }
+    std::optional<int> mainExit() const override { return guard().mainExit(); }
     bool finished() const override;
     int fd() const override;
     void process() override;
@@ -83,8 +83,9 @@ private:
     // StopUnit(scope, "replace"); the reply and the job's end arrive through dispatch().
     void requestStop();
     void checkStopJob();
-    // Without the bus: signal lockunit's own children (the payload's processes: lockunit is
-    // their subreaper) as the process-group runner does.
+    // Without the bus: signal the payload's processes through the lock guard, whose
+    // descendants they are, as the process-group runner does.
+    Guard& guard() const { return *options_.guard; }
     void fallBackToSignals(const std::string& why);
 
     Options options_;
@@ -93,7 +94,6 @@ private:
     // JobRemoved results of this scope's jobs, by job object path.
     std::map<std::string, std::string> jobs_;
 
-    ChildReaper reaper_;
     int stopSignal_ = 15;
     Duration stopTimeout_{};
     bool started_ = false;
@@ -261,13 +261,14 @@ Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrup
                                  TimePoint releaseBefore) {
     stopSignal_ = spec.stopSignal;
     stopTimeout_ = spec.stopTimeout;
-    reaper_.recordForeign();
-    auto child = BlockedChild::fork(spec, true);
+    const TimePoint deadline = std::min(BootClock::now() + kStartTimeout, releaseBefore);
+    // Forked by the guard, blocked until go(): if anything below fails, it never runs
+    // anything (it exits when the guard does).
+    auto child = guard().spawn(spec, true, spec.guardSlack, interrupt, deadline);
     if (!child) return child.error();
-    reaper_.setMain(child->pid());
 
     ScopeSettings settings;
-    settings.pid = child->pid();
+    settings.pid = *child;
     settings.ownUnit = options_.ownUnit;
     settings.description = spec.description;
     settings.stopSignal = spec.stopSignal;
@@ -280,7 +281,6 @@ Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrup
     if (!props) return props.error();
     const DbusProperties dbusProps = toDbus(*props);
 
-    const TimePoint deadline = std::min(BootClock::now() + kStartTimeout, releaseBefore);
     const std::string what = "starting scope '" + scope_ + "'";
     std::string job;
     for (int attempt = 0;; ++attempt) {
@@ -329,9 +329,9 @@ Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrup
                          what + ": the start job ended with result '" + jobs_[job] + "'");
     if (BootClock::now() >= releaseBefore)
         return makeError(Errc::Unavailable, what + ": took longer than the lease allows");
-    if (auto r = child->release(); !r) return r.error();
+    if (auto r = guard().go(); !r) return r.error();
     started_ = true;
-    return reaper_.main();
+    return *child;
 }
 
 bool DbusScopeRunner::ownUnitStopping() {
@@ -381,10 +381,7 @@ void DbusScopeRunner::forward(int sig, bool toAll) {
             log::debug("KillUnit '" + scope_ + "': " + e.getMessage() + ", signalling directly");
         }
     }
-    if (toAll)
-        reaper_.signalChildren(sig);
-    else if (!reaper_.mainExit())
-        ::kill(reaper_.main(), sig);
+    guard().signal(sig, toAll);
 }
 
 void DbusScopeRunner::requestStop() {
@@ -414,6 +411,7 @@ void DbusScopeRunner::stop() {
     // late (a busy manager, a queued job), lockunit SIGKILLs the scope itself just after that,
     // still inside the safety margin of the deadline rule.
     const auto now = BootClock::now();
+    guard().stop(false); // the guard's SIGKILL backstop, should lockunit stall from here on
     giveUpOnBusAt_ = now + stopTimeout_ + kStopGrace;
     killAt_ = now + stopTimeout_ + kKillSlack;
     requestStop();
@@ -459,8 +457,8 @@ void DbusScopeRunner::fallBackToSignals(const std::string& why) {
     signalling_ = true;
     scopeGone_ = true; // from now on, finished() counts lockunit's own children
     giveUpOnBusAt_.reset();
-    reaper_.signalChildren(stopSignal_);
-    if (stopSignal_ != SIGCONT) reaper_.signalChildren(SIGCONT);
+    guard().signal(stopSignal_, true);
+    if (stopSignal_ != SIGCONT) guard().signal(SIGCONT, true);
     // Never later than the SIGKILL that stop() planned.
     const auto kill = BootClock::now() + stopTimeout_;
     if (!killAt_ || kill < *killAt_) killAt_ = kill;
@@ -472,7 +470,7 @@ void DbusScopeRunner::process() {
 }
 
 bool DbusScopeRunner::finished() const {
-    return reaper_.mainExit().has_value() && scopeGone_ && !reaper_.childrenLeft();
+    return guard().mainExit().has_value() && scopeGone_ && !guard().treeLeft();
 }
 
 std::optional<TimePoint> DbusScopeRunner::nextTimeout() const {
@@ -502,7 +500,7 @@ void DbusScopeRunner::onTimeout(TimePoint now) {
         // too), and again every 50 ms: a killed parent's children are adopted by us only
         // after it dies.
         if (!scopeGone_) forward(SIGKILL, true);
-        reaper_.signalChildren(SIGKILL);
+        guard().signal(SIGKILL, true);
         killAt_ = now + std::chrono::milliseconds(50);
     }
 }

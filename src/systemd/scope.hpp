@@ -4,13 +4,14 @@
 #include <memory>
 #include <string>
 
+#include "process/guard.hpp"
 #include "systemd/payload.hpp"
 #include "systemd/scope_spec.hpp"
 
 namespace lockunit {
 
-// Scope mode: the payload in its own transient scope, created over D-Bus (DESIGN.md "systemd
-// facts"): the child is forked blocked on a pipe, moved into a new scope by StartTransientUnit
+// Scope mode: the payload in its own transient scope, created over D-Bus (docs/design.md
+// "systemd facts"): the lock guard forks the child blocked on a pipe, moved into a new scope by StartTransientUnit
 // with PIDs=[child], and released to exec() only once that start job has finished with "done".
 // The scope is bound to lockunit's own unit (BindsTo=), so it goes down with lockunit however
 // lockunit dies. Stopping is StopUnit(scope) and waiting for that job: KillSignal= to every
@@ -29,6 +30,7 @@ public:
         bool userBus = false; // the user's manager (--user) rather than the system's
         std::string ownUnit;  // BindsTo=, and where the scope's name comes from
         std::string slice, memoryMax, cpuQuota, tasksMax;
+        Guard* guard = nullptr; // starts and reaps the payload; not needed for prepare()
     };
     using Factory = Result<std::unique_ptr<ScopeRunner>> (*)(Options options);
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #pragma once
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <variant>
@@ -61,6 +63,11 @@ private:
 
 inline Error makeError(Errc code, std::string message) {
     return Error{code, std::move(message)};
+}
+
+// "what: <strerror(errno)>", for a failed system call (read errno before anything else runs).
+inline std::string errnoMessage(const std::string& what) {
+    return what + ": " + std::strerror(errno);
 }
 
 } // namespace lockunit

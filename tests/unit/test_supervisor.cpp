@@ -119,13 +119,16 @@ protected:
     // Runs a payload that writes its pid and sleeps, and returns lockunit's exit code.
     int run(const std::string& script = "exec sleep 30") {
         SignalSource signals(config_.forwardSignals.value);
-        ProcessGroupRunner runner;
+        char* noArgs[] = {nullptr};
+        auto guard = Guard::start(noArgs, environ);
+        EXPECT_TRUE(guard.ok());
+        ProcessGroupRunner runner(**guard);
         LaunchSpec spec;
         spec.path = "/bin/sh";
         spec.argv = {"sh", "-c", "echo $$ > " + pidFile_ + "; " + script};
         spec.stopSignal = config_.stopSignal.value;
         spec.stopTimeout = config_.stopTimeout.value;
-        Supervisor s({config_, backend_, runner, notifier_, clock_, signals}, spec, "me");
+        Supervisor s({config_, backend_, runner, notifier_, clock_, signals, **guard}, spec, "me");
         started_ = BootClock::now();
         int code = s.run();
         finished_ = BootClock::now();

@@ -3,8 +3,8 @@
 // file://DIR — a lock on one machine (or on a directory that several containers share).
 //
 // Slot K of lock NAME is DIR/NAME.lock (K = 0) or DIR/NAME.lock.K, held with flock(LOCK_EX) on
-// an O_CLOEXEC descriptor, so the payload never inherits it and the kernel drops it the moment
-// lockunit dies. Files are never unlinked (unlinking a flock'd file lets two holders lock two
+// an O_CLOEXEC descriptor, so the payload never inherits it. The lock guard keeps a duplicate
+// of it until the payload's whole tree has exited, so a dead lockunit's lock passes only then. Files are never unlinked (unlinking a flock'd file lets two holders lock two
 // different inodes); a holder checks that the path still names the inode it locked. The
 // holder writes its record into its slot file and empties it before unlocking. The fencing
 // token is a counter in DIR/NAME.fence, bumped under a short flock of its own and fsync'd.
@@ -136,8 +136,18 @@ public:
         // Empty the record first, so that no waiter reads us as the holder after we unlock.
         // A failure here leaves a stale record, which inspect() recognises (no flock on it).
         [[maybe_unused]] int r = ::ftruncate(held_.get(), 0);
+        // Unlocked explicitly: the lock guard's duplicate of this descriptor would otherwise
+        // keep it until the guard closes that.
+        ::flock(held_.get(), LOCK_UN);
         held_.reset();
         return {};
+    }
+
+    // The guard keeps the flock'd descriptor open until the payload's tree is gone. Releasing
+    // is then closing it, which needs no handoff.
+    std::vector<int> heldFds() const override {
+        if (!held_.valid()) return {};
+        return {held_.get()};
     }
 
     Result<LockState> inspect(Interrupt&) override {
