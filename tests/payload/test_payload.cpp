@@ -7,7 +7,8 @@
 // Options: --log FILE, --node NAME, --hold MS (default: forever), --exit N, --heartbeat MS,
 // --ignore-term (SIGTERM does nothing), --daemon-child (fork a setsid'd grandchild that
 // sleeps and heartbeats as NODE/child), --fds (print our open fds to stdout), --notify-ready
-// (send READY=1 to $NOTIFY_SOCKET after --ready-delay MS).
+// (send READY=1 to $NOTIFY_SOCKET after --ready-delay MS), --linger MS (on SIGTERM, go on
+// running for MS before ending).
 
 #include <csignal>
 #include <cstdio>
@@ -68,7 +69,7 @@ void notifyReady() {
 } // namespace
 
 int main(int argc, char** argv) {
-    long hold = -1, heartbeat = 20, readyDelay = 0;
+    long hold = -1, heartbeat = 20, readyDelay = 0, linger = 0;
     int exitCode = 0;
     bool ignoreTerm = false, daemonChild = false, fds = false, ready = false;
     for (int i = 1; i < argc; ++i) {
@@ -94,6 +95,8 @@ int main(int argc, char** argv) {
             ready = true;
         else if (a == "--ready-delay")
             readyDelay = std::atol(next().c_str());
+        else if (a == "--linger")
+            linger = std::atol(next().c_str());
         else {
             std::fprintf(stderr, "test_payload: unknown argument %s\n", a.c_str());
             return 2;
@@ -138,6 +141,12 @@ int main(int argc, char** argv) {
         if (until >= 0) step = std::min<long long>(step, (until - nowNs()) / 1'000'000 + 1);
         sleepMs(step);
         record("beat");
+    }
+    if (stopping && linger > 0) {
+        for (long long lingerUntil = nowNs() + linger * 1'000'000LL; nowNs() < lingerUntil;) {
+            sleepMs(std::min(heartbeat, linger));
+            record("beat");
+        }
     }
     record("end");
     return stopping ? 143 : exitCode;

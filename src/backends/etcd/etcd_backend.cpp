@@ -110,7 +110,10 @@ public:
         : api_(std::move(api)), prefix_(s.prefix + p.lockName + "/"),
           prefixEnd_(etcd::prefixEnd(prefix_)), holders_(p.holders), self_(p.self),
           ttlSeconds_(etcd::ttlSeconds(p.ttl)), requestTimeout_(s.requestTimeout),
-          retryInterval_(std::min<Duration>(kMaxRetryInterval, p.renew / 2)), renew_(p.renew) {}
+          retryInterval_(std::min<Duration>(kMaxRetryInterval, p.renew / 2)), renew_(p.renew) {
+        // Release mode: revoking the dead holder's lease deletes its key, and nothing else.
+        if (!p.adopt.empty()) lease_ = std::strtoll(p.adopt.c_str(), nullptr, 10);
+    }
 
     ~EtcdBackend() override {
         // A waiter that gives up (wait expired, stop requested) leaves no key behind to hold
@@ -159,6 +162,11 @@ public:
 
     Result<void> release(Interrupt& interrupt) override {
         return dropKeyAndLease(BootClock::now() + requestTimeout_, interrupt);
+    }
+
+    // Our lease: revoking it frees exactly our key.
+    std::string handoff() const override {
+        return holding_ && lease_ ? std::to_string(lease_) : std::string();
     }
 
     Result<LockState> inspect(Interrupt& interrupt) override {
