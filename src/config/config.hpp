@@ -67,7 +67,7 @@ struct Config {
     // that backend's declared keys.
     std::map<std::string, BackendSettings> backendTables;
 
-    // The safety margin of the deadline rule (DESIGN.md invariant 1).
+    // The safety margin of the deadline rule (docs/design.md, invariant 1).
     Duration drift() const;
     Duration margin() const;
     const BackendSettings& backendSettings(const std::string& table) const;

@@ -6,7 +6,7 @@
 
 namespace lockunit {
 
-// The deadline rule (DESIGN.md invariant 1). A lease confirmed by a call that was *sent* at
+// The deadline rule (docs/design.md, invariant 1). A lease confirmed by a call that was *sent* at
 // time S with validity V is ours until S + V − drift on our own CLOCK_BOOTTIME; we start
 // stopping the payload stop_timeout + margin before that, so that it is dead before anyone
 // else can get the lock. Only a successful acquire/renew moves the deadline.

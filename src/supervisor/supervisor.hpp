@@ -19,7 +19,7 @@
 
 namespace lockunit {
 
-// lockunit's exit codes (DESIGN.md invariant 5). The payload's own code passes through.
+// lockunit's exit codes (docs/design.md, invariant 5). The payload's own code passes through.
 namespace exitcode {
 inline constexpr int Ok = 0;
 inline constexpr int Usage = 64;
@@ -43,7 +43,7 @@ private:
     UniqueFd fd_;
 };
 
-// The state machine of DESIGN.md: Waiting → Starting → Running → Stopping → Releasing, in one
+// The state machine of docs/design.md ("Lifecycle"): Waiting → Starting → Running → Stopping → Releasing, in one
 // thread and one poll loop over the signalfd, the backend's wake-up fd, the runner's fd and a
 // CLOCK_BOOTTIME timer.
 class Supervisor {

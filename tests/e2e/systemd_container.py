@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """A real systemd 252 for end-to-end tests: boots the host's own /usr in a systemd-nspawn
-container (DESIGN.md "A real systemd for tests"), with the build directory bound read-only at
+container (docs/architecture.md, "Tests"), with the build directory bound read-only at
 /opt/lockunit, and runs commands inside with nsenter. Every container is powered off by its
 own PID in teardown; leftovers are killed. Needs root and systemd-nspawn (systemd-container)."""
 
