@@ -660,7 +660,12 @@ Result<pid_t> Guard::spawn(const LaunchSpec& spec, bool blocked, Duration slack,
                               static_cast<ssize_t>(image.size()))
         return makeError(Errc::System, errnoMessage("memfd (payload)"));
     using std::chrono::nanoseconds;
+    // Reset before asking: the payload's exit and "tree empty" may come in the same read as
+    // the answer.
     started_.reset();
+    spawned_ = false;
+    empty_ = false;
+    mainExit_.reset();
     if (!send(kSpawn, blocked ? 1 : 0, spec.stopSignal,
               std::chrono::duration_cast<nanoseconds>(spec.stopTimeout).count(),
               std::chrono::duration_cast<nanoseconds>(slack).count(), {memfd.get()}))
@@ -679,8 +684,6 @@ Result<pid_t> Guard::spawn(const LaunchSpec& spec, bool blocked, Duration slack,
     }
     payload_ = *started_;
     spawned_ = true;
-    empty_ = false;
-    mainExit_.reset();
     reaper_.setMain(payload_); // if the guard dies, the payload's exit comes to us
     return payload_;
 }
