@@ -73,7 +73,7 @@ def lock_dir(prefix):
 
 
 def read_records(log):
-    """{node: {"start": ns, "end": ns}} from the test payload's records."""
+    """{node: {"start": ns, "end": ns, "pid": pid}} from the test payload's records."""
     out = {}
     try:
         with open(log) as f:
@@ -81,8 +81,8 @@ def read_records(log):
                 parts = line.split()
                 if len(parts) != 5:
                     continue
-                what, node, _token, _pid, ns = parts
-                out.setdefault(node, {})
+                what, node, _token, pid, ns = parts
+                out.setdefault(node, {})["pid"] = int(pid)
                 if what in ("start", "end") and what not in out[node]:
                     out[node][what] = int(ns)
     except FileNotFoundError:
@@ -163,6 +163,16 @@ class Proc:
         import signal
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+    def kill_main(self):
+        """SIGKILL to the tool's own process only: the tool dies, its node and its payload do
+        not (what a crash, the OOM killer or `kill -9 PID` of lockunit does)."""
+        import signal
+        try:
+            os.kill(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait(timeout=10)
@@ -254,9 +264,10 @@ def chain_handovers(tool, payload, workdir, count, hold_ms, name="handover"):
     return samples, len(queued) - len(samples)
 
 
-def crash_failovers(tool, payload, workdir, count, name="failover"):
+def crash_failovers(tool, payload, workdir, count, name="failover", crash=lambda p: p.crash()):
     """The holder (tool and payload) is SIGKILLed while one waiter is queued; ms from the kill
-    to the waiter's payload start."""
+    to the waiter's payload start. `crash` is how the holder dies (default: its whole process
+    group, a node that dies; Proc.kill_main: the lock tool alone)."""
     log_path = os.path.join(workdir, "%s-%s.log" % (tool.label, name))
     out = []
     for i in range(count):
@@ -270,7 +281,7 @@ def crash_failovers(tool, payload, workdir, count, name="failover"):
             raise SystemExit("%s: waiter never queued: %s" % (tool.label, waiter.stderr()))
         time.sleep(0.3)  # let the waiter settle into its idle wait
         t0 = time.time_ns()
-        holder.crash()
+        crash(holder)
         if not wait_for(lambda: started(log_path, "w%d" % i), 120, interval=0.005):
             raise SystemExit("%s: the waiter never took over: %s" % (tool.label, waiter.stderr()))
         out.append((read_records(log_path)["w%d" % i]["start"] - t0) / 1e6)
