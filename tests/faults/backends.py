@@ -17,10 +17,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
 
-# Faults of the driver (faults.py). `pause-lockunit` runs with WatchdogSec= (the contrast
-# profile runs it without), `freeze-node` stops every process of the holder's container.
-NODE_FAULTS = ["kill-lockunit", "pause-lockunit", "freeze-node", "systemctl-stop",
-               "systemctl-restart", "systemctl-kill", "reboot"]
+# Faults of the driver (faults.py). The units run without WatchdogSec= (the lock guard stops a
+# paused lockunit's payload; `--watchdog` adds it back), `freeze-node` stops every process of
+# the holder's container, the guard's included. `crash-lockunit` is a SIGSEGV of lockunit,
+# `kill-guard` a SIGKILL of its lock guard.
+NODE_FAULTS = ["kill-lockunit", "crash-lockunit", "kill-guard", "pause-lockunit", "freeze-node",
+               "systemctl-stop", "systemctl-restart", "systemctl-kill", "systemctl-kill-all",
+               "reboot"]
 NET_FAULTS = ["partition", "partition-cut", "latency"]
 SERVER_FAULTS = ["server-restart"]
 
@@ -72,6 +75,10 @@ class FileBackend(Backend):
     """A lock directory on the host, bind-mounted into every node: flock() works across the
     containers because they share one kernel."""
     name = "file"
+    # SIGKILL to lockunit and its guard at once closes the flock fd while the scope's
+    # BindsTo= stop still runs the payload (docs/guarantees.md): contrast runs only.
+    contrast_only = {"systemctl-kill-all"}
+    limits_with_watchdog = {"systemctl-kill-all"}
 
     def url(self, node):
         return "file:///run/shared/locks"
@@ -86,7 +93,8 @@ class PostgresBackend(Backend):
     # A frozen node's kernel keeps its session (and lock) alive: no overlap. A server restart
     # ends every session at once, while the old holder needs up to stop_timeout to notice and
     # stop its payload (docs/backends/postgres.md, "Server-side loss is immediate").
-    limits_with_watchdog = {"server-restart"}
+    contrast_only = {"systemctl-kill-all"}
+    limits_with_watchdog = {"server-restart", "systemctl-kill-all"}
 
     @property
     def programs(self):
@@ -152,7 +160,6 @@ class _LeaseBackend(Backend):
     faults = NODE_FAULTS + NET_FAULTS + SERVER_FAULTS
     contrast_only = {"freeze-node"}
     limits_with_watchdog = {"freeze-node"}
-    limits_without_watchdog = {"pause-lockunit"}
 
 
 class RedisBackend(_LeaseBackend):

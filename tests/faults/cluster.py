@@ -63,8 +63,11 @@ class Node:
     # -- the unit -----------------------------------------------------------------------------
     def install(self, settings, backend, record_dir):
         log = "/run/out/%s/%s.log" % (record_dir, self.name)
+        # The payload lingers on SIGTERM (half the stop timeout), so that every stop, and
+        # every takeover after a dead lockunit, has a tree that is still running.
         command = [PAYLOAD, "--log", log, "--node", self.name,
-                   "--heartbeat", str(settings.heartbeat_ms)]
+                   "--heartbeat", str(settings.heartbeat_ms),
+                   "--linger", str(int(settings.stop_timeout * 500))]
         conf = ('name = "faults"\nbackend = "%s"\nttl = "%gs"\nrenew = "%gs"\n'
                 'stop_timeout = "%gs"\ncommand = [%s]\n%s' % (
                     backend.url(self.index), settings.ttl, settings.renew, settings.stop_timeout,

@@ -131,7 +131,8 @@ class Driver:
     def fault_list(self, backend):
         faults = [f for f in backend.faults if not self.args.only or f in self.args.only]
         if self.args.contrast:
-            return [f for f in faults if f in ("pause-lockunit", "freeze-node")]
+            return [f for f in faults if f in ("pause-lockunit", "freeze-node",
+                                               "systemctl-kill-all")]
         # Faults that overlap by design of the backend (an expiring lease) run in the
         # contrast runs only.
         return [f for f in faults if f not in backend.contrast_only]
@@ -218,7 +219,7 @@ class Driver:
             fault = fault_at(b.start)
             self.stats.setdefault((backend.name, fault), Stat()).overlaps += 1
             what = "%s/%s: %s: %r and %r" % (backend.name, fault, describe_overlap(a, b), a, b)
-            if fault in backend.limits(watchdog=not self.args.contrast):
+            if fault in backend.limits(watchdog=bool(self.s.watchdog)):
                 self.limits.append(what)
             else:
                 self.failures.append("BUG? " + what)
@@ -231,6 +232,18 @@ class Driver:
 
     def f_kill_lockunit(self, backend, node):
         node.c.run(["kill", "-KILL", str(node.main_pid())], check=False)
+
+    def f_crash_lockunit(self, backend, node):
+        node.c.run(["kill", "-SEGV", str(node.main_pid())], check=False)
+
+    def f_kill_guard(self, backend, node):
+        main = node.main_pid()
+        guard = node.c.run(["sh", "-c", "for c in $(cat /proc/%d/task/%d/children); do "
+                            "[ \"$(cat /proc/$c/comm)\" = lockunit-guard ] && echo $c; done"
+                            % (main, main)], check=False).stdout.split()
+        for pid in guard:
+            node.c.run(["kill", "-KILL", pid], check=False)
+        return "guard PID %s of lockunit PID %d" % (",".join(guard) or "?", main)
 
     def f_pause_lockunit(self, backend, node):
         pid = node.main_pid()
@@ -256,9 +269,17 @@ class Driver:
         node.c.systemctl("restart", "lockunit@faults.service", check=False)
 
     def f_systemctl_kill(self, backend, node):
-        sig = self.rng.choice(["TERM", "KILL"])
-        node.c.systemctl("kill", "-s", sig, "lockunit@faults.service", check=False)
-        return "SIG" + sig
+        # SIGTERM to every process of the unit, or SIGKILL to lockunit (its main process).
+        sig, whom = self.rng.choice([("TERM", "all"), ("KILL", "main")])
+        node.c.systemctl("kill", "--kill-whom=" + whom, "-s", sig, "lockunit@faults.service",
+                         check=False)
+        return "SIG%s to %s" % (sig, whom)
+
+    def f_systemctl_kill_all(self, backend, node):
+        # SIGKILL to lockunit and its lock guard at once (docs/guarantees.md: a limit where
+        # the lock ends with its holder's fd or session).
+        node.c.systemctl("kill", "--kill-whom=all", "-s", "KILL", "lockunit@faults.service",
+                         check=False)
 
     def f_reboot(self, backend, node):
         clean = node.reboot()
@@ -335,7 +356,9 @@ def main():
     ap.add_argument("--seed", type=int)
     ap.add_argument("--ttl", type=float, default=4.0)
     ap.add_argument("--contrast", action="store_true",
-                    help="the documented contrast runs: no WatchdogSec, pause and freeze only")
+                    help="the documented contrast runs: pause and freeze only")
+    ap.add_argument("--watchdog", action="store_true",
+                    help="units with WatchdogSec=ttl/4 (default: none; the lock guard acts)")
     ap.add_argument("--keep", action="store_true", help="keep the records directory")
     args = ap.parse_args()
     if args.faults is None:
@@ -358,7 +381,7 @@ def main():
         skip_or_fail("no backend can run")
 
     settings = Settings(ttl=args.ttl, renew=args.ttl / 4, stop_timeout=args.ttl / 4,
-                        watchdog=0 if args.contrast else args.ttl / 4)
+                        watchdog=args.ttl / 4 if args.watchdog else 0)
     rng = random.Random(seed)
     workdir = tempfile.mkdtemp(prefix="lockunit-faults-")
     driver = Driver(args, settings, rng, workdir)
