@@ -161,13 +161,19 @@ class SingleNode(EtcdTestCase):
         self.assertLess(took, 2.0, "the watch did not wake the idle waiter")
         self.assertNoOverlap(read_runs(log))
 
-    def test_holder_sigkilled_a_waiter_takes_over_after_the_lease_ttl(self):
+    def test_holder_node_dies_a_waiter_takes_over_after_the_lease_ttl(self):
+        # lockunit and its lock guard die together (a node that dies): nobody can release, so
+        # the lease runs out. (A SIGKILL of lockunit alone: tests/integration/test_guard.py.)
         timing = ("--ttl=3s", "--renew=1s", "--stop-timeout=1s")
         holder, log = self.hold(*timing)
         waiter = self.start(self.args(*timing) + ["--"] + payload(log, "waiter"), label="waiter")
         self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        with open("/proc/%d/task/%d/children" % (holder.pid, holder.pid)) as f:
+            below = [int(p) for p in f.read().split()]
         killed = time.time_ns()
         holder.signal(signal.SIGKILL)
+        for pid in below:  # the guard, and with it the payload (PR_SET_PDEATHSIG)
+            os.kill(pid, signal.SIGKILL)
         holder.wait(5)
         self.assertTrue(wait_for(lambda: any(r.node == "waiter" for r in read_runs(log)), 15),
                         waiter.stderr())
@@ -276,7 +282,7 @@ class SingleNode(EtcdTestCase):
     def test_plain_etcd_maps_no_tls_library(self):
         # TLS is a part of the module (lockunit-etcd-tls.so) loaded only for etcds://: a plain
         # etcd:// lock stays small (libssl and libcrypto are several MB of resident memory).
-        code, out, err = run(self.args("--", "sh", "-c", "cat /proc/$PPID/maps"))
+        code, out, err = run(self.args("--", "sh", "-c", "cat /proc/$(cut -d' ' -f4 /proc/$PPID/stat)/maps"))
         self.assertEqual(code, 0, err)
         self.assertIn("lockunit-etcd.so", out)
         for lib in ("lockunit-etcd-tls", "libssl", "libcrypto", "libcurl", "libgnutls"):
@@ -498,7 +504,7 @@ class Tls(EtcdTestCase):
     def test_etcds_loads_the_tls_part(self):
         c = self.etcd.certs
         conf = self.conf(ca_file=c["ca.crt"], cert_file=c["client.crt"], key_file=c["client.key"])
-        code, out, err = run(["--conf=" + conf, "--scope=no", "--", "sh", "-c", "cat /proc/$PPID/maps"])
+        code, out, err = run(["--conf=" + conf, "--scope=no", "--", "sh", "-c", "cat /proc/$(cut -d' ' -f4 /proc/$PPID/stat)/maps"])
         self.assertEqual(code, 0, err)
         self.assertIn("lockunit-etcd-tls.so", out)
         self.assertIn("libssl", out)

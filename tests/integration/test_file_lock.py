@@ -155,7 +155,7 @@ class FileLock(LockunitTestCase):
         # Network backends and scope mode are modules loaded on first use: a file lock in a
         # process group maps none of them (nor libpq, libssl, nghttp2, protobuf, hiredis,
         # sdbus-c++), and toml++ is compiled in, which keeps lockunit's start-up and memory small.
-        code, out, err = run(self.base("jobs", "--", "sh", "-c", "cat /proc/$PPID/maps"))
+        code, out, err = run(self.base("jobs", "--", "sh", "-c", "cat /proc/$(cut -d' ' -f4 /proc/$PPID/stat)/maps"))
         self.assertEqual(code, 0, err)
         self.assertIn("lockunit", out)
         unneeded = ["lockunit-redis", "lockunit-etcd", "lockunit-postgres", "lockunit-scope",
