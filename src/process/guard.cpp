@@ -36,10 +36,8 @@ namespace {
 enum MsgType : int32_t {
     // main → guard
     kHold = 1, // SCM_RIGHTS: the held fds, then the handoff memfd if a = 1
-    kDrop,     // the lock was released: close the held fds
-    kSpawn,    // SCM_RIGHTS: a memfd with "path\0argv...\0\0env...\0\0"; a = blocked,
+    kSpawn,    // SCM_RIGHTS: a memfd with "path\0argv...\0\0env...\0\0";
                // b = stop signal, ns = stop timeout, ns2 = slack
-    kGo,       // scope mode: let the blocked payload exec()
     kSignal,   // a = signal, b = to the whole tree
     kStop,     // b = send the stop signal (0: systemd sends it; SIGKILL backstop only)
     kRecheck,  // the published stop time moved earlier
@@ -87,7 +85,6 @@ struct GuardState {
     int held[kMaxHeld] = {};
     int heldCount = 0;
     int handoff = -1;
-    int goFd = -1;
     pid_t payload = -1;
     bool payloadExited = false;
     bool spawned = false;
@@ -233,7 +230,7 @@ void beginStop(bool sendSignal, int64_t now) {
         if (g.stopSignal != SIGCONT) signalTree(SIGCONT, false); // a stopped process cannot act
         g.killAtNs = now + g.stopTimeoutNs;
     } else {
-        g.killAtNs = now + g.stopTimeoutNs + g.slackNs; // systemd's own SIGKILL comes first
+        g.killAtNs = now + g.stopTimeoutNs; // systemd sent the stop signal now
     }
 }
 
@@ -319,24 +316,9 @@ void spawn(int memfd, const Msg& m) {
     g.stopSignal = m.b;
     g.stopTimeoutNs = m.ns;
     g.slackNs = m.ns2;
-    int go[2] = {-1, -1};
-    const bool blocked = m.a != 0;
-    if (blocked && ::pipe2(go, O_CLOEXEC) < 0) {
-        sendToMain(kStarted, -errno);
-        ::munmap(map, static_cast<size_t>(st.st_size));
-        return;
-    }
-    pid_t pid = startPayloadChild(path, launchArgv, launchEnv, true, blocked ? go : nullptr,
-                                  childStack, sizeof childStack);
+    pid_t pid = startPayloadChild(path, launchArgv, launchEnv, childStack, sizeof childStack);
     int err = errno;
     ::munmap(map, static_cast<size_t>(st.st_size));
-    if (blocked) {
-        ::close(go[0]);
-        if (pid < 0)
-            ::close(go[1]);
-        else
-            g.goFd = go[1];
-    }
     if (pid < 0) {
         sendToMain(kStarted, -err);
         return;
@@ -361,23 +343,12 @@ void handleMessage(const Msg& m, const int* fds, int nfds) {
                 ::close(fds[i]);
         }
         return;
-    case kDrop:
-        closeHeld();
-        break;
     case kSpawn:
         if (nfds == 1 && !g.spawned) {
             spawn(fds[0], m);
             return;
         }
         sendToMain(kStarted, -EINVAL);
-        break;
-    case kGo:
-        if (g.goFd >= 0) {
-            char byte = 1;
-            [[maybe_unused]] auto n = ::write(g.goFd, &byte, 1);
-            ::close(g.goFd);
-            g.goFd = -1;
-        }
         break;
     case kSignal:
         if (m.b)
@@ -606,6 +577,7 @@ void Guard::process() {
 void Guard::lostGuard() {
     if (!alive_) return;
     alive_ = false;
+    lost_ = true;
     sock_.reset();
     log::error("the lock guard (PID " + std::to_string(pid_) + ") is gone");
     reaper_.reap();
@@ -633,10 +605,6 @@ void Guard::hold(const std::vector<int>& fds, const std::string& handoff) {
     send(kHold, all.size() > fds.size() ? 1 : 0, 0, 0, 0, all);
 }
 
-void Guard::drop() {
-    send(kDrop);
-}
-
 void Guard::publishStopAt(TimePoint stopAt) {
     auto* page = static_cast<Page*>(page_);
     const int64_t ns = toNs(stopAt);
@@ -644,8 +612,8 @@ void Guard::publishStopAt(TimePoint stopAt) {
     if (ns < old) send(kRecheck); // the guard's timer is armed for the later time
 }
 
-Result<pid_t> Guard::spawn(const LaunchSpec& spec, bool blocked, Duration slack,
-                           Interrupt& interrupt, TimePoint deadline) {
+Result<pid_t> Guard::spawn(const LaunchSpec& spec, Duration slack, Interrupt& interrupt,
+                           TimePoint deadline) {
     stopSignal_ = spec.stopSignal;
     stopTimeout_ = spec.stopTimeout;
     std::string image = spec.path + '\0';
@@ -666,7 +634,7 @@ Result<pid_t> Guard::spawn(const LaunchSpec& spec, bool blocked, Duration slack,
     spawned_ = false;
     empty_ = false;
     mainExit_.reset();
-    if (!send(kSpawn, blocked ? 1 : 0, spec.stopSignal,
+    if (!send(kSpawn, 0, spec.stopSignal,
               std::chrono::duration_cast<nanoseconds>(spec.stopTimeout).count(),
               std::chrono::duration_cast<nanoseconds>(slack).count(), {memfd.get()}))
         return makeError(Errc::Unavailable, "the lock guard is gone");
@@ -686,11 +654,6 @@ Result<pid_t> Guard::spawn(const LaunchSpec& spec, bool blocked, Duration slack,
     spawned_ = true;
     reaper_.setMain(payload_); // if the guard dies, the payload's exit comes to us
     return payload_;
-}
-
-Result<void> Guard::go() {
-    if (!send(kGo)) return makeError(Errc::Unavailable, "the lock guard is gone");
-    return {};
 }
 
 void Guard::signalLeftovers(int sig) {

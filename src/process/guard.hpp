@@ -25,7 +25,8 @@ namespace lockunit {
 //     └─ guard: child subreaper; every signal blocked; no allocation and no backend protocol
 //        │      in its loop; holds duplicates of the backend's heldFds() while a lock is held
 //        └─ payload (started by the guard, so every process of its tree, daemons included,
-//                    stays a descendant of the guard)
+//                    stays a descendant of the guard; in scope mode the guard moves into the
+//                    scope first, so the payload is born there)
 //
 // The guard acts on its own in two cases only:
 // - main is gone (EOF on the socket): it stops the payload's whole tree (the stop signal to
@@ -52,27 +53,27 @@ public:
     // The lock is ours: keep these fds open until the tree is gone, and release with this
     // handoff if main dies (see LockBackend::heldFds(), handoff()).
     void hold(const std::vector<int>& fds, const std::string& handoff);
-    // The lock was released by main: close the held fds, forget the handoff.
-    void drop();
     // The lease's stop time as main last confirmed it (TimePoint::max(): none).
     void publishStopAt(TimePoint stopAt);
 
-    // Starts the payload, blocked on a pipe until go() when `blocked` (scope mode). `slack`:
-    // how long after the published stop time the guard steps in for a stalled main.
-    Result<pid_t> spawn(const LaunchSpec& spec, bool blocked, Duration slack,
-                        Interrupt& interrupt, TimePoint deadline);
-    Result<void> go();
+    // Starts the payload (in scope mode, once the guard is in the scope). `slack`: how long
+    // after the published stop time the guard steps in for a stalled main.
+    Result<pid_t> spawn(const LaunchSpec& spec, Duration slack, Interrupt& interrupt,
+                        TimePoint deadline);
     // Passes a signal to the payload's main process, or to every process of its tree.
     void signal(int sig, bool toAll);
     // Stops the whole tree: the stop signal now (unless `sendSignal` is false, when systemd
     // sends it), SIGKILL once the stop timeout has passed.
     void stop(bool sendSignal);
 
+    pid_t pid() const { return pid_; }
     pid_t payload() const { return payload_; }
     std::optional<int> mainExit() const;
     // True while any process of the payload's tree is left.
     bool treeLeft() const;
     bool alive() const { return alive_; }
+    // True if the guard died on its own (not after finish()).
+    bool lost() const { return lost_; }
     // True once the guard has stopped the tree on its own (main missed its stop time).
     bool tookOver() const { return tookOver_; }
     // On SIGCHLD: reaps the guard if it died, and the payload's processes reparented to main.
@@ -80,7 +81,8 @@ public:
     // While the guard is dead: main's own SIGKILL escalation for what is left.
     std::optional<TimePoint> nextTimeout() const { return alive_ ? std::nullopt : killAt_; }
     void onTimeout(TimePoint now);
-    // Main is done: the guard exits (its held fds close), and main waits for that.
+    // The payload's tree is gone, or main is done: the guard exits (its held fds close; the
+    // lock stays with main's own), and main waits for that.
     void finish();
 
 private:
@@ -94,6 +96,7 @@ private:
     UniqueFd sock_;
     void* page_;
     bool alive_ = true;
+    bool lost_ = false;
     bool tookOver_ = false;
     bool empty_ = false;
     bool spawned_ = false;

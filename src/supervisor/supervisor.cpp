@@ -192,7 +192,7 @@ std::optional<int> Supervisor::waitForLock() {
     for (;;) {
         handleSignals();
         if (stopRequested_) return exitcode::Ok;
-        if (!d_.guard.alive()) {
+        if (d_.guard.lost()) {
             log::error("cannot wait for lock '" + cfg.name.value + "' without the lock guard");
             return exitcode::Software;
         }
@@ -309,11 +309,7 @@ int Supervisor::runPayload() {
             log::info("payload exited with " + std::to_string(*code));
             phase_ = Phase::Stopping;
             d_.runner.stop(); // whatever it left behind goes too, before the lock is released
-            while (!d_.runner.finished()) {
-                pollOnce(d_.runner.nextTimeout().value_or(TimePoint::max()), {d_.runner.fd()});
-                d_.runner.process();
-                d_.runner.onTimeout(d_.clock.now());
-            }
+            waitUntilStopped();
             // systemd may stop the scope (BindsTo=) a moment before our SIGTERM arrives: that
             // is still a requested stop, which exits 0. Asked only now that nothing runs.
             handleSignals();
@@ -385,12 +381,20 @@ int Supervisor::stopPayload(int exitCode, const std::string& why) {
                          std::to_string(payloadPid_));
     log::info("stopping the payload (" + why + ")");
     d_.runner.stop();
-    while (!d_.runner.finished()) {
+    waitUntilStopped();
+    return exitCode;
+}
+
+void Supervisor::waitUntilStopped() {
+    for (;;) {
+        // The tree is gone: the guard's work is done. It leaves first (in scope mode it is in
+        // the scope, which can end only then), and the lock is released after that.
+        if (d_.runner.mainExit() && !d_.guard.treeLeft() && d_.guard.alive()) d_.guard.finish();
+        if (d_.runner.finished()) return;
         if (pollOnce(d_.runner.nextTimeout().value_or(TimePoint::max()), {d_.runner.fd()}))
             d_.runner.process();
         d_.runner.onTimeout(d_.clock.now());
     }
-    return exitCode;
 }
 
 void Supervisor::confirmLease(TimePoint sentAt, Duration validity) {
@@ -399,7 +403,7 @@ void Supervisor::confirmLease(TimePoint sentAt, Duration validity) {
 }
 
 std::string Supervisor::guardTrouble() const {
-    if (!d_.guard.alive()) return "the lock guard is gone";
+    if (d_.guard.lost()) return "the lock guard is gone";
     if (d_.guard.tookOver())
         return "lockunit missed the lease's stop time (stalled?), so the lock guard stopped "
                "the payload";
@@ -410,7 +414,6 @@ void Supervisor::releaseLock(bool takenAway) {
     phase_ = Phase::Releasing;
     SignalInterrupt interrupt(*this);
     auto r = d_.backend.release(interrupt);
-    d_.guard.drop();
     // After a loss the release only tidies up (it cannot take back what is not ours); the
     // journal's history of the lock ends with "lost", not with a misleading "released".
     if (takenAway)

@@ -73,6 +73,9 @@ private:
     std::optional<int> waitForLock();
     int runPayload();
     int stopPayload(int exitCode, const std::string& why);
+    // Serves the runner and the guard until every process of the payload is gone, the lock
+    // guard has left, and (scope mode) the scope has ended.
+    void waitUntilStopped();
     void releaseLock(bool takenAway);
     // A successful acquire or renewal: the new deadline, published to the lock guard too.
     void confirmLease(TimePoint sentAt, Duration validity);

@@ -17,40 +17,30 @@ namespace lockunit {
 
 namespace {
 
-// What the child needs between fork and exec, all built before: it may only make
-// async-signal-safe calls, and in a vfork-style child it shares the parent's memory.
+// What the child needs between clone and exec, all built before: it may only make
+// async-signal-safe calls, and it shares its parent's memory until it exec()s.
 struct ChildSetup {
     const char* path;
     char** argv;
     char** envp;
-    bool ownProcessGroup;
     pid_t parent;
-    const int* go; // the pipe to wait on, or nullptr
     sigset_t none;
 };
 
-// The child's side: its process group, its death with lockunit, a clean signal state, the wait
-// for the go byte (if any), then exec. Only syscalls: no allocation, no lock, no return.
+// The child's side: its own process group, its death with the guard, a clean signal state,
+// then exec. Only syscalls: no allocation, no lock, no return.
 [[noreturn]] void becomePayload(const ChildSetup& c) {
-    if (c.go) ::close(c.go[1]); // so that the parent's close is an EOF here
-    if (c.ownProcessGroup) ::setpgid(0, 0);
-    // If lockunit dies, however it dies, the payload must not run on without the lock.
+    ::setpgid(0, 0);
+    // If its parent (the lock guard) dies, the payload's main process dies with it; lockunit
+    // then stops the rest of the tree (docs/design.md, "The lock guard").
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != c.parent) ::_exit(127);
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     ::sigaction(SIGPIPE, &dfl, nullptr);
-    // lockunit installs no signal handlers (signals go to its signalfd), so unblocking here
-    // cannot run one of them in a child that shares the parent's memory.
+    // Neither lockunit nor its guard installs signal handlers (signals go to signalfds), so
+    // unblocking here cannot run one of them in a child that shares the parent's memory.
     ::sigprocmask(SIG_SETMASK, &c.none, nullptr);
-    if (c.go) {
-        char byte;
-        ssize_t n;
-        do
-            n = ::read(c.go[0], &byte, 1);
-        while (n < 0 && errno == EINTR);
-        if (n != 1) ::_exit(127);
-    }
     // Every fd we know of is O_CLOEXEC; this catches those a library opened without it.
     ::close_range(3, ~0U, 0);
     ::execve(c.path, c.argv, c.envp);
@@ -63,18 +53,12 @@ int payloadChild(void* setup) {
 
 } // namespace
 
-pid_t startPayloadChild(const char* path, char** argv, char** envp, bool ownProcessGroup,
-                        const int* go, char* stack, size_t stackSize) {
-    ChildSetup setup{path, argv, envp, ownProcessGroup, ::getpid(), go, {}};
+pid_t startPayloadChild(const char* path, char** argv, char** envp, char* stack,
+                        size_t stackSize) {
+    ChildSetup setup{path, argv, envp, ::getpid(), {}};
     sigemptyset(&setup.none);
-    pid_t pid;
-    if (go) {
-        pid = ::fork();
-        if (pid == 0) becomePayload(setup);
-    } else {
-        pid = ::clone(payloadChild, stack + stackSize, CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
-    }
-    if (pid > 0 && ownProcessGroup) ::setpgid(pid, pid); // both sides, so neither races the other
+    pid_t pid = ::clone(payloadChild, stack + stackSize, CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
+    if (pid > 0) ::setpgid(pid, pid); // both sides, so neither races the other
     return pid;
 }
 

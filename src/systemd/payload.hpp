@@ -68,15 +68,12 @@ public:
     virtual std::string where() const = 0;
 };
 
-// Starts the payload's main process: for the lock guard, so it allocates nothing. With `go`
-// (a pipe's read and write ends) the child is fork()ed and waits to read one byte from go[0]
-// before it exec()s (on EOF it exits 127 without running anything): scope mode moves it into
-// its scope first. Without, a vfork-style clone() on `stack` exec()s at once, which starts it
-// about twice as fast as fork() (no page tables to copy). The child joins a process group of
-// its own when asked, gets SIGKILL when its parent dies, and starts with no signal blocked.
-// Returns the pid, or -1 with errno.
-pid_t startPayloadChild(const char* path, char** argv, char** envp, bool ownProcessGroup,
-                        const int* go, char* stack, size_t stackSize);
+// Starts the payload's main process, for the lock guard, so it allocates nothing: a
+// vfork-style clone() on `stack` that exec()s at once, about twice as fast as fork() (no page
+// tables to copy). The child gets a process group of its own, SIGKILL when its parent dies, and
+// no signal blocked. Returns the pid, or -1 with errno.
+pid_t startPayloadChild(const char* path, char** argv, char** envp, char* stack,
+                        size_t stackSize);
 
 // Reaps children (lockunit is a child subreaper, so orphaned descendants of the payload come
 // back to it) and remembers how the main process ended.

@@ -10,7 +10,7 @@ Result<pid_t> ProcessGroupRunner::start(const LaunchSpec& spec, Interrupt& inter
     // once: a handshake would only add a wake-up of each side to every start.
     if (BootClock::now() >= releaseBefore)
         return makeError(Errc::Lost, "the lease ran out before the payload could start");
-    return guard_.spawn(spec, false, spec.guardSlack, interrupt, releaseBefore);
+    return guard_.spawn(spec, spec.guardSlack, interrupt, releaseBefore);
 }
 
 bool ProcessGroupRunner::finished() const {

@@ -262,17 +262,18 @@ Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrup
     stopSignal_ = spec.stopSignal;
     stopTimeout_ = spec.stopTimeout;
     const TimePoint deadline = std::min(BootClock::now() + kStartTimeout, releaseBefore);
-    // Forked by the guard, blocked until go(): if anything below fails, it never runs
-    // anything (it exits when the guard does).
-    auto child = guard().spawn(spec, true, spec.guardSlack, interrupt, deadline);
-    if (!child) return child.error();
-
+    // The lock guard goes into the scope first, and starts the payload there once the scope
+    // exists: every process of the payload is born in the scope, and the guard leaves the
+    // service's cgroup, so that systemd's stop of a dead lockunit's service (which may
+    // SIGKILL what is left in it) does not reach the guard (docs/design.md).
     ScopeSettings settings;
-    settings.pid = *child;
+    settings.pid = guard().pid();
     settings.ownUnit = options_.ownUnit;
     settings.description = spec.description;
     settings.stopSignal = spec.stopSignal;
-    settings.stopTimeout = spec.stopTimeout;
+    // The guard SIGKILLs the payload stop_timeout after the stop signal; systemd's own
+    // SIGKILL, which would take the guard too, is the backstop a margin later.
+    settings.stopTimeout = spec.stopTimeout + 2 * spec.guardSlack;
     settings.slice = options_.slice;
     settings.memoryMax = options_.memoryMax;
     settings.cpuQuota = options_.cpuQuota;
@@ -329,7 +330,8 @@ Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrup
                          what + ": the start job ended with result '" + jobs_[job] + "'");
     if (BootClock::now() >= releaseBefore)
         return makeError(Errc::Unavailable, what + ": took longer than the lease allows");
-    if (auto r = guard().go(); !r) return r.error();
+    auto child = guard().spawn(spec, spec.guardSlack, interrupt, releaseBefore);
+    if (!child) return child.error();
     started_ = true;
     return *child;
 }
@@ -470,7 +472,8 @@ void DbusScopeRunner::process() {
 }
 
 bool DbusScopeRunner::finished() const {
-    return guard().mainExit().has_value() && scopeGone_ && !guard().treeLeft();
+    // The guard is in the scope too: the scope ends once the guard has left, after the tree.
+    return guard().mainExit().has_value() && !guard().treeLeft() && scopeGone_;
 }
 
 std::optional<TimePoint> DbusScopeRunner::nextTimeout() const {
@@ -499,7 +502,7 @@ void DbusScopeRunner::onTimeout(TimePoint now) {
         // Every process of the scope (KillUnit reaches those that are not our descendants
         // too), and again every 50 ms: a killed parent's children are adopted by us only
         // after it dies.
-        if (!scopeGone_) forward(SIGKILL, true);
+        // Not KillUnit: that would kill the guard, which is in the scope too.
         guard().signal(SIGKILL, true);
         killAt_ = now + std::chrono::milliseconds(50);
     }

@@ -11,11 +11,14 @@
 namespace lockunit {
 
 // Scope mode: the payload in its own transient scope, created over D-Bus (docs/design.md
-// "systemd facts"): the lock guard forks the child blocked on a pipe, moved into a new scope by StartTransientUnit
-// with PIDs=[child], and released to exec() only once that start job has finished with "done".
-// The scope is bound to lockunit's own unit (BindsTo=), so it goes down with lockunit however
-// lockunit dies. Stopping is StopUnit(scope) and waiting for that job: KillSignal= to every
-// process in the cgroup, SIGKILL after TimeoutStopUSec=.
+// "systemd facts"): StartTransientUnit with PIDs=[the lock guard] moves the guard into a new
+// scope, and once that start job has finished with "done" the guard starts the payload, which
+// is so born inside it. The scope is bound to lockunit's own unit (BindsTo=), so it goes down
+// with lockunit however lockunit dies, and the guard in it sees to the order of that (the
+// tree first, the lock after). Stopping is StopUnit(scope): KillSignal= to every process in
+// the cgroup (the guard ignores it), SIGKILL from the guard after stop_timeout, from systemd
+// (TimeoutStopUSec=) a margin later. Once the guard has reaped the payload's last process it
+// exits, the scope ends, and only then is the lock released.
 //
 // D-Bus runs in lockunit's own poll loop: fd() and nextTimeout() feed the supervisor's poll,
 // process() and onTimeout() dispatch.

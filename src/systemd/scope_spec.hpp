@@ -36,7 +36,7 @@ struct ScopeProperty {
 };
 
 struct ScopeSettings {
-    pid_t pid = -1;          // the blocked child that becomes the scope's first process
+    pid_t pid = -1;          // the lock guard: the scope's first process, the payload's parent
     std::string ownUnit;     // BindsTo= (never After=: the scope's start job would wait for us)
     std::string description; // "lockunit payload of lock 'x': /usr/bin/cmd …"
     int stopSignal = 15;

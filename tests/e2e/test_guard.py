@@ -40,18 +40,18 @@ class GuardScope(ContainerTestCase):
     def kill_holder_with_a_standby(self, name):
         host_log, log = self.log(name + ".log")
         for node in ("a", "b"):
-            self.c.install_unit("%s-%s.service" % (name, node), unit_text(
+            self.c.install_unit("%s%s.service" % (name, node), unit_text(
                 "--name=%s %s --stop-timeout=5s" % (name, self.backend_args()),
                 self.payload(log, node, "--linger", LINGER_MS, "--daemon-child")))
-        self.c.systemctl("start", name + "-a")
+        self.c.systemctl("start", name + "a")
         self.started_payload(host_log, "a")
         child = self.started_payload(host_log, "a/child")
         self.assertEqual(self.c.cgroup_of(child.pid),
-                         "/system.slice/lockunit-%s-a.service.scope" % name)
-        self.c.systemctl("start", name + "-b")
-        self.assertTrue(wait_for(lambda: self.c.prop(name + "-b.service", "StatusText")
+                         "/system.slice/lockunit-%sa.service.scope" % name)
+        self.c.systemctl("start", name + "b")
+        self.assertTrue(wait_for(lambda: self.c.prop(name + "b.service", "StatusText")
                                  .startswith("standby"), 15))
-        main_pid = int(self.c.prop(name + "-a.service", "MainPID"))
+        main_pid = int(self.c.prop(name + "a.service", "MainPID"))
         killed = time.time()
         self.c.run(["kill", "-9", str(main_pid)])
         self.assertTrue(wait_for(lambda: "b" in holders(read_runs(host_log)), 30),
@@ -66,8 +66,8 @@ class GuardScope(ContainerTestCase):
         self.assertLess(h["b"][0] - h["a"][1], 1.5)
         self.assertFalse(self.c.alive(child.pid))
         for node in ("a", "b"):
-            self.c.systemctl("stop", "%s-%s" % (name, node), check=False)
-            self.c.systemctl("reset-failed", "%s-%s" % (name, node), check=False)
+            self.c.systemctl("stop", "%s%s" % (name, node), check=False)
+            self.c.systemctl("reset-failed", "%s%s" % (name, node), check=False)
 
     def test_kill_9_of_lockunit_passes_the_lock_only_after_its_scope_is_empty(self):
         self.kill_holder_with_a_standby("gf")

@@ -169,7 +169,8 @@ class Scope(ContainerTestCase):
         self.assertEqual(scope["CollectMode"], "inactive-or-failed")
         self.assertEqual(scope["KillSignal"], str(signal.SIGINT.value))
         self.assertEqual(scope["SendSIGKILL"], "yes")
-        self.assertEqual(scope["TimeoutStopUSec"], "3s")
+        # stop_timeout + the margin: the lock guard SIGKILLs at stop_timeout, systemd after.
+        self.assertEqual(scope["TimeoutStopUSec"], "3.500000s")
         self.assertEqual(scope["MemoryMax"], str(256 << 20))
         self.assertEqual(scope["TasksMax"], "32")
         self.assertEqual(scope["CPUQuotaPerSecUSec"], "500ms")
