@@ -700,15 +700,11 @@ void Guard::reap() {
 }
 
 void Guard::finish() {
-    if (alive_) {
-        send(kBye);
-        pollfd p{sock_.get(), POLLIN, 0};
-        // It exits at once; a guard that someone stopped is not waited for long.
-        if (::poll(&p, 1, 1000) > 0) ::waitpid(pid_, nullptr, 0);
-        alive_ = false;
-        sock_.reset();
-    }
-    reaper_.reap();
+    // Not waited for: it exits at once, and nothing needs its exit but the end of the scope
+    // (scope mode), which the runner waits for. Reaped on SIGCHLD, or by init after us.
+    if (alive_) send(kBye);
+    alive_ = false;
+    sock_.reset();
 }
 
 std::optional<std::string> releaseHandoff() {

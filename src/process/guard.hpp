@@ -82,7 +82,7 @@ public:
     std::optional<TimePoint> nextTimeout() const { return alive_ ? std::nullopt : killAt_; }
     void onTimeout(TimePoint now);
     // The payload's tree is gone, or main is done: the guard exits (its held fds close; the
-    // lock stays with main's own), and main waits for that.
+    // lock stays with main's own, which the guard's dup never unlocks).
     void finish();
 
 private:

@@ -32,6 +32,14 @@ CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
              "LANG": "C.UTF-8", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
 
 
+def cgroup_roots():
+    """The hierarchies a container's systemd manages: the v2 root, or on a hybrid host the
+    name=systemd hierarchy and the unified one beside it."""
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return ["/sys/fs/cgroup"]
+    return [p for p in ("/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified") if os.path.isdir(p)]
+
+
 def inside(path):
     """Where a file of the build directory appears inside the container."""
     return os.path.join(INSIDE_ROOT, os.path.relpath(os.path.realpath(path),
@@ -70,6 +78,11 @@ class Container:
         self.console_path = os.path.join(self.logdir, "console.log")
         self.proc = None
         self.pid = None  # the container's systemd, as the host sees it
+        # Each container gets a cgroup of its own. nspawn --keep-unit uses the cgroup it runs
+        # in as the container's root; were that the same for every container, two nodes'
+        # units of one name (lockunit@faults.service, its scope) would share one cgroup, and
+        # one node's scope ending would remove the other's.
+        self.cgroups = [os.path.join(root, "lockunit-e2e", self.name) for root in cgroup_roots()]
 
     # -- lifecycle ---------------------------------------------------------------------
     def boot(self, timeout=60):
@@ -80,9 +93,19 @@ class Container:
             args.append("--bind=%s:%s" % (host, dest))
         args += ["--boot", "--", "systemd.firstboot=off"]
         args += ["systemd.mask=" + u for u in MASKED]
+        for cg in self.cgroups:
+            os.makedirs(cg, exist_ok=True)
+        cgroups = self.cgroups
+
+        def enter_own_cgroup():
+            for cg in cgroups:
+                with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+
         console = open(self.console_path, "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=console,
-                                     stderr=subprocess.STDOUT, env=CLEAN_ENV)
+                                     stderr=subprocess.STDOUT, env=CLEAN_ENV,
+                                     preexec_fn=enter_own_cgroup)
         console.close()
         deadline = time.monotonic() + timeout
         while self.pid is None:
@@ -137,6 +160,12 @@ class Container:
                     pass
             self.proc.wait(timeout=10)
         self.proc = None
+        for cg in self.cgroups:  # empty now: remove what the container's systemd left, leaves first
+            for d, _, _ in sorted(os.walk(cg), key=lambda w: -w[0].count("/")):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
 
     def cleanup_logs(self):
         shutil.rmtree(self.logdir, ignore_errors=True)
