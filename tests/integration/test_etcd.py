@@ -452,6 +452,36 @@ class Cluster(EtcdTestCase):
         self.assertEqual(code, 0, err)
 
 
+    def test_a_stop_during_a_leader_election_still_hands_the_lock_over_at_once(self):
+        # The holder is stopped right after the leader dies: while the members elect a new
+        # one, every member answers UNAVAILABLE; the release is tried again until it goes
+        # through, so the waiter does not wait out the 8 s lease.
+        leader = wait_for(self.etcd.leader, 10)
+        self.assertIsNotNone(leader)
+        others = [m for m in self.etcd.members if m is not leader]
+        log = self.path("runs.log")
+        timing = ["--ttl=8s", "--renew=2s", "--stop-timeout=1s"]
+        holder = self.start(self.args(*timing, url=self.etcd.url(others)) + ["--"] +
+                            payload(log, "holder"), label="holder")
+        self.assertTrue(wait_for(lambda: read_runs(log), 20), holder.stderr())
+        waiter = self.start(self.args(*timing, url=self.etcd.url(others)) + ["--"] +
+                            payload(log, "waiter", "--hold", 0), label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        try:
+            self.etcd.kill(leader)
+            stopped = time.time_ns()
+            holder.signal(signal.SIGTERM)
+            self.assertEqual(holder.wait(15), 0, holder.stderr())
+            self.assertEqual(waiter.wait(15), 0, waiter.stderr())
+        finally:
+            self.etcd.restart(leader)
+        runs = read_runs(log)
+        took = ([r for r in runs if r.node == "waiter"][0].start - stopped) / 1e9
+        print("waiter started %.2f s after the stop during the election" % took)
+        self.assertNotIn("it expires with its lease", holder.stderr())
+        self.assertLess(took, 6.0)
+        self.assertNoOverlap(runs)
+
     def test_a_waiter_whose_watch_member_dies_watches_again_through_another(self):
         # The waiter's watch runs on the first member of its URL; that member is killed while
         # the waiter idles. The watch's end makes it check again and watch through a live

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "backends/etcd/etcd_api.hpp"
+#include "backends/io.hpp"
 #include "backends/registry.hpp"
 #include "util/log.hpp"
 
@@ -52,6 +53,8 @@ constexpr Duration kMaxRetryInterval = std::chrono::seconds(1);
 constexpr Duration kSafetyNetCheck = std::chrono::seconds(30);
 constexpr Duration kMinRetryInterval = std::chrono::milliseconds(10);
 constexpr Duration kGiveUpBudget = std::chrono::milliseconds(500);
+// Between two attempts at a release that etcd could not take (no leader for a moment).
+constexpr Duration kReleaseRetry = std::chrono::milliseconds(100);
 
 struct KeyValue {
     std::string key;
@@ -161,7 +164,21 @@ public:
     }
 
     Result<void> release(Interrupt& interrupt) override {
-        return dropKeyAndLease(BootClock::now() + requestTimeout_, interrupt);
+        // During a leader election every member answers UNAVAILABLE for a moment: try again,
+        // for at most one ttl (by then the lease has run out anyway, and a revoke of a lease
+        // etcd no longer has counts as done), so that a stop right after a leader restart
+        // still hands the lock over at once.
+        const long long lease = lease_;
+        const TimePoint expires = BootClock::now() + std::chrono::seconds(ttlSeconds_);
+        for (;;) {
+            const TimePoint now = BootClock::now();
+            auto r = dropKeyAndLease(std::min(now + requestTimeout_, expires), interrupt);
+            if (r || r.error().code != Errc::Unavailable ||
+                now + kReleaseRetry + requestTimeout_ / 4 >= expires)
+                return r;
+            lease_ = lease; // dropKeyAndLease() forgot it
+            if (auto w = io::sleepUntil(now + kReleaseRetry, interrupt); !w) return w;
+        }
     }
 
     // Our lease: revoking it frees exactly our key.
