@@ -12,22 +12,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from lockunit_test import IN_CI, main, read_runs, wait_for  # noqa: E402
+from lockunit_test import IN_CI, holder_spans, main, read_runs, wait_for  # noqa: E402
 from systemd_container import LOCKUNIT, require_nspawn  # noqa: E402
 from test_systemd import ContainerTestCase, unit_text  # noqa: E402
 from postgres_fixture import POSTGRES, SUPERUSER_PASSWORD, PostgresServer  # noqa: E402
 
 LINGER_MS = 2000
-
-
-def holders(runs):
-    """{node: (first start, last sign of life)} in seconds; "X/child" counts as X."""
-    out = {}
-    for r in runs:
-        node = r.node.split("/")[0]
-        start, last = out.get(node, (r.start, r.last))
-        out[node] = (min(start, r.start), max(last, r.last))
-    return {node: (s / 1e9, e / 1e9) for node, (s, e) in out.items()}
 
 
 class GuardScope(ContainerTestCase):
@@ -54,10 +44,10 @@ class GuardScope(ContainerTestCase):
         main_pid = int(self.c.prop(name + "a.service", "MainPID"))
         killed = time.time()
         self.c.run(["kill", "-9", str(main_pid)])
-        self.assertTrue(wait_for(lambda: "b" in holders(read_runs(host_log)), 30),
+        self.assertTrue(wait_for(lambda: "b" in holder_spans(read_runs(host_log)), 30),
                         "the standby never took over")
         time.sleep(0.5)  # a survivor of a's tree would write another heartbeat meanwhile
-        h = holders(read_runs(host_log))
+        h = holder_spans(read_runs(host_log))
         print("a's tree ended %.3f s after kill -9; b started %.3f s after that"
               % (h["a"][1] - killed, h["b"][0] - h["a"][1]))
         self.assertLess(h["a"][1], h["b"][0], "b started beside a's tree: %r" % h)

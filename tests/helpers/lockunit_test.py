@@ -167,6 +167,17 @@ def overlaps(runs, holders=1):
     return bad
 
 
+def holder_spans(runs):
+    """Runs grouped by holder: a node and its "NODE/child" daemon are one holder's tree.
+    Returns {node: (first start, last sign of life)} in seconds."""
+    out = {}
+    for r in runs:
+        node = r.node.split("/")[0]
+        start, last = out.get(node, (r.start, r.last))
+        out[node] = (min(start, r.start), max(last, r.last))
+    return {node: (start / 1e9, last / 1e9) for node, (start, last) in out.items()}
+
+
 def max_concurrency(runs):
     events = []
     for r in runs:

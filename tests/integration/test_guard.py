@@ -16,23 +16,12 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from lockunit_test import (EX_LOST, LockunitTestCase, main, payload, pid_alive,  # noqa: E402
-                           read_runs, require, wait_for)
+from lockunit_test import (EX_LOST, LockunitTestCase, holder_spans, main, payload,  # noqa: E402
+                           pid_alive, read_runs, require, wait_for)
 from etcd_fixture import ETCD, EtcdCluster  # noqa: E402
 
 STOP_TIMEOUT = 2.0  # the daemon child ignores SIGTERM: the tree ends at the SIGKILL after this
 LINGER_MS = 1000
-
-
-def holders(runs):
-    """Runs grouped by holder: a node and its "/child" daemon are one holder's tree. Returns
-    {node: (first start, last sign of life)} in seconds."""
-    out = {}
-    for r in runs:
-        node = r.node.split("/")[0]
-        start, last = out.get(node, (r.start, r.last))
-        out[node] = (min(start, r.start), max(last, r.last))
-    return {node: (start / 1e9, last / 1e9) for node, (start, last) in out.items()}
 
 
 def guard_of(pid):
@@ -84,10 +73,10 @@ class GuardCase(LockunitTestCase):
 
     def assert_handover(self, b, since, bound):
         """B starts only once A's whole tree is gone, within `bound` seconds of `since`."""
-        self.assertTrue(wait_for(lambda: "B" in holders(read_runs(self.log)), 60),
+        self.assertTrue(wait_for(lambda: "B" in holder_spans(read_runs(self.log)), 60),
                         "B never started: " + b.stderr())
         time.sleep(0.3)  # let any survivor of A's tree write one more heartbeat
-        h = holders(read_runs(self.log))
+        h = holder_spans(read_runs(self.log))
         a_end, b_start = h["A"][1], h["B"][0]
         print("A's tree ended %.3f s after the event; B started %.3f s after that"
               % (a_end - since, b_start - a_end))
@@ -154,10 +143,10 @@ class LeaseGuardCase(GuardCase):
         since = time.time()
         a.signal(signal.SIGSTOP)
         try:
-            self.assertTrue(wait_for(lambda: "B" in holders(read_runs(self.log)), 30),
+            self.assertTrue(wait_for(lambda: "B" in holder_spans(read_runs(self.log)), 30),
                             "B never started: " + b.stderr())
             time.sleep(0.3)
-            h = holders(read_runs(self.log))
+            h = holder_spans(read_runs(self.log))
             print("stalled holder's tree ended %.3f s after the SIGSTOP, B started %.3f s later"
                   % (h["A"][1] - since, h["B"][0] - h["A"][1]))
             self.assertLess(h["A"][1], h["B"][0], "overlap after a stall: %r" % h)
