@@ -23,6 +23,10 @@ struct HolderRecord {
     long pid = 0;      // lockunit's pid on that host
     std::string since; // wall time of acquisition, "2026-11-26T04:08:47Z"
     std::string token; // fencing token, empty where the backend has none
+    // How long this holder's payload may still run once its lock ends without a release (a
+    // session the server terminated, a key it dropped): its stop_timeout + margin. A waiter
+    // that takes over such a lock waits this long first (the lock-delay). Zero: unknown.
+    Duration stopBudget{};
 
     // "HOST/UNIT since TIME" (or "HOST pid PID since TIME"), for STATUS lines.
     std::string describe() const;
@@ -47,6 +51,13 @@ struct Lease {
     Duration validity = kInfinity;
     // Fencing token, strictly increasing per lock name; empty where the backend has none.
     std::string token;
+    // The lock-delay (docs/guarantees.md, "Lock-delay"): when the previous holder's session or
+    // key ended without a release, its payload may still be stopping. The supervisor holds the
+    // lock (renewing it) for this long, counted from the call's return, before it starts the
+    // payload; delayReason says why ("HOLDER's session ended without a release"). Zero after a
+    // clean release, and where the backend cannot tell (its docs say when).
+    Duration delay{};
+    std::string delayReason;
     // Something the operator should hear about although the call worked (why there is no
     // fencing token, say); the supervisor logs it as a warning. Empty: nothing to say.
     std::string warning;

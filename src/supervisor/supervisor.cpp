@@ -194,7 +194,11 @@ std::optional<int> Supervisor::waitForLock() {
             token_ = lease->token;
             if (!lease->warning.empty())
                 log::warning("lock '" + cfg.name.value + "': " + lease->warning);
-            return std::nullopt;
+            if (lease->delay <= Duration::zero()) return std::nullopt;
+            auto delayed = sitOutLockDelay(*lease, giveUp);
+            if (delayed != kWaitAgain) return delayed;
+            phase_ = Phase::Waiting;
+            continue;
         }
         const Error& err = lease.error();
         if (err.code == Errc::Interrupted) continue;
@@ -233,6 +237,61 @@ std::optional<int> Supervisor::waitForLock() {
         holderChanged = ready & 1;
         if (holderChanged) d_.backend.drainWake();
         if (ready & 2) d_.runner.process();
+        d_.runner.onTimeout(d_.clock.now());
+    }
+}
+
+std::optional<int> Supervisor::sitOutLockDelay(const Lease& lease, TimePoint giveUp) {
+    const auto& cfg = d_.config;
+    const TimePoint end = d_.clock.now() + lease.delay;
+    const auto seconds = std::chrono::ceil<std::chrono::seconds>(lease.delay).count();
+    const std::string why = lease.delayReason + ", so its payload may still be stopping: " +
+                            "lock-delay of " + formatDuration(lease.delay) + " until " +
+                            formatWallTime(std::time(nullptr) + seconds);
+    if (end > giveUp) {
+        releaseLock(false);
+        log::notice("lock '" + cfg.name.value + "' is free, but " + why +
+                    ", longer than --wait allows");
+        return exitcode::Busy;
+    }
+    log::event(log::Level::Notice, {"lock-delay", cfg.name.value, backendScheme(), token_},
+               "lock '" + cfg.name.value + "' acquired, but " + why);
+    d_.notifier.status("lock-delay: holding '" + cfg.name.value + "', the payload starts at " +
+                       formatWallTime(std::time(nullptr) + seconds) + " (" + lease.delayReason +
+                       ")");
+    if (cfg.notify.value != NotifyMode::Standby) d_.notifier.extendTimeout(lease.delay + kExtendBy);
+    SignalInterrupt interrupt(*this);
+    TimePoint nextRenew = lease_.renewDue(cfg.renew.value, cfg.ttl.value);
+    for (;;) {
+        if (stopRequested_) {
+            releaseLock(false);
+            return exitcode::Ok;
+        }
+        const TimePoint now = d_.clock.now();
+        if (now >= end) {
+            log::info("lock-delay of '" + cfg.name.value + "' over, starting the payload");
+            return std::nullopt;
+        }
+        if (now >= nextRenew || lease_.mustStop(now)) {
+            auto renewed = d_.backend.renew(interrupt);
+            if (renewed) {
+                lease_.confirm(now, renewed->validity);
+                nextRenew = now + cfg.renew.value;
+            } else if (renewed.error().code == Errc::Lost || lease_.mustStop(d_.clock.now())) {
+                log::warning("lost lock '" + cfg.name.value + "' during its lock-delay (" +
+                             renewed.error().message + "); waiting again");
+                releaseLock(true);
+                return kWaitAgain;
+            } else {
+                nextRenew = d_.clock.now() + renewRetry(cfg.renew.value);
+            }
+            continue;
+        }
+        feedWatchdog(now, true);
+        const TimePoint until = std::min({end, nextRenew, lease_.stopAt(),
+                                          watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
+                                          d_.runner.nextTimeout().value_or(TimePoint::max())});
+        if (pollOnce(until, {d_.runner.fd()})) d_.runner.process();
         d_.runner.onTimeout(d_.clock.now());
     }
 }

@@ -5,7 +5,8 @@
 //   beat  NODE TOKEN PID NS      every --heartbeat ms while it runs
 //   end   NODE TOKEN PID NS      when it ends (if it can)
 // Options: --log FILE, --node NAME, --hold MS (default: forever), --exit N, --heartbeat MS,
-// --ignore-term (SIGTERM does nothing), --daemon-child (fork a setsid'd grandchild that
+// --ignore-term (SIGTERM does nothing), --linger MS (on SIGTERM, go on beating for MS before
+// ending: a payload that takes its time to stop), --daemon-child (fork a setsid'd grandchild that
 // sleeps and heartbeats as NODE/child), --fds (print our open fds to stdout), --notify-ready
 // (send READY=1 to $NOTIFY_SOCKET after --ready-delay MS).
 
@@ -68,7 +69,7 @@ void notifyReady() {
 } // namespace
 
 int main(int argc, char** argv) {
-    long hold = -1, heartbeat = 20, readyDelay = 0;
+    long hold = -1, heartbeat = 20, readyDelay = 0, linger = 0;
     int exitCode = 0;
     bool ignoreTerm = false, daemonChild = false, fds = false, ready = false;
     for (int i = 1; i < argc; ++i) {
@@ -84,6 +85,8 @@ int main(int argc, char** argv) {
             exitCode = std::atoi(next().c_str());
         else if (a == "--heartbeat")
             heartbeat = std::atol(next().c_str());
+        else if (a == "--linger")
+            linger = std::atol(next().c_str());
         else if (a == "--ignore-term")
             ignoreTerm = true;
         else if (a == "--daemon-child")
@@ -137,6 +140,10 @@ int main(int argc, char** argv) {
         long step = heartbeat;
         if (until >= 0) step = std::min<long long>(step, (until - nowNs()) / 1'000'000 + 1);
         sleepMs(step);
+        record("beat");
+    }
+    for (long long end = nowNs() + linger * 1'000'000LL; stopping && nowNs() < end;) {
+        sleepMs(std::min<long long>(heartbeat, (end - nowNs()) / 1'000'000 + 1));
         record("beat");
     }
     record("end");

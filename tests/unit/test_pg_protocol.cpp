@@ -35,8 +35,9 @@ TEST(PgProtocol, ApplicationNameRoundTripsTheHolderRecord) {
     self.host = "db-worker-3";
     self.unit = "reports.service";
     self.pid = 4242;
+    self.stopBudget = std::chrono::milliseconds(10500);
     auto text = pg::encodeApplicationName(self, "17", 1700000000);
-    EXPECT_EQ(text, "lockunit|17|1700000000|4242|db-worker-3|reports.service");
+    EXPECT_EQ(text, "lockunit|17|1700000000|4242|10500|db-worker-3|reports.service");
     HolderRecord back;
     ASSERT_TRUE(pg::parseApplicationName(text, back));
     EXPECT_EQ(back.host, "db-worker-3");
@@ -44,6 +45,7 @@ TEST(PgProtocol, ApplicationNameRoundTripsTheHolderRecord) {
     EXPECT_EQ(back.pid, 4242);
     EXPECT_EQ(back.token, "17");
     EXPECT_EQ(back.since, "2023-11-14T22:13:20Z");
+    EXPECT_EQ(back.stopBudget, std::chrono::milliseconds(10500));
 }
 
 TEST(PgProtocol, ApplicationNameFitsIn63BytesAndCutsTheUnitFirst) {
@@ -64,9 +66,26 @@ TEST(PgProtocol, ApplicationNameReplacesSeparatorsAndNonAscii) {
     HolderRecord self;
     self.host = "we|ird\xc3\xa9";
     auto text = pg::encodeApplicationName(self, "", 0);
-    EXPECT_EQ(text, "lockunit|||0|we?ird??|");
+    EXPECT_EQ(text, "lockunit|||0|0|we?ird??|");
     HolderRecord back;
     EXPECT_FALSE(pg::parseApplicationName("psql", back));
     EXPECT_TRUE(pg::parseApplicationName(text, back));
     EXPECT_EQ(back.since, "");
+}
+
+TEST(PgProtocol, SlotEventsRoundTripAndForeignPayloadsAreNotOurs) {
+    pg::SlotEvent acquired{2, false, std::chrono::milliseconds(2500), "h1:42:00ff"};
+    EXPECT_EQ(pg::encodeEvent(acquired), "acquired|2|2500|h1:42:00ff");
+    pg::SlotEvent back;
+    ASSERT_TRUE(pg::parseEvent(pg::encodeEvent(acquired), back));
+    EXPECT_EQ(back.slot, 2);
+    EXPECT_FALSE(back.released);
+    EXPECT_EQ(back.budget, std::chrono::milliseconds(2500));
+    EXPECT_EQ(back.holder, "h1:42:00ff");
+    ASSERT_TRUE(pg::parseEvent("released|0|h1:42:00ff", back));
+    EXPECT_TRUE(back.released);
+    EXPECT_EQ(back.slot, 0);
+    EXPECT_EQ(back.holder, "h1:42:00ff");
+    EXPECT_FALSE(pg::parseEvent("", back));
+    EXPECT_FALSE(pg::parseEvent("hello", back));
 }
