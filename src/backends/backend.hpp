@@ -141,6 +141,11 @@ public:
     virtual std::vector<int> heldFds() const { return {}; }
     virtual std::string handoff() const { return {}; }
 
+    // After tryAcquire() returned Errc::Busy: why the lock cannot be had when that is not
+    // "someone holds it" (a server too young to grant, say), ending in when that ends; empty
+    // otherwise. The supervisor names it in the log, in STATUS= and when it gives up.
+    virtual std::string waitReason() const { return {}; }
+
     virtual int wakeFd() const { return -1; }
     virtual void drainWake() {}
     virtual int watchFd() const { return -1; }

@@ -161,8 +161,12 @@ void Supervisor::feedWatchdog(TimePoint now, bool confirmed) {
     nextWatchdog_ = now + *watchdogInterval_ / 4;
 }
 
-void Supervisor::showWaitingStatus() {
+void Supervisor::showWaitingStatus(const std::string& reason) {
     std::string text = "standby: waiting for lock '" + d_.config.name.value + "'";
+    if (!reason.empty()) {
+        d_.notifier.status(text + ": it is not held, but " + reason);
+        return;
+    }
     SignalInterrupt interrupt(*this);
     auto state = d_.backend.inspect(interrupt);
     if (state && !state->holders.empty()) {
@@ -181,6 +185,7 @@ std::optional<int> Supervisor::waitForLock() {
     const TimePoint giveUp = forever ? TimePoint::max() : start + cfg.wait.value;
     TimePoint nextExtend = start;
     bool announced = false, holderChanged = true;
+    std::string lastReason;
     SignalInterrupt interrupt(*this);
 
     if (cfg.notify.value == NotifyMode::Standby) d_.notifier.ready();
@@ -207,8 +212,10 @@ std::optional<int> Supervisor::waitForLock() {
             return err.code == Errc::Config ? exitcode::Config : exitcode::Unavailable;
         }
         auto now = d_.clock.now();
+        const std::string reason = d_.backend.waitReason();
         if (now >= giveUp) {
-            log::notice("lock '" + cfg.name.value + "' is busy" +
+            log::notice("lock '" + cfg.name.value + "' is " +
+                        (reason.empty() ? "busy" : "not held, but " + reason) +
                         (cfg.wait.value == Duration::zero()
                              ? std::string()
                              : ", gave up after " + formatDuration(cfg.wait.value)));
@@ -219,7 +226,13 @@ std::optional<int> Supervisor::waitForLock() {
                        "waiting for lock '" + cfg.name.value + "'");
             announced = true;
         }
-        if (holderChanged) showWaitingStatus();
+        if (reason != lastReason) {
+            if (!reason.empty())
+                log::info("lock '" + cfg.name.value + "' is not held, but " + reason);
+            lastReason = reason;
+            holderChanged = true;
+        }
+        if (holderChanged) showWaitingStatus(reason);
         if (cfg.notify.value != NotifyMode::Standby && now >= nextExtend) {
             d_.notifier.extendTimeout(kExtendBy);
             nextExtend = now + kExtendEvery;

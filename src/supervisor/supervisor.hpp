@@ -85,7 +85,7 @@ private:
     void relayNotifications();
     void handleSignals();
     void feedWatchdog(TimePoint now, bool confirmed);
-    void showWaitingStatus();
+    void showWaitingStatus(const std::string& reason);
     std::string backendScheme() const;
 
     Deps d_;

@@ -36,6 +36,10 @@ class Backend:
     contrast_only = set()
     limits_with_watchdog = set()
     limits_without_watchdog = set()
+    # The payload goes on beating for this long after its stop signal (test_payload --linger):
+    # a payload that takes its time to stop, which the faults where the server forgets a lock
+    # need to show anything.
+    linger_ms = 0
 
     def limits(self, watchdog):
         return self.limits_with_watchdog | (set() if watchdog else self.limits_without_watchdog)
@@ -82,11 +86,12 @@ class FileBackend(Backend):
 
 class PostgresBackend(Backend):
     name = "postgres"
-    faults = NODE_FAULTS + NET_FAULTS + SERVER_FAULTS
-    # A frozen node's kernel keeps its session (and lock) alive: no overlap. A server restart
-    # ends every session at once, while the old holder needs up to stop_timeout to notice and
-    # stop its payload (docs/backends/postgres.md, "Server-side loss is immediate").
-    limits_with_watchdog = {"server-restart"}
+    faults = NODE_FAULTS + NET_FAULTS + SERVER_FAULTS + ["server-forgets"]
+    # A frozen node's kernel keeps its session (and lock) alive: no overlap. A server restart or
+    # a terminated session frees the lock at once while the old holder's payload lingers; the
+    # waiter that gets it waits out the holder's stop budget first (docs/backends/postgres.md,
+    # "Lock-delay"), so an overlap there is a bug too.
+    linger_ms = 600
 
     @property
     def programs(self):
@@ -121,6 +126,14 @@ class PostgresBackend(Backend):
         time.sleep(rng.uniform(0.2, 2.0))
         self.server.start()
         return "postgres stopped immediately (SIGQUIT) and restarted"
+
+    def forget_holder(self):
+        """The server forgets: pg_terminate_backend of the session that holds the lock."""
+        pids = self.server.sql("WITH h AS MATERIALIZED (SELECT pid FROM pg_locks "
+                               "WHERE locktype = 'advisory' AND granted "
+                               "AND pid <> pg_backend_pid()) "
+                               "SELECT pid FROM h WHERE pg_terminate_backend(pid)")
+        return "pg_terminate_backend of session %s" % (pids.replace("\n", ", ") or "(none)")
 
 
 BACKENDS = {"file": FileBackend, "postgres": PostgresBackend}

@@ -65,6 +65,8 @@ class Node:
         log = "/run/out/%s/%s.log" % (record_dir, self.name)
         command = [PAYLOAD, "--log", log, "--node", self.name,
                    "--heartbeat", str(settings.heartbeat_ms)]
+        if backend.linger_ms:
+            command += ["--linger", str(backend.linger_ms)]
         conf = ('name = "faults"\nbackend = "%s"\nttl = "%gs"\nrenew = "%gs"\n'
                 'stop_timeout = "%gs"\ncommand = [%s]\n%s' % (
                     backend.url(self.index), settings.ttl, settings.renew, settings.stop_timeout,

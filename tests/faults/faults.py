@@ -302,6 +302,9 @@ class Driver:
     def f_server_restart(self, backend, node):
         return backend.kill_and_restart(self.rng, self.log)
 
+    def f_server_forgets(self, backend, node):
+        return backend.forget_holder()
+
     # -- results --------------------------------------------------------------------------------
     def table(self):
         rows = [("backend", "fault", "faults", "runs", "overlaps", "worst recovery",

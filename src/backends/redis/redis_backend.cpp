@@ -88,7 +88,8 @@ public:
         if (everReached_ && err.code == Errc::Unavailable) {
             retry_ = kPollWithoutSubscription + jitter(std::chrono::milliseconds(100));
             busyState_.reset();
-            return makeError(Errc::Busy, err.message + "; retrying");
+            waitReason_ = "cannot be reached (" + err.message + "); retrying";
+            return makeError(Errc::Busy, waitReason_);
         }
         return err;
     }
@@ -162,6 +163,7 @@ public:
     }
 
     Duration retryInterval() const override { return retry_; }
+    std::string waitReason() const override { return waitReason_; }
 
 private:
     std::vector<std::string> semKeys() const { return {lockKey_, fenceKey_, recordsKey_}; }
@@ -198,10 +200,14 @@ private:
         busyAt_ = BootClock::now();
         if (status == 2) {
             busyState_.reset();
-            return makeError(Errc::Busy, "redis " + main_.target().describe() +
-                                             " started less than one ttl ago; no lock is granted "
-                                             "until it has run that long");
+            const auto left = std::chrono::ceil<std::chrono::seconds>(wait).count();
+            waitReason_ = "redis " + main_.target().describe() +
+                          " started less than one ttl ago and may have lost a holder's key: it "
+                          "grants no lock until " +
+                          formatWallTime(std::time(nullptr) + std::max<long long>(left, 0));
+            return makeError(Errc::Busy, waitReason_);
         }
+        waitReason_.clear();
         LockState state;
         if (e.size() >= 2 && !e[1].str.empty()) {
             state.holders.push_back(HolderRecord::parse(e[1].str));
@@ -335,6 +341,7 @@ private:
     Timeouts timeouts_;
     HolderRecord self_;
     Duration ttl_, minUptime_{};
+    std::string waitReason_; // see waitReason()
     int holders_;
     std::string lockKey_, fenceKey_, recordsKey_, channel_;
 
