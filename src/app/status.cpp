@@ -70,6 +70,7 @@ void printJson(const Config& config, const LockState& state) {
         out << *state.waiters;
     else
         out << "null";
+    out << ",\"not_granted\":" << (state.notGranted.empty() ? "null" : jsonString(state.notGranted));
     out << "}\n";
     log::printOut(out.str());
 }
@@ -81,6 +82,7 @@ void printText(const Config& config, const LockState& state) {
         << (held ? "held" : "free");
     if (config.holders.value > 1)
         out << " (" << state.holders.size() << " of " << config.holders.value << " slots taken)";
+    if (!state.notGranted.empty()) out << ", but " << state.notGranted;
     out << "\n";
     for (const auto& h : state.holders) {
         out << "  holder: " << h.host << (h.unit.empty() ? "" : "/" + h.unit) << ", pid " << h.pid

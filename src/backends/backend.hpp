@@ -69,6 +69,8 @@ struct LockState {
     std::optional<Duration> leaseLeft; // time left on the current holder's lease, if known;
                                        // kInfinity: lasts as long as the holder (file)
     std::optional<int> waiters;        // waiting instances, where the backend can count them
+    std::string notGranted; // why a free lock is granted to nobody yet, and until when (a
+                            // young server: LockBackend::waitReason()); empty otherwise
 };
 
 // Lets a backend call that waits on I/O give way to a stop request (invariant 4: SIGTERM is

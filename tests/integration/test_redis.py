@@ -252,6 +252,23 @@ class RedisOutages(LockunitTestCase):
         # The fence counter was lost with the data; tokens still increase.
         self.assertGreater(int(second.token), int(first.token))
 
+    def test_a_young_server_is_named_as_the_reason_for_the_wait(self):
+        self.server.restart()  # up for less than one ttl from now on
+        code, _, err = run(self.base("young", "--wait=0", "--", "true"))
+        self.assertEqual(code, EX_BUSY, err)
+        self.assertNotIn("is busy", err)
+        self.assertIn("lock 'young' is not held, but redis 127.0.0.1:%d started less than one "
+                      "ttl ago" % self.server.port, err)
+        self.assertIn("grants no lock until", err)
+        code, out, err = run(["status"] + self.base("young"))
+        self.assertEqual(code, 3, out + err)
+        self.assertIn("free, but redis 127.0.0.1:%d started less than one ttl ago" % self.server.port, out)
+        log = self.path("runs.log")
+        waiter = self.start(self.base("young") + ["--"] + payload(log, "w"), label="waiter")
+        self.assertTrue(wait_for(lambda: "started less than one ttl ago" in waiter.stderr(), 10),
+                        waiter.stderr())
+        self.assertTrue(wait_for(lambda: read_runs(log), TTL + 5), waiter.stderr())
+
     def test_sigstopped_redis_payload_stopped_before_the_deadline(self):
         self.server.ready_for_ttl(TTL)
         log = self.path("runs.log")

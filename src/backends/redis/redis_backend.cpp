@@ -143,6 +143,14 @@ public:
                     state.leaseLeft = Duration(r->elements[1].asInteger());
             }
         }
+        if (state.holders.empty())
+            if (auto info = call(main_, {"INFO", "server"}, deadline, interrupt); info) {
+                auto at = info->str.find("uptime_in_seconds:");
+                const Duration up = at == std::string::npos
+                                        ? minUptime_
+                                        : std::chrono::seconds(std::atoll(info->str.c_str() + at + 18));
+                if (up < minUptime_) state.notGranted = youngServer(minUptime_ - up);
+            }
         // Every waiting lockunit subscribes to the channel: its subscriber count is the number
         // of waiters.
         if (auto n = call(main_, {"PUBSUB", "NUMSUB", channel_}, deadline, interrupt);
@@ -167,6 +175,13 @@ public:
 
 private:
     std::vector<std::string> semKeys() const { return {lockKey_, fenceKey_, recordsKey_}; }
+
+    std::string youngServer(Duration left) const {
+        const auto s = std::max<long long>(std::chrono::ceil<std::chrono::seconds>(left).count(), 0);
+        return "redis " + main_.target().describe() +
+               " started less than one ttl ago and may have lost a holder's key: it grants no "
+               "lock until " + formatWallTime(std::time(nullptr) + s);
+    }
 
     Result<Lease> attempt(TimePoint deadline, Interrupt& interrupt) {
         HolderRecord rec = self_;
@@ -200,11 +215,7 @@ private:
         busyAt_ = BootClock::now();
         if (status == 2) {
             busyState_.reset();
-            const auto left = std::chrono::ceil<std::chrono::seconds>(wait).count();
-            waitReason_ = "redis " + main_.target().describe() +
-                          " started less than one ttl ago and may have lost a holder's key: it "
-                          "grants no lock until " +
-                          formatWallTime(std::time(nullptr) + std::max<long long>(left, 0));
+            waitReason_ = youngServer(wait);
             return makeError(Errc::Busy, waitReason_);
         }
         waitReason_.clear();
