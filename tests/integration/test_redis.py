@@ -269,6 +269,29 @@ class RedisOutages(LockunitTestCase):
                         waiter.stderr())
         self.assertTrue(wait_for(lambda: read_runs(log), TTL + 5), waiter.stderr())
 
+    def test_a_server_that_may_evict_the_lock_key_is_refused(self):
+        self.server.ready_for_ttl(TTL)
+        self.server.cmd("CONFIG", "SET", "maxmemory", "3mb")
+        self.server.cmd("CONFIG", "SET", "maxmemory-policy", "volatile-lru")
+        code, _, err = run(self.base("evict", "--wait=0", "--", "true"))
+        self.assertEqual(code, EX_UNAVAILABLE, err)
+        self.assertIn("may evict the lock key 'lockunit:evict' while its holder runs (maxmemory "
+                      "3145728 bytes, maxmemory-policy volatile-lru): set maxmemory-policy "
+                      "noeviction, or maxmemory 0, on it", err)
+        self.assertEqual(self.server.cmd("EXISTS", "lockunit:evict"), 0, "a lock was taken")
+        for policy in ("allkeys-lru", "volatile-ttl"):
+            self.server.cmd("CONFIG", "SET", "maxmemory-policy", policy)
+            code, _, err = run(self.base("evict", "--wait=0", "--", "true"))
+            self.assertEqual(code, EX_UNAVAILABLE, err)
+            self.assertIn("maxmemory-policy " + policy, err)
+        self.server.cmd("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        code, _, err = run(self.base("evict", "--wait=0", "--", "true"))
+        self.assertEqual(code, 0, err)
+        self.server.cmd("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        self.server.cmd("CONFIG", "SET", "maxmemory", "0")
+        code, _, err = run(self.base("evict", "--wait=0", "--", "true"))
+        self.assertEqual(code, 0, err)
+
     def test_sigstopped_redis_payload_stopped_before_the_deadline(self):
         self.server.ready_for_ttl(TTL)
         log = self.path("runs.log")

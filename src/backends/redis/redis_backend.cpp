@@ -15,7 +15,9 @@
 // would run out if not renewed (that is how a crashed holder's lock is taken over), at the
 // latest every 10 s (every 1 s without a subscription). No lock is granted by a server that
 // has been up for less than one ttl: it may have restarted and lost a holder's key, and that
-// holder only notices at its next renewal.
+// holder only notices at its next renewal. Nor is one granted by a server that may evict keys
+// (maxmemory set, a maxmemory-policy other than noeviction): the lock key has an expiry, so
+// every volatile-* and allkeys-* policy may drop it while its holder runs (see evictionRisk()).
 
 #include <algorithm>
 #include <poll.h>
@@ -65,7 +67,8 @@ public:
 
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
         const TimePoint deadline = BootClock::now() + timeouts_.command;
-        auto lease = attempt(deadline, interrupt);
+        auto lease = evictionRisk(deadline, interrupt);
+        if (lease) lease = attempt(deadline, interrupt);
         if (!lease && lease.error().code == Errc::Busy && !sub_.isOpen()) {
             // Subscribe, then look again: a release between our attempt and the SUBSCRIBE
             // would otherwise go unheard until the next poll.
@@ -175,6 +178,31 @@ public:
 
 private:
     std::vector<std::string> semKeys() const { return {lockKey_, fenceKey_, recordsKey_}; }
+
+    // Refuses a server that may evict the lock key. A refusal, not a warning: a key evicted
+    // while its holder runs lets a waiter start a second payload at once, and the holder hears
+    // of it only at its next renewal; a mutual-exclusion tool must not run on that. INFO
+    // memory (through a script, so that the master is followed as for every operation) also
+    // works where CONFIG is disabled, as on managed services. Checked before every attempt: a
+    // policy changed while a lock is held is seen by the next acquire.
+    Result<Lease> evictionRisk(TimePoint deadline, Interrupt& interrupt) {
+        auto r = eval(script(scripts::kMemoryInfo), {}, {}, deadline, interrupt);
+        if (!r) return r.error();
+        auto field = [&](const std::string& name) {
+            auto at = r->str.find("\n" + name + ":");
+            if (at == std::string::npos) return std::string();
+            at += name.size() + 2;
+            return r->str.substr(at, r->str.find_first_of("\r\n", at) - at);
+        };
+        const std::string maxmemory = field("maxmemory"), policy = field("maxmemory_policy");
+        if (maxmemory.empty() || maxmemory == "0" || policy == "noeviction" || policy.empty())
+            return Lease{};
+        return makeError(Errc::Refused,
+                         "redis " + main_.target().describe() + " may evict the lock key '" +
+                             lockKey_ + "' while its holder runs (maxmemory " + maxmemory +
+                             " bytes, maxmemory-policy " + policy +
+                             "): set maxmemory-policy noeviction, or maxmemory 0, on it");
+    }
 
     std::string youngServer(Duration left) const {
         const auto s = std::max<long long>(std::chrono::ceil<std::chrono::seconds>(left).count(), 0);
