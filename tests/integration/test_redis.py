@@ -203,6 +203,31 @@ class RedisLock(RedisTestCase):
         self.assertEqual(code, EX_CONFIG, err)
         self.assertIn("command_timeout", err)
 
+    def test_min_replicas_is_validated(self):
+        for value, url, table, why in (
+                ("-1", self.url(), "redis", "must be between 0 and 100"),
+                ("1", "redlock://127.0.0.1:%d" % self.server.port, "redlock",
+                 "min_replicas is for redis:// and redis+sentinel://")):
+            conf = self.path("repl.toml")
+            with open(conf, "w") as f:
+                f.write('backend = "%s"\nscope = "no"\nttl = "3s"\nrenew = "1s"\n'
+                        'stop_timeout = "1s"\n[%s]\nmin_replicas = %s\n' % (url, table, value))
+            code, _, err = run(["--conf=" + conf, "--", "true"])
+            self.assertEqual(code, EX_CONFIG, err)
+            self.assertIn(why, err)
+
+    def test_min_replicas_on_a_server_without_replicas_never_starts_the_payload(self):
+        conf = self.path("repl.toml")
+        with open(conf, "w") as f:
+            f.write('[redis]\nmin_replicas = 1\n')
+        log = self.path("runs.log")
+        inst = self.start(["--conf=" + conf] + self.base("norepl") + ["--"] + payload(log, "x"))
+        self.assertTrue(wait_for(lambda: "reached 0 replica(s)" in inst.stderr(), 10), inst.stderr())
+        self.assertIn("min_replicas is 1; retrying", inst.stderr())
+        self.assertEqual(read_runs(log), [])
+        self.assertIsNone(self.server.cmd("GET", "lockunit:norepl"), "the key was not given back")
+        self.assertStopsAtOnceOnSigterm(inst)
+
     def test_unix_socket(self):
         sock = os.path.join(self.serverdir, "redis.sock")
         srv = Server(self.serverdir, "unixredis", args=["--unixsocket", sock, "--unixsocketperm", "700"]).start()

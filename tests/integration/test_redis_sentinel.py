@@ -92,6 +92,46 @@ class Sentinel(LockunitTestCase):
         self.assertLess(b.start, a.start + 10e9)
         self.assertGreater(int(b.token), int(a.token))
 
+    def test_min_replicas_keeps_the_lock_through_a_failover_right_after_the_acquire(self):
+        # As above, but with min_replicas = 1: while the replica cannot have the key, nobody
+        # starts; once it has it, the master may die at once and the promoted replica still
+        # holds the lock for its holder.
+        timing = ["--ttl=10s", "--renew=2s", "--stop-timeout=1s"]
+        conf = self.path("repl.toml")
+        with open(conf, "w") as f:
+            f.write('[redis]\nmin_replicas = 1\n')
+        master, replica = self.cluster.master, self.cluster.replica
+        master.ready_for_ttl(10)
+        log = self.path("runs.log")
+        replica.signal(signal.SIGSTOP)
+        try:
+            master.cmd("CLIENT", "KILL", "TYPE", "replica")
+            first = self.start(["--conf=" + conf] + self.base("repl", *timing) + ["--"] +
+                               payload(log, "first"), label="first")
+            self.assertTrue(wait_for(lambda: "reached 0 replica(s)" in first.stderr(), 10),
+                            first.stderr())
+            self.assertEqual(read_runs(log), [], "the payload started on an unreplicated lock")
+        finally:
+            replica.signal(signal.SIGCONT)
+        self.assertTrue(wait_for(lambda: read_runs(log), 20), first.stderr())
+        t_acq = time.monotonic()
+        master.kill()  # right after the acquire
+        self.assertTrue(self.wait_master(replica.port, 40), "no failover")
+        print("failover %.2f s after the acquire" % (time.monotonic() - t_acq))
+        self.assertIsNotNone(replica.cmd("GET", "lockunit:repl"), "the promoted replica lost the key")
+        second = self.start(["--conf=" + conf] + self.base("repl", *timing) + ["--"] +
+                            payload(log, "second", "--hold", 300), label="second")
+        self.assertTrue(wait_for(lambda: "waiting for lock" in second.stderr(), 15), second.stderr())
+        # With no replica left, the holder's renewals cannot reach min_replicas: it stops on its
+        # deadline, and only then can the second one start.
+        self.assertEqual(first.wait(30), EX_LOST, first.stderr())
+        self.assertIn("min_replicas is 1", first.stderr())
+        runs = {r.node: r for r in read_runs(log)}
+        a = runs["first"]
+        self.assertFalse(pid_alive(a.pid))
+        if "second" in runs:
+            self.assertGreater(runs["second"].start, a.last)
+
     def test_unknown_master_name_exits_69(self):
         hosts = ",".join("127.0.0.1:%d" % s.port for s in self.cluster.sentinels)
         code, _, err = run(["--backend=redis+sentinel://%s/nosuchmaster" % hosts, "--scope=no",

@@ -15,7 +15,9 @@
 // would run out if not renewed (that is how a crashed holder's lock is taken over), at the
 // latest every 10 s (every 1 s without a subscription). No lock is granted by a server that
 // has been up for less than one ttl: it may have restarted and lost a holder's key, and that
-// holder only notices at its next renewal. Nor is one granted by a server that may evict keys
+// holder only notices at its next renewal. With min_replicas = N, an acquire or a renewal
+// counts only once WAIT says N replicas have the key (see replicated()): a failover to a
+// replica that never got it is what grants a lock twice. Nor is one granted by a server that may evict keys
 // (maxmemory set, a maxmemory-policy other than noeviction): the lock key has an expiry, so
 // every volatile-* and allkeys-* policy may drop it while its holder runs (see evictionRisk()).
 
@@ -52,9 +54,9 @@ const Script& script(const char* text) {
 class RedisBackend final : public LockBackend {
 public:
     RedisBackend(RedisUrl url, Login login, Timeouts timeouts, std::string prefix,
-                 const BackendParams& p)
+                 const BackendParams& p, int minReplicas)
         : url_(std::move(url)), login_(std::move(login)), timeouts_(timeouts), self_(p.self),
-          ttl_(p.ttl), holders_(p.holders) {
+          ttl_(p.ttl), holders_(p.holders), minReplicas_(minReplicas) {
         std::string base = prefix + p.lockName;
         lockKey_ = holders_ > 1 ? base + ":holders" : base;
         fenceKey_ = base + ":fence";
@@ -91,7 +93,7 @@ public:
         if (everReached_ && err.code == Errc::Unavailable) {
             retry_ = kPollWithoutSubscription + jitter(std::chrono::milliseconds(100));
             busyState_.reset();
-            waitReason_ = "cannot be reached (" + err.message + "); retrying";
+            waitReason_ = err.message + "; retrying";
             return makeError(Errc::Busy, waitReason_);
         }
         return err;
@@ -105,7 +107,10 @@ public:
                                        : eval(script(scripts::kExtend), {lockKey_},
                                               {record_, ms(ttl_)}, deadline, interrupt);
         if (!r) return r.error();
-        if (r->asInteger() == 1) return Lease{ttl_, token_};
+        if (r->asInteger() == 1) {
+            if (auto w = replicated(deadline, interrupt); !w) return w.error();
+            return Lease{ttl_, token_};
+        }
         held_ = false;
         return makeError(Errc::Lost, "key '" + lockKey_ + "' on " + main_.target().describe() +
                                          " no longer names us (it expired, was deleted, or "
@@ -204,6 +209,26 @@ private:
                              "): set maxmemory-policy noeviction, or maxmemory 0, on it");
     }
 
+    // min_replicas: WAIT until that many replicas acknowledged our writes (the key), within
+    // what is left of the call's deadline. Fewer: Errc::Unavailable, so that an acquire is
+    // not used (the waiter tries again) and a renewal does not move the deadline.
+    Result<void> replicated(TimePoint deadline, Interrupt& interrupt) {
+        if (minReplicas_ <= 0) return {};
+        const auto left = std::chrono::duration_cast<Duration>(deadline - BootClock::now());
+        const Duration budget = std::max<Duration>(left - left / 4, Duration(1));
+        auto r = call(main_, {"WAIT", std::to_string(minReplicas_), ms(budget)}, deadline,
+                      interrupt);
+        if (!r) return r.error();
+        const long long acked = r->asInteger(-1);
+        if (acked >= minReplicas_) return {};
+        return makeError(Errc::Unavailable,
+                         "redis " + main_.target().describe() + ": the lock key reached " +
+                             std::to_string(std::max(acked, 0LL)) + " replica(s) within " +
+                             formatDuration(budget) + ", min_replicas is " +
+                             std::to_string(minReplicas_) +
+                             (r->isError() ? " (" + r->str + ")" : std::string()));
+    }
+
     std::string youngServer(Duration left) const {
         const auto s = std::max<long long>(std::chrono::ceil<std::chrono::seconds>(left).count(), 0);
         return "redis " + main_.target().describe() +
@@ -233,6 +258,13 @@ private:
             token_ = HolderRecord::parse(record_).token;
             held_ = true;
             busyState_.reset();
+            if (auto w = replicated(deadline, interrupt); !w) {
+                // Not on enough replicas: give it back rather than start on it.
+                [[maybe_unused]] auto r = release(interrupt);
+                held_ = false;
+                everReached_ = true; // the server works: keep waiting
+                return w.error();
+            }
             return Lease{ttl_, token_};
         }
         Duration wait = e.size() >= 3 ? Duration(e[2].asInteger(-1)) : Duration(-1);
@@ -380,6 +412,7 @@ private:
     Timeouts timeouts_;
     HolderRecord self_;
     Duration ttl_, minUptime_{};
+    int minReplicas_ = 0;
     std::string waitReason_; // see waitReason()
     int holders_;
     std::string lockKey_, fenceKey_, recordsKey_, channel_;
@@ -410,7 +443,17 @@ Result<std::unique_ptr<LockBackend>> create(const BackendParams& p) {
     login.password = *password;
     login.db = url->db;
     std::string prefix = settings.string("key_prefix").value_or("lockunit:");
+    const long long minReplicas = settings.integer("min_replicas", 0);
+    if (minReplicas < 0 || minReplicas > 100)
+        return makeError(Errc::Config, settings.origin("min_replicas") + ": min_replicas " +
+                                           std::to_string(minReplicas) +
+                                           " must be between 0 and 100");
     if (url->kind == RedisUrl::Kind::Redlock) {
+        if (minReplicas != 0)
+            return makeError(Errc::Config,
+                             settings.origin("min_replicas") +
+                                 ": min_replicas is for redis:// and redis+sentinel://; redlock's "
+                                 "servers are independent masters");
         if (p.holders != 1)
             return makeError(Errc::Config,
                              "redlock does not do holders = " + std::to_string(p.holders) +
@@ -418,7 +461,8 @@ Result<std::unique_ptr<LockBackend>> create(const BackendParams& p) {
         return makeRedlock(std::move(*url), std::move(login), *timeouts, prefix, p);
     }
     return std::unique_ptr<LockBackend>(
-        std::make_unique<RedisBackend>(std::move(*url), std::move(login), *timeouts, prefix, p));
+        std::make_unique<RedisBackend>(std::move(*url), std::move(login), *timeouts, prefix, p,
+                                       static_cast<int>(minReplicas)));
 }
 
 } // namespace redis
