@@ -20,8 +20,8 @@ int main(int argc, char** argv) {
         return 69;
     }
     const char* values[1] = {argv[2]};
-    PGresult* r = PQexecParams(conn, "SELECT pg_advisory_lock($1::bigint)", 1, NULL, values,
-                               NULL, NULL, 0);
+    PGresult* r =
+        PQexecParams(conn, "SELECT pg_advisory_lock($1::bigint)", 1, NULL, values, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         fprintf(stderr, "%s", PQerrorMessage(conn));
         return 69;

@@ -70,7 +70,8 @@ void printJson(const Config& config, const LockState& state) {
         out << *state.waiters;
     else
         out << "null";
-    out << ",\"not_granted\":" << (state.notGranted.empty() ? "null" : jsonString(state.notGranted));
+    out << ",\"not_granted\":"
+        << (state.notGranted.empty() ? "null" : jsonString(state.notGranted));
     out << "}\n";
     log::printOut(out.str());
 }
@@ -124,9 +125,8 @@ int printStatusError(const Config& config, const Error& error, bool json, int ex
                           config.name.value + "': " + error.message;
     log::error(message);
     if (json)
-        log::printOut("{\"lock\":" + jsonString(config.name.value) +
-                      ",\"backend\":" + jsonString(scheme(config)) +
-                      ",\"error\":" + jsonString(message) + "}\n");
+        log::printOut("{\"lock\":" + jsonString(config.name.value) + ",\"backend\":" +
+                      jsonString(scheme(config)) + ",\"error\":" + jsonString(message) + "}\n");
     return exitCode;
 }
 

@@ -258,9 +258,9 @@ std::optional<int> Supervisor::sitOutLockDelay(const Lease& lease, TimePoint giv
     const auto& cfg = d_.config;
     const TimePoint end = d_.clock.now() + lease.delay;
     const auto seconds = std::chrono::ceil<std::chrono::seconds>(lease.delay).count();
-    const std::string why = lease.delayReason + ", so its payload may still be stopping: " +
-                            "lock-delay of " + formatDuration(lease.delay) + " until " +
-                            formatWallTime(std::time(nullptr) + seconds);
+    const std::string why =
+        lease.delayReason + ", so its payload may still be stopping: lock-delay of " +
+        formatDuration(lease.delay) + " until " + formatWallTime(std::time(nullptr) + seconds);
     if (end > giveUp) {
         releaseLock(false);
         log::notice("lock '" + cfg.name.value + "' is free, but " + why +

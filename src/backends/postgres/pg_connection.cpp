@@ -192,7 +192,8 @@ Result<ResultPtr> Connection::exec(const char* sql, const std::vector<std::strin
     if (auto s = send(sql, params, deadline, interrupt); !s) return s.error();
     for (;;) {
         if (auto a = answer()) return std::move(*a);
-        auto w = io::waitFor(PQsocket(conn_), POLLIN, deadline, interrupt, "waiting for PostgreSQL");
+        auto w =
+            io::waitFor(PQsocket(conn_), POLLIN, deadline, interrupt, "waiting for PostgreSQL");
         if (!w) return w.error();
     }
 }

@@ -76,8 +76,8 @@ private:
     void readNotifications();
 
     PGconn* conn_ = nullptr;
-    bool pending_ = false; // a statement's results have not all been read yet
-    ResultPtr answer_;     // what answer() has collected of them so far
+    bool pending_ = false;                   // a statement's results have not all been read yet
+    ResultPtr answer_;                       // what answer() has collected of them so far
     std::vector<std::string> notifications_; // payloads not yet taken
     std::string target_, sqlState_;
 };

@@ -159,10 +159,10 @@ public:
             // that event before its grant (see lockDelay()). Then unlock, and wake the waiters
             // of a semaphore, which LISTEN instead of queueing. If the event does not get
             // through, closing the session below frees the lock as an unclean end would.
-            if (announce(pg::SlotEvent{heldSlot_, true, {}, self_.id}, interrupt))
-                [[maybe_unused]] auto r = conn_.exec(
-                    "SELECT pg_advisory_unlock($1::bigint), pg_notify($2, '')",
-                    {std::to_string(keys_[heldSlot_]), channel_}, queryDeadline(), interrupt);
+            if (announce(pg::SlotEvent{heldSlot_, true, {}, self_.id}, interrupt)) [[maybe_unused]]
+                auto r = conn_.exec("SELECT pg_advisory_unlock($1::bigint), pg_notify($2, '')",
+                                    {std::to_string(keys_[heldSlot_]), channel_}, queryDeadline(),
+                                    interrupt);
         }
         heldSlot_ = -1;
         conn_.close();
@@ -447,9 +447,9 @@ private:
 
     pg::Connection conn_;
     bool listening_ = false, everConnected_ = false;
-    bool blocking_ = false;   // pg_advisory_lock is in flight (startBlocking())
-    bool timeoutOff_ = false; // statement_timeout is 0 on the session for it
-    LockState seen_;          // the holders seen before it was sent
+    bool blocking_ = false;                  // pg_advisory_lock is in flight (startBlocking())
+    bool timeoutOff_ = false;                // statement_timeout is 0 on the session for it
+    LockState seen_;                         // the holders seen before it was sent
     std::map<int, pg::SlotEvent> lastEvent_; // per slot, the last one not ours
     int heldSlot_ = -1;
     std::string token_;

@@ -17,9 +17,9 @@
 // has been up for less than one ttl: it may have restarted and lost a holder's key, and that
 // holder only notices at its next renewal. With min_replicas = N, an acquire or a renewal
 // counts only once WAIT says N replicas have the key (see replicated()): a failover to a
-// replica that never got it is what grants a lock twice. Nor is one granted by a server that may evict keys
-// (maxmemory set, a maxmemory-policy other than noeviction): the lock key has an expiry, so
-// every volatile-* and allkeys-* policy may drop it while its holder runs (see evictionRisk()).
+// replica that never got it is what grants a lock twice. Nor is one granted by a server that may
+// evict keys (maxmemory set, a maxmemory-policy other than noeviction): the lock key has an expiry,
+// so every volatile-* and allkeys-* policy may drop it while its holder runs (see evictionRisk()).
 
 #include <algorithm>
 #include <poll.h>
@@ -154,9 +154,10 @@ public:
         if (state.holders.empty())
             if (auto info = call(main_, {"INFO", "server"}, deadline, interrupt); info) {
                 auto at = info->str.find("uptime_in_seconds:");
-                const Duration up = at == std::string::npos
-                                        ? minUptime_
-                                        : std::chrono::seconds(std::atoll(info->str.c_str() + at + 18));
+                const Duration up =
+                    at == std::string::npos
+                        ? minUptime_
+                        : std::chrono::seconds(std::atoll(info->str.c_str() + at + 18));
                 if (up < minUptime_) state.notGranted = youngServer(minUptime_ - up);
             }
         // Every waiting lockunit subscribes to the channel: its subscriber count is the number
@@ -216,8 +217,8 @@ private:
         if (minReplicas_ <= 0) return {};
         const auto left = std::chrono::duration_cast<Duration>(deadline - BootClock::now());
         const Duration budget = std::max<Duration>(left - left / 4, Duration(1));
-        auto r = call(main_, {"WAIT", std::to_string(minReplicas_), ms(budget)}, deadline,
-                      interrupt);
+        auto r =
+            call(main_, {"WAIT", std::to_string(minReplicas_), ms(budget)}, deadline, interrupt);
         if (!r) return r.error();
         const long long acked = r->asInteger(-1);
         if (acked >= minReplicas_) return {};
@@ -230,10 +231,12 @@ private:
     }
 
     std::string youngServer(Duration left) const {
-        const auto s = std::max<long long>(std::chrono::ceil<std::chrono::seconds>(left).count(), 0);
+        const auto s =
+            std::max<long long>(std::chrono::ceil<std::chrono::seconds>(left).count(), 0);
         return "redis " + main_.target().describe() +
                " started less than one ttl ago and may have lost a holder's key: it grants no "
-               "lock until " + formatWallTime(std::time(nullptr) + s);
+               "lock until " +
+               formatWallTime(std::time(nullptr) + s);
     }
 
     Result<Lease> attempt(TimePoint deadline, Interrupt& interrupt) {
@@ -460,9 +463,8 @@ Result<std::unique_ptr<LockBackend>> create(const BackendParams& p) {
                                  " (only 1); use redis:// for a semaphore");
         return makeRedlock(std::move(*url), std::move(login), *timeouts, prefix, p);
     }
-    return std::unique_ptr<LockBackend>(
-        std::make_unique<RedisBackend>(std::move(*url), std::move(login), *timeouts, prefix, p,
-                                       static_cast<int>(minReplicas)));
+    return std::unique_ptr<LockBackend>(std::make_unique<RedisBackend>(
+        std::move(*url), std::move(login), *timeouts, prefix, p, static_cast<int>(minReplicas)));
 }
 
 } // namespace redis
