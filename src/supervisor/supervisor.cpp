@@ -262,9 +262,9 @@ std::optional<int> Supervisor::sitOutLockDelay(const Lease& lease, TimePoint giv
         lease.delayReason + ", so its payload may still be stopping: lock-delay of " +
         formatDuration(lease.delay) + " until " + formatWallTime(std::time(nullptr) + seconds);
     if (end > giveUp) {
-        releaseLock(false);
         log::notice("lock '" + cfg.name.value + "' is free, but " + why +
                     ", longer than --wait allows");
+        releaseLock(false);
         return exitcode::Busy;
     }
     log::event(log::Level::Notice, {"lock-delay", cfg.name.value, backendScheme(), token_},

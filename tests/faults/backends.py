@@ -169,14 +169,42 @@ class _LeaseBackend(Backend):
 
 
 class RedisBackend(_LeaseBackend):
+    """One redis-server with a maxmemory and maxmemory-policy noeviction (lockunit refuses a
+    server that may evict its key, docs/backends/redis.md): the eviction storm fills it until
+    it refuses writes."""
     name = "redis"
     programs = ["redis-server"]
+    faults = _LeaseBackend.faults + ["eviction-storm"]
 
     def start(self):
         from redis_fixture import Server
         self.dir = tempfile.mkdtemp(prefix="lockunit-faults-redis-")
-        self.servers = [Server(self.dir, "redis").start()]
+        self.servers = [Server(self.dir, "redis", args=["--maxmemory", "32mb",
+                                                        "--maxmemory-policy", "noeviction"]).start()]
         self.make_proxies([s.port for s in self.servers])
+
+    def eviction_storm(self, hold):
+        """Fills database 9 with 256 kB values until the server answers OOM, keeps it full for
+        `hold` s (the lock's renewals are refused meanwhile), then empties database 9."""
+        import socket
+        from redis_fixture import RespError, _encode, _read_reply
+        s = self.servers[0]
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as sock:
+            f = sock.makefile("rb")
+            sock.sendall(_encode(["SELECT", "9"]))
+            _read_reply(f)
+            value, n, refused = b"x" * 262144, 0, ""
+            while n < 1000 and not refused:
+                sock.sendall(_encode(["SET", "storm:%d" % n, value]))
+                try:
+                    _read_reply(f)
+                    n += 1
+                except RespError as e:
+                    refused = str(e)
+            time.sleep(hold)
+            sock.sendall(_encode(["FLUSHDB"]))
+            _read_reply(f)
+        return "%d MB written until %r; full for %.1f s" % (n // 4, refused[:40], hold)
 
     def stop(self):
         for s in getattr(self, "servers", []):
@@ -198,6 +226,7 @@ class RedlockBackend(RedisBackend):
     """Three independent redis-servers; each node reaches each through its own proxy."""
     name = "redlock"
     tokens = False  # Redlock gives no fencing token (docs/backends/redis.md)
+    faults = _LeaseBackend.faults
 
     def start(self):
         from redis_fixture import Server
@@ -218,7 +247,14 @@ class SentinelBackend(RedisBackend):
     replica."""
     name = "redis+sentinel"
     programs = ["redis-server", "redis-sentinel"]
-    limits_with_watchdog = {"freeze-node", "server-restart"}
+    # min_replicas = 1 (tables()): a lock is used only once the replica has it, so a failover
+    # right after an acquire does not grant it twice. The plain server-restart (a master killed
+    # at a random moment) is still drawn: it is covered by min_replicas too.
+    faults = _LeaseBackend.faults + ["failover-after-acquire"]
+    limits_with_watchdog = {"freeze-node"}
+
+    def tables(self, node):
+        return "[redis]\nmin_replicas = 1\n"
 
     def start(self):
         from redis_fixture import Sentinels

@@ -96,7 +96,7 @@ class Driver:
         os.chmod(host_dir, 0o777)
         backend = cls(self.hub, NODES, self.workdir, self.s.ttl)
         backend.record_dir = record_dir
-        records = Records(host_dir)
+        records = self.records = Records(host_dir)
         faults = self.fault_list(backend)
         self.log("== backend %s: %d faults from %s" % (name, self.args.faults, ", ".join(faults)))
         fault_log = []  # (realtime ns at injection, fault)
@@ -304,6 +304,22 @@ class Driver:
 
     def f_server_forgets(self, backend, node):
         return backend.forget_holder()
+
+    def f_eviction_storm(self, backend, node):
+        return backend.eviction_storm(self.hold())
+
+    def f_failover_after_acquire(self, backend, node):
+        """The holder stops; the moment another node's payload starts (its acquire has just
+        been confirmed), the master is killed and the sentinels fail over."""
+        before = {(r.node, r.pid) for r in self.records.runs()}
+        node.c.systemctl("stop", "lockunit@faults.service", check=False)
+        deadline = now() + 15
+        while now() < deadline and not [r for r in self.records.runs()
+                                         if (r.node, r.pid) not in before]:
+            time.sleep(0.01)
+        desc = backend.kill_and_restart(self.rng, self.log)
+        node.start()
+        return "after a new acquire: " + desc
 
     # -- results --------------------------------------------------------------------------------
     def table(self):

@@ -65,6 +65,11 @@ public:
         login_.requireMaster = url_.kind == RedisUrl::Kind::Sentinel;
         // A young server may have lost a holder's key: wait out one ttl plus drift.
         minUptime_ = ttl_ + ttl_ / 100 + std::chrono::milliseconds(2);
+        // Release mode (the lock guard): handoff() of the holder whose key release() deletes.
+        if (!p.adopt.empty()) {
+            (holders_ > 1 ? self_.id : record_) = p.adopt;
+            held_ = true;
+        }
     }
 
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
@@ -181,6 +186,11 @@ public:
 
     Duration retryInterval() const override { return retry_; }
     std::string waitReason() const override { return waitReason_; }
+    // What release mode needs to delete exactly our key or slot (the compare-and-delete
+    // scripts compare it): the record we stored, or for a semaphore our holder id.
+    std::string handoff() const override {
+        return held_ ? (holders_ > 1 ? self_.id : record_) : std::string();
+    }
 
 private:
     std::vector<std::string> semKeys() const { return {lockKey_, fenceKey_, recordsKey_}; }
