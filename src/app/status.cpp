@@ -53,7 +53,8 @@ void printJson(const Config& config, const LockState& state) {
         out << (i ? "," : "") << "{\"id\":" << jsonString(h.id)
             << ",\"host\":" << jsonString(h.host) << ",\"unit\":" << jsonString(h.unit)
             << ",\"pid\":" << h.pid << ",\"since\":" << jsonString(h.since)
-            << ",\"token\":" << jsonString(h.token) << "}";
+            << ",\"token\":" << jsonString(h.token)
+            << ",\"starts_at\":" << (h.startsAt.empty() ? "null" : jsonString(h.startsAt)) << "}";
     }
     out << "],\"lease_left_ms\":";
     if (state.leaseLeft && *state.leaseLeft != kInfinity)
@@ -90,6 +91,9 @@ void printText(const Config& config, const LockState& state) {
             << ", since " << h.since;
         if (auto d = heldFor(h.since); !d.empty()) out << " (" << d << " ago)";
         out << ", token " << (h.token.empty() ? "none" : h.token) << "\n";
+        if (!h.startsAt.empty())
+            out << "          lock-delay: its payload starts at " << h.startsAt
+                << " (the previous holder ended without a release)\n";
         out << "          id " << h.id << "\n";
     }
     if (held) {

@@ -12,6 +12,7 @@ std::string HolderRecord::describe() const {
     else if (pid > 0)
         out += " pid " + std::to_string(pid);
     if (!since.empty()) out += " since " + since;
+    if (!startsAt.empty()) out += ", in a lock-delay until " + startsAt;
     return out;
 }
 

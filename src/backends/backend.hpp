@@ -27,6 +27,9 @@ struct HolderRecord {
     // session the server terminated, a key it dropped): its stop_timeout + margin. A waiter
     // that takes over such a lock waits this long first (the lock-delay). Zero: unknown.
     Duration stopBudget{};
+    // Set while this holder sits out a lock-delay: the wall time ("2026-11-26T04:08:52Z") at
+    // which its payload starts. Empty otherwise (and where the backend does not publish it).
+    std::string startsAt;
 
     // "HOST/UNIT since TIME" (or "HOST pid PID since TIME"), for STATUS lines.
     std::string describe() const;

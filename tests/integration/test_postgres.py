@@ -209,6 +209,11 @@ class Postgres(LockunitTestCase):
         backend = self.backend_pid_of(holder.pid)
         t0 = time.monotonic()
         self.assertEqual(self.server.sql("SELECT pg_terminate_backend(%d)" % backend), "t")
+        self.assertTrue(wait_for(lambda: "lock-delay of" in waiter.stderr(), 5), waiter.stderr())
+        code, out, err = run(["status"] + self.base("forget"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("pid %d" % waiter.pid, out)
+        self.assertIn("lock-delay: its payload starts at", out)
         gap = self.assertNextStartsOnlyAfterTheOldTreeIsGone(log, wlog, 15)
         took = time.monotonic() - t0
         print("pg_terminate_backend → next payload after %.0f ms (%.0f ms after the old one's "

@@ -2,9 +2,11 @@
 // The postgres backend's documented key derivation and holder-record encoding: other tools
 // (and operators reading pg_locks) rely on these exact values.
 
+#include <ctime>
 #include <gtest/gtest.h>
 
 #include "backends/postgres/pg_protocol.hpp"
+#include "util/clock.hpp"
 
 using namespace lockunit;
 
@@ -71,6 +73,23 @@ TEST(PgProtocol, ApplicationNameReplacesSeparatorsAndNonAscii) {
     EXPECT_FALSE(pg::parseApplicationName("psql", back));
     EXPECT_TRUE(pg::parseApplicationName(text, back));
     EXPECT_EQ(back.since, "");
+}
+
+TEST(PgProtocol, ApplicationNameCarriesTheEndOfALockDelayWhileItLasts) {
+    HolderRecord self;
+    self.host = "h";
+    self.pid = 7;
+    self.stopBudget = std::chrono::milliseconds(1500);
+    const long future = static_cast<long>(std::time(nullptr)) + 60;
+    auto text = pg::encodeApplicationName(self, "3", 1700000000, future);
+    EXPECT_EQ(text, "lockunit|3|1700000000|7|1500@" + std::to_string(future) + "|h|");
+    HolderRecord back;
+    ASSERT_TRUE(pg::parseApplicationName(text, back));
+    EXPECT_EQ(back.stopBudget, std::chrono::milliseconds(1500));
+    EXPECT_EQ(back.startsAt, formatWallTime(static_cast<std::time_t>(future)));
+    ASSERT_TRUE(pg::parseApplicationName(pg::encodeApplicationName(self, "3", 1700000000, 1000),
+                                         back));
+    EXPECT_EQ(back.startsAt, ""); // over
 }
 
 TEST(PgProtocol, SlotEventsRoundTripAndForeignPayloadsAreNotOurs) {

@@ -61,10 +61,12 @@ std::vector<std::string> split(const std::string& s, char sep) {
 
 } // namespace
 
-std::string encodeApplicationName(const HolderRecord& self, const std::string& token, long since) {
+std::string encodeApplicationName(const HolderRecord& self, const std::string& token, long since,
+                                  long startsAt) {
     std::string head = "lockunit|" + clean(token) + "|" + (since > 0 ? std::to_string(since) : "") +
                        "|" + std::to_string(self.pid) + "|" +
-                       std::to_string(self.stopBudget.count()) + "|";
+                       std::to_string(self.stopBudget.count()) +
+                       (startsAt > 0 ? "@" + std::to_string(startsAt) : std::string()) + "|";
     std::string host = clean(self.host), unit = clean(self.unit);
     // The host matters more than the unit: cut the unit first.
     size_t room = kApplicationNameMax > head.size() ? kApplicationNameMax - head.size() : 0;
@@ -83,6 +85,11 @@ bool parseApplicationName(const std::string& text, HolderRecord& out) {
         out.since = formatWallTime(static_cast<std::time_t>(std::atol(f[2].c_str())));
     out.pid = std::atol(f[3].c_str());
     out.stopBudget = Duration(std::atol(f[4].c_str()));
+    if (auto at = f[4].find('@'); at != std::string::npos) {
+        const long until = std::atol(f[4].c_str() + at + 1);
+        if (until > static_cast<long>(std::time(nullptr))) // a lock-delay that is over is not shown
+            out.startsAt = formatWallTime(static_cast<std::time_t>(until));
+    }
     out.host = f[5];
     if (f.size() > 6) out.unit = f[6];
     out.id = out.host + ":" + f[3];

@@ -34,9 +34,11 @@ std::string channelName(const std::string& name);
 // The holder record squeezed into application_name (at most 63 bytes, printable ASCII):
 //   "lockunit|TOKEN|SINCE|PID|BUDGET|HOST|UNIT"
 // TOKEN and SINCE (Unix seconds) are empty until the lock is held; BUDGET is the holder's stop
-// budget in milliseconds (HolderRecord::stopBudget); HOST and UNIT are cut to fit and any byte
-// that is not printable ASCII or is '|' becomes '?'.
-std::string encodeApplicationName(const HolderRecord& self, const std::string& token, long since);
+// budget in milliseconds (HolderRecord::stopBudget), followed by "@UNTIL" (Unix seconds) while
+// the holder sits out a lock-delay (`startsAt` > 0; HolderRecord::startsAt); HOST and UNIT are
+// cut to fit and any byte that is not printable ASCII or is '|' becomes '?'.
+std::string encodeApplicationName(const HolderRecord& self, const std::string& token, long since,
+                                  long startsAt = 0);
 // The reverse; false when `text` is not one of ours.
 bool parseApplicationName(const std::string& text, HolderRecord& out);
 

@@ -299,15 +299,21 @@ private:
     // notifications as soon as it is idle again). So when the last event of our slot is still
     // "acquired" (or what lookupHolders() saw), that holder's session ended without a release:
     // its payload may be stopping for up to its stop budget.
-    Lease withLockDelay(Lease lease) {
+    // While the delay lasts, the holder record says when the payload starts, for `lockunit
+    // status` (a failure to say so changes nothing else).
+    Lease withLockDelay(Lease lease, long since, Interrupt& interrupt) {
         absorbEvents();
         auto it = lastEvent_.find(heldSlot_);
-        if (it != lastEvent_.end() && !it->second.released &&
-            it->second.budget > Duration::zero()) {
-            lease.delay = it->second.budget;
-            lease.delayReason = "the session of its previous holder " + it->second.holder +
-                                " ended without a release";
-        }
+        if (it == lastEvent_.end() || it->second.released || it->second.budget <= Duration::zero())
+            return lease;
+        lease.delay = it->second.budget;
+        lease.delayReason =
+            "the session of its previous holder " + it->second.holder + " ended without a release";
+        const long until = static_cast<long>(std::time(nullptr)) +
+                           std::chrono::ceil<std::chrono::seconds>(lease.delay).count();
+        [[maybe_unused]] auto r = conn_.exec(
+            "SELECT set_config('application_name', $1, false)",
+            {pg::encodeApplicationName(self_, token_, since, until)}, queryDeadline(), interrupt);
         return lease;
     }
 
@@ -380,7 +386,7 @@ private:
                        {sequence(), tmpl, channel_, acquired}, queryDeadline(), interrupt);
         if (fast) {
             token_ = PQgetvalue(fast->get(), 0, 0);
-            return withLockDelay(Lease{ttl_, token_});
+            return withLockDelay(Lease{ttl_, token_}, since, interrupt);
         }
         if (!conn_.connected() || fast.error().code != Errc::Refused) {
             heldSlot_ = -1;
@@ -406,7 +412,7 @@ private:
             conn_.close();
             return waitingError(r.error());
         }
-        return withLockDelay(Lease{ttl_, token_, warning});
+        return withLockDelay(Lease{ttl_, token_, warning}, since, interrupt);
     }
 
     // nextval() of SCHEMA.lockunit_fence. An SQL error (no such sequence and no right to create
