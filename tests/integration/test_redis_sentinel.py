@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """redis+sentinel:// against a real master, replica and three sentinels on loopback."""
 
+import contextlib
 import os
 import signal
 import sys
@@ -29,6 +30,17 @@ class Sentinel(LockunitTestCase):
 
     def wait_master(self, port, timeout=30):
         return wait_for(lambda: self.cluster.master_port() == port, timeout, interval=0.1)
+
+    @contextlib.contextmanager
+    def replication_cut(self):
+        """Inside: the replica is paused and the master has dropped its link, so a write
+        reaches only the master."""
+        self.cluster.replica.signal(signal.SIGSTOP)
+        try:
+            self.cluster.master.cmd("CLIENT", "KILL", "TYPE", "replica")
+            yield
+        finally:
+            self.cluster.replica.signal(signal.SIGCONT)
 
     def test_holder_follows_a_failover_and_keeps_the_lock(self):
         timing = ["--ttl=3s", "--renew=1s", "--stop-timeout=1s"]
@@ -65,16 +77,10 @@ class Sentinel(LockunitTestCase):
         master, replica = self.cluster.master, self.cluster.replica
         master.ready_for_ttl(10)
         log = self.path("runs.log")
-        # Cut replication: pause the replica and make the master drop its link, so the SET
-        # below reaches only the master.
-        replica.signal(signal.SIGSTOP)
-        try:
-            master.cmd("CLIENT", "KILL", "TYPE", "replica")
+        with self.replication_cut():  # the SET below reaches only the master
             first = self.start(self.base("loss", *timing) + ["--"] + payload(log, "first"), label="first")
             self.assertTrue(wait_for(lambda: read_runs(log), 10), first.stderr())
             master.kill()
-        finally:
-            replica.signal(signal.SIGCONT)
         t0 = time.monotonic()
         self.assertTrue(self.wait_master(replica.port, 40), "no failover")
         print("failover after the master's death: %.2f s" % (time.monotonic() - t0))
@@ -103,16 +109,12 @@ class Sentinel(LockunitTestCase):
         master, replica = self.cluster.master, self.cluster.replica
         master.ready_for_ttl(10)
         log = self.path("runs.log")
-        replica.signal(signal.SIGSTOP)
-        try:
-            master.cmd("CLIENT", "KILL", "TYPE", "replica")
+        with self.replication_cut():
             first = self.start(["--conf=" + conf] + self.base("repl", *timing) + ["--"] +
                                payload(log, "first"), label="first")
             self.assertTrue(wait_for(lambda: "reached 0 replica(s)" in first.stderr(), 10),
                             first.stderr())
             self.assertEqual(read_runs(log), [], "the payload started on an unreplicated lock")
-        finally:
-            replica.signal(signal.SIGCONT)
         self.assertTrue(wait_for(lambda: read_runs(log), 20), first.stderr())
         t_acq = time.monotonic()
         master.kill()  # right after the acquire
