@@ -136,6 +136,18 @@ class Postgres(LockunitTestCase):
         self.assertNotIn("lock-delay", waiter.stderr())
         self.assertNoOverlap(read_runs(log) + read_runs(wlog))
 
+    def test_a_server_lock_timeout_does_not_end_the_wait(self):
+        holder, log = self.hold_lock("lt")
+        url = self.server.url(query="?options=-c%20lock_timeout%3D200ms")
+        wlog = self.path("waiter.log")
+        waiter = self.start(self.base("lt", url=url) + ["--"] + payload(wlog, "waiter"), label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        time.sleep(1.0)  # five lock_timeouts
+        self.assertTrue(waiter.alive(), waiter.stderr())
+        holder.signal(signal.SIGTERM)
+        self.assertTrue(wait_for(lambda: read_runs(wlog), 10), waiter.stderr())
+        self.assertNoOverlap(read_runs(log) + read_runs(wlog))
+
     def test_status_reports_the_holder_and_its_token(self):
         holder, log = self.hold_lock("st")
         token = read_runs(log)[0].token

@@ -246,14 +246,18 @@ private:
     // session ends without a release (no NOTIFY then). The supervisor polls the socket (the
     // wake fd) and calls tryAcquire() again, which collects the answer in awaitGrant(). The
     // statement may wait for as long as it takes: statement_timeout is off for it and set
-    // back by the same statement once the lock is ours. A waiter that gives up exits, and the
+    // back by the same statement once the lock is ours (lock_timeout stays 0: the session takes
+    // no other lock that could wait). A waiter that gives up exits, and the
     // server ends its session (and its place in the queue) when it next writes to it.
     Result<Lease> startBlocking(Interrupt& interrupt) {
         auto seen = lookupHolders(interrupt);
         if (!seen) return waitingError(seen.error());
         seen_ = std::move(*seen);
         if (!timeoutOff_) {
-            auto r = conn_.exec("SET statement_timeout = 0", {}, queryDeadline(), interrupt);
+            // lock_timeout too: a server default would end the wait with an error (55P03).
+            auto r = conn_.exec("SELECT set_config('statement_timeout', '0', false), "
+                                "set_config('lock_timeout', '0', false)",
+                                {}, queryDeadline(), interrupt);
             if (!r) return waitingError(r.error());
             timeoutOff_ = true;
         }
