@@ -156,7 +156,7 @@ public:
         }
         if (heldSlot_ >= 0 && conn_.connected()) {
             // "released" first, in a transaction of its own: a waiter that the unlock wakes has
-            // that event before its grant (see lockDelay()). Then unlock, and wake the waiters
+            // that event before its grant (see withLockDelay()). Then unlock, and wake the waiters
             // of a semaphore, which LISTEN instead of queueing. If the event does not get
             // through, closing the session below frees the lock as an unclean end would.
             if (announce(pg::SlotEvent{heldSlot_, true, {}, self_.id}, interrupt)) [[maybe_unused]]
@@ -201,7 +201,7 @@ public:
 
 private:
     // Who holds which slot, from pg_locks and pg_stat_activity. What it sees is also the last
-    // event of each held slot (see lockDelay()), until the channel says otherwise.
+    // event of each held slot (see withLockDelay()), until the channel says otherwise.
     Result<LockState> lookupHolders(Interrupt& interrupt) {
         std::string classIds = "{", objIds = "{";
         for (size_t i = 0; i < keys_.size(); ++i) {
