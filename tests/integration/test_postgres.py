@@ -251,6 +251,27 @@ class Postgres(LockunitTestCase):
         self.assertGreaterEqual(took, 4.5)
         return took
 
+    def test_a_semaphore_slot_whose_session_was_terminated_is_taken_after_its_lock_delay(self):
+        logs = [self.path("h%d.log" % i) for i in range(2)]
+        holders = [self.start(self.base("sem-forget", "--holders=2", "--stop-timeout=2s") + ["--"] +
+                              payload(logs[i], "h%d" % i, "--linger", 1500), label="h%d" % i)
+                   for i in range(2)]
+        for i in range(2):
+            self.assertTrue(wait_for(lambda: read_runs(logs[i]), 15), holders[i].stderr())
+        wlog = self.path("waiter.log")
+        waiter = self.start(self.base("sem-forget", "--holders=2") + ["--"] + payload(wlog, "w"),
+                            label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        self.server.sql("SELECT pg_terminate_backend(%d)" % self.backend_pid_of(holders[0].pid))
+        self.assertNextStartsOnlyAfterTheOldTreeIsGone(logs[0], wlog, 15)
+        took = time.monotonic() - t0
+        print("semaphore slot: next payload %.0f ms after pg_terminate_backend" % (took * 1000))
+        self.assertIn("lock-delay of 2s500ms", waiter.stderr())
+        self.assertGreaterEqual(took, 2.5)
+        self.assertTrue(holders[1].alive(), "the other slot's holder was disturbed")
+
     def test_graceful_release_of_a_lingering_payload_costs_no_lock_delay(self):
         holder, log, waiter, wlog = self.lingering_holder_and_waiter("clean-linger")
         holder.signal(signal.SIGTERM)
