@@ -119,6 +119,7 @@ Result<std::unique_ptr<LockBackend>> makeBackend(const Config& config, const Hol
     params.renew = config.renew.value;
     params.holders = static_cast<int>(config.holders.value);
     params.self = self;
+    params.self.stopBudget = config.stopTimeout.value + config.margin(); // a waiter's lock-delay
     const std::string scheme = params.url.substr(0, params.url.find("://"));
     auto info = backends::byScheme(scheme);
     if (!info) return info.error();

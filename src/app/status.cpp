@@ -53,7 +53,8 @@ void printJson(const Config& config, const LockState& state) {
         out << (i ? "," : "") << "{\"id\":" << jsonString(h.id)
             << ",\"host\":" << jsonString(h.host) << ",\"unit\":" << jsonString(h.unit)
             << ",\"pid\":" << h.pid << ",\"since\":" << jsonString(h.since)
-            << ",\"token\":" << jsonString(h.token) << "}";
+            << ",\"token\":" << jsonString(h.token)
+            << ",\"starts_at\":" << (h.startsAt.empty() ? "null" : jsonString(h.startsAt)) << "}";
     }
     out << "],\"lease_left_ms\":";
     if (state.leaseLeft && *state.leaseLeft != kInfinity)
@@ -70,6 +71,8 @@ void printJson(const Config& config, const LockState& state) {
         out << *state.waiters;
     else
         out << "null";
+    out << ",\"not_granted\":"
+        << (state.notGranted.empty() ? "null" : jsonString(state.notGranted));
     out << "}\n";
     log::printOut(out.str());
 }
@@ -81,12 +84,16 @@ void printText(const Config& config, const LockState& state) {
         << (held ? "held" : "free");
     if (config.holders.value > 1)
         out << " (" << state.holders.size() << " of " << config.holders.value << " slots taken)";
+    if (!state.notGranted.empty()) out << ", but " << state.notGranted;
     out << "\n";
     for (const auto& h : state.holders) {
         out << "  holder: " << h.host << (h.unit.empty() ? "" : "/" + h.unit) << ", pid " << h.pid
             << ", since " << h.since;
         if (auto d = heldFor(h.since); !d.empty()) out << " (" << d << " ago)";
         out << ", token " << (h.token.empty() ? "none" : h.token) << "\n";
+        if (!h.startsAt.empty())
+            out << "          lock-delay: its payload starts at " << h.startsAt
+                << " (the previous holder ended without a release)\n";
         out << "          id " << h.id << "\n";
     }
     if (held) {
@@ -122,9 +129,8 @@ int printStatusError(const Config& config, const Error& error, bool json, int ex
                           config.name.value + "': " + error.message;
     log::error(message);
     if (json)
-        log::printOut("{\"lock\":" + jsonString(config.name.value) +
-                      ",\"backend\":" + jsonString(scheme(config)) +
-                      ",\"error\":" + jsonString(message) + "}\n");
+        log::printOut("{\"lock\":" + jsonString(config.name.value) + ",\"backend\":" +
+                      jsonString(scheme(config)) + ",\"error\":" + jsonString(message) + "}\n");
     return exitCode;
 }
 

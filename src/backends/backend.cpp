@@ -12,12 +12,14 @@ std::string HolderRecord::describe() const {
     else if (pid > 0)
         out += " pid " + std::to_string(pid);
     if (!since.empty()) out += " since " + since;
+    if (!startsAt.empty()) out += ", in a lock-delay until " + startsAt;
     return out;
 }
 
 std::string HolderRecord::serialize() const {
     return "id=" + id + "\nhost=" + host + "\nunit=" + unit + "\npid=" + std::to_string(pid) +
-           "\nsince=" + since + "\ntoken=" + token + "\n";
+           "\nsince=" + since + "\ntoken=" + token +
+           "\nbudget_ms=" + std::to_string(stopBudget.count()) + "\n";
 }
 
 HolderRecord HolderRecord::parse(const std::string& text) {
@@ -40,6 +42,8 @@ HolderRecord HolderRecord::parse(const std::string& text) {
             r.since = value;
         else if (key == "token")
             r.token = value;
+        else if (key == "budget_ms")
+            r.stopBudget = Duration(std::atol(value.c_str()));
     }
     return r;
 }

@@ -23,6 +23,13 @@ struct HolderRecord {
     long pid = 0;      // lockunit's pid on that host
     std::string since; // wall time of acquisition, "2026-11-26T04:08:47Z"
     std::string token; // fencing token, empty where the backend has none
+    // How long this holder's payload may still run once its lock ends without a release (a
+    // session the server terminated, a key it dropped): its stop_timeout + margin. A waiter
+    // that takes over such a lock waits this long first (the lock-delay). Zero: unknown.
+    Duration stopBudget{};
+    // Set while this holder sits out a lock-delay: the wall time ("2026-11-26T04:08:52Z") at
+    // which its payload starts. Empty otherwise (and where the backend does not publish it).
+    std::string startsAt;
 
     // "HOST/UNIT since TIME" (or "HOST pid PID since TIME"), for STATUS lines.
     std::string describe() const;
@@ -47,6 +54,13 @@ struct Lease {
     Duration validity = kInfinity;
     // Fencing token, strictly increasing per lock name; empty where the backend has none.
     std::string token;
+    // The lock-delay (docs/guarantees.md, "Lock-delay"): when the previous holder's session or
+    // key ended without a release, its payload may still be stopping. The supervisor holds the
+    // lock (renewing it) for this long, counted from the call's return, before it starts the
+    // payload; delayReason says why ("HOLDER's session ended without a release"). Zero after a
+    // clean release, and where the backend cannot tell (its docs say when).
+    Duration delay{};
+    std::string delayReason;
     // Something the operator should hear about although the call worked (why there is no
     // fencing token, say); the supervisor logs it as a warning. Empty: nothing to say.
     std::string warning;
@@ -58,6 +72,8 @@ struct LockState {
     std::optional<Duration> leaseLeft; // time left on the current holder's lease, if known;
                                        // kInfinity: lasts as long as the holder (file)
     std::optional<int> waiters;        // waiting instances, where the backend can count them
+    std::string notGranted; // why a free lock is granted to nobody yet, and until when (a
+                            // young server: LockBackend::waitReason()); empty otherwise
 };
 
 // Lets a backend call that waits on I/O give way to a stop request (invariant 4: SIGTERM is
@@ -129,6 +145,11 @@ public:
     // For the lock guard, valid while the lock is held (see above).
     virtual std::vector<int> heldFds() const { return {}; }
     virtual std::string handoff() const { return {}; }
+
+    // After tryAcquire() returned Errc::Busy: why the lock cannot be had when that is not
+    // "someone holds it" (a server too young to grant, say), ending in when that ends; empty
+    // otherwise. The supervisor names it in the log, in STATUS= and when it gives up.
+    virtual std::string waitReason() const { return {}; }
 
     virtual int wakeFd() const { return -1; }
     virtual void drainWake() {}

@@ -166,8 +166,12 @@ void Supervisor::feedWatchdog(TimePoint now, bool confirmed) {
     nextWatchdog_ = now + *watchdogInterval_ / 4;
 }
 
-void Supervisor::showWaitingStatus() {
+void Supervisor::showWaitingStatus(const std::string& reason) {
     std::string text = "standby: waiting for lock '" + d_.config.name.value + "'";
+    if (!reason.empty()) {
+        d_.notifier.status(text + ": it is not held, but " + reason);
+        return;
+    }
     SignalInterrupt interrupt(*this);
     auto state = d_.backend.inspect(interrupt);
     if (state && !state->holders.empty()) {
@@ -186,6 +190,7 @@ std::optional<int> Supervisor::waitForLock() {
     const TimePoint giveUp = forever ? TimePoint::max() : start + cfg.wait.value;
     TimePoint nextExtend = start;
     bool announced = false, holderChanged = true;
+    std::string lastReason;
     SignalInterrupt interrupt(*this);
 
     if (cfg.notify.value == NotifyMode::Standby) d_.notifier.ready();
@@ -206,7 +211,11 @@ std::optional<int> Supervisor::waitForLock() {
             token_ = lease->token;
             if (!lease->warning.empty())
                 log::warning("lock '" + cfg.name.value + "': " + lease->warning);
-            return std::nullopt;
+            if (lease->delay <= Duration::zero()) return std::nullopt;
+            auto delayed = sitOutLockDelay(*lease, giveUp);
+            if (delayed != kWaitAgain) return delayed;
+            phase_ = Phase::Waiting;
+            continue;
         }
         const Error& err = lease.error();
         if (err.code == Errc::Interrupted) continue;
@@ -215,8 +224,10 @@ std::optional<int> Supervisor::waitForLock() {
             return err.code == Errc::Config ? exitcode::Config : exitcode::Unavailable;
         }
         auto now = d_.clock.now();
+        const std::string reason = d_.backend.waitReason();
         if (now >= giveUp) {
-            log::notice("lock '" + cfg.name.value + "' is busy" +
+            log::notice("lock '" + cfg.name.value + "' is " +
+                        (reason.empty() ? "busy" : "not held, but " + reason) +
                         (cfg.wait.value == Duration::zero()
                              ? std::string()
                              : ", gave up after " + formatDuration(cfg.wait.value)));
@@ -227,7 +238,13 @@ std::optional<int> Supervisor::waitForLock() {
                        "waiting for lock '" + cfg.name.value + "'");
             announced = true;
         }
-        if (holderChanged) showWaitingStatus();
+        if (reason != lastReason) {
+            if (!reason.empty())
+                log::info("lock '" + cfg.name.value + "' is not held, but " + reason);
+            lastReason = reason;
+            holderChanged = true;
+        }
+        if (holderChanged) showWaitingStatus(reason);
         if (cfg.notify.value != NotifyMode::Standby && now >= nextExtend) {
             d_.notifier.extendTimeout(kExtendBy);
             nextExtend = now + kExtendEvery;
@@ -245,6 +262,61 @@ std::optional<int> Supervisor::waitForLock() {
         holderChanged = ready & 1;
         if (holderChanged) d_.backend.drainWake();
         if (ready & 2) d_.runner.process();
+        d_.runner.onTimeout(d_.clock.now());
+    }
+}
+
+std::optional<int> Supervisor::sitOutLockDelay(const Lease& lease, TimePoint giveUp) {
+    const auto& cfg = d_.config;
+    const TimePoint end = d_.clock.now() + lease.delay;
+    const auto seconds = std::chrono::ceil<std::chrono::seconds>(lease.delay).count();
+    const std::string why =
+        lease.delayReason + ", so its payload may still be stopping: lock-delay of " +
+        formatDuration(lease.delay) + " until " + formatWallTime(std::time(nullptr) + seconds);
+    if (end > giveUp) {
+        log::notice("lock '" + cfg.name.value + "' is free, but " + why +
+                    ", longer than --wait allows");
+        releaseLock(false);
+        return exitcode::Busy;
+    }
+    log::event(log::Level::Notice, {"lock-delay", cfg.name.value, backendScheme(), token_},
+               "lock '" + cfg.name.value + "' acquired, but " + why);
+    d_.notifier.status("lock-delay: holding '" + cfg.name.value + "', the payload starts at " +
+                       formatWallTime(std::time(nullptr) + seconds) + " (" + lease.delayReason +
+                       ")");
+    if (cfg.notify.value != NotifyMode::Standby) d_.notifier.extendTimeout(lease.delay + kExtendBy);
+    SignalInterrupt interrupt(*this);
+    TimePoint nextRenew = lease_.renewDue(cfg.renew.value, cfg.ttl.value);
+    for (;;) {
+        if (stopRequested_) {
+            releaseLock(false);
+            return exitcode::Ok;
+        }
+        const TimePoint now = d_.clock.now();
+        if (now >= end) {
+            log::info("lock-delay of '" + cfg.name.value + "' over, starting the payload");
+            return std::nullopt;
+        }
+        if (now >= nextRenew || lease_.mustStop(now)) {
+            auto renewed = d_.backend.renew(interrupt);
+            if (renewed) {
+                lease_.confirm(now, renewed->validity);
+                nextRenew = now + cfg.renew.value;
+            } else if (renewed.error().code == Errc::Lost || lease_.mustStop(d_.clock.now())) {
+                log::warning("lost lock '" + cfg.name.value + "' during its lock-delay (" +
+                             renewed.error().message + "); waiting again");
+                releaseLock(true);
+                return kWaitAgain;
+            } else {
+                nextRenew = d_.clock.now() + renewRetry(cfg.renew.value);
+            }
+            continue;
+        }
+        feedWatchdog(now, true);
+        const TimePoint until = std::min({end, nextRenew, lease_.stopAt(),
+                                          watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
+                                          d_.runner.nextTimeout().value_or(TimePoint::max())});
+        if (pollOnce(until, {d_.runner.fd()})) d_.runner.process();
         d_.runner.onTimeout(d_.clock.now());
     }
 }

@@ -71,6 +71,11 @@ private:
 
     // Each returns an exit code, or nullopt to go on to the next phase.
     std::optional<int> waitForLock();
+    // The lock is ours but its previous holder ended without a release (Lease::delay): hold it,
+    // renewing, until that holder's payload must be gone. nullopt: start the payload now;
+    // kWaitAgain: the lock was lost meanwhile; otherwise an exit code.
+    static constexpr int kWaitAgain = -1;
+    std::optional<int> sitOutLockDelay(const Lease& lease, TimePoint giveUp);
     int runPayload();
     int stopPayload(int exitCode, const std::string& why);
     // Serves the runner and the guard until every process of the payload is gone, the lock
@@ -91,7 +96,7 @@ private:
     void relayNotifications();
     void handleSignals();
     void feedWatchdog(TimePoint now, bool confirmed);
-    void showWaitingStatus();
+    void showWaitingStatus(const std::string& reason);
     std::string backendScheme() const;
 
     Deps d_;

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
 # Faults of the driver (faults.py). The units run without WatchdogSec= (the lock guard stops a
 # paused lockunit's payload; `--watchdog` adds it back), `freeze-node` stops every process of
 # the holder's container, the guard's included. `crash-lockunit` is a SIGSEGV of lockunit,
-# `kill-guard` a SIGKILL of its lock guard.
+# `kill-guard` a SIGKILL of its lock guard, `systemctl-kill-all` a SIGKILL of the unit's cgroup.
 NODE_FAULTS = ["kill-lockunit", "crash-lockunit", "kill-guard", "pause-lockunit", "freeze-node",
                "systemctl-stop", "systemctl-restart", "systemctl-kill", "systemctl-kill-all",
                "reboot"]
@@ -39,6 +39,10 @@ class Backend:
     contrast_only = set()
     limits_with_watchdog = set()
     limits_without_watchdog = set()
+    # The payload goes on beating for this long after its stop signal (test_payload --linger):
+    # a payload that takes its time to stop, which the faults where the server forgets a lock
+    # need to show anything.
+    linger_ms = 0
 
     def limits(self, watchdog):
         return self.limits_with_watchdog | (set() if watchdog else self.limits_without_watchdog)
@@ -75,10 +79,6 @@ class FileBackend(Backend):
     """A lock directory on the host, bind-mounted into every node: flock() works across the
     containers because they share one kernel."""
     name = "file"
-    # SIGKILL to lockunit and its guard at once closes the flock fd while the scope's
-    # BindsTo= stop still runs the payload (docs/guarantees.md): contrast runs only.
-    contrast_only = {"systemctl-kill-all"}
-    limits_with_watchdog = {"systemctl-kill-all"}
 
     def url(self, node):
         return "file:///run/shared/locks"
@@ -89,12 +89,12 @@ class FileBackend(Backend):
 
 class PostgresBackend(Backend):
     name = "postgres"
-    faults = NODE_FAULTS + NET_FAULTS + SERVER_FAULTS
-    # A frozen node's kernel keeps its session (and lock) alive: no overlap. A server restart
-    # ends every session at once, while the old holder needs up to stop_timeout to notice and
-    # stop its payload (docs/backends/postgres.md, "Server-side loss is immediate").
-    contrast_only = {"systemctl-kill-all"}
-    limits_with_watchdog = {"server-restart", "systemctl-kill-all"}
+    faults = NODE_FAULTS + NET_FAULTS + SERVER_FAULTS + ["server-forgets"]
+    # A frozen node's kernel keeps its session (and lock) alive: no overlap. A server restart or
+    # a terminated session frees the lock at once while the old holder's payload lingers; the
+    # waiter that gets it waits out the holder's stop budget first (docs/backends/postgres.md,
+    # "Lock-delay"), so an overlap there is a bug too.
+    linger_ms = 600
 
     @property
     def programs(self):
@@ -130,6 +130,14 @@ class PostgresBackend(Backend):
         self.server.start()
         return "postgres stopped immediately (SIGQUIT) and restarted"
 
+    def forget_holder(self):
+        """The server forgets: pg_terminate_backend of the session that holds the lock."""
+        pids = self.server.sql("WITH h AS MATERIALIZED (SELECT pid FROM pg_locks "
+                               "WHERE locktype = 'advisory' AND granted "
+                               "AND pid <> pg_backend_pid()) "
+                               "SELECT pid FROM h WHERE pg_terminate_backend(pid)")
+        return "pg_terminate_backend of session %s" % (pids.replace("\n", ", ") or "(none)")
+
 
 BACKENDS = {"file": FileBackend, "postgres": PostgresBackend}
 
@@ -163,14 +171,42 @@ class _LeaseBackend(Backend):
 
 
 class RedisBackend(_LeaseBackend):
+    """One redis-server with a maxmemory and maxmemory-policy noeviction (lockunit refuses a
+    server that may evict its key, docs/backends/redis.md): the eviction storm fills it until
+    it refuses writes."""
     name = "redis"
     programs = ["redis-server"]
+    faults = _LeaseBackend.faults + ["eviction-storm"]
 
     def start(self):
         from redis_fixture import Server
         self.dir = tempfile.mkdtemp(prefix="lockunit-faults-redis-")
-        self.servers = [Server(self.dir, "redis").start()]
+        self.servers = [Server(self.dir, "redis", args=["--maxmemory", "32mb",
+                                                        "--maxmemory-policy", "noeviction"]).start()]
         self.make_proxies([s.port for s in self.servers])
+
+    def eviction_storm(self, hold):
+        """Fills database 9 with 256 kB values until the server answers OOM, keeps it full for
+        `hold` s (the lock's renewals are refused meanwhile), then empties database 9."""
+        import socket
+        from redis_fixture import RespError, _encode, _read_reply
+        s = self.servers[0]
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as sock:
+            f = sock.makefile("rb")
+            sock.sendall(_encode(["SELECT", "9"]))
+            _read_reply(f)
+            value, n, refused = b"x" * 262144, 0, ""
+            while n < 1000 and not refused:
+                sock.sendall(_encode(["SET", "storm:%d" % n, value]))
+                try:
+                    _read_reply(f)
+                    n += 1
+                except RespError as e:
+                    refused = str(e)
+            time.sleep(hold)
+            sock.sendall(_encode(["FLUSHDB"]))
+            _read_reply(f)
+        return "%d MB written until %r; full for %.1f s" % (n // 4, refused[:40], hold)
 
     def stop(self):
         for s in getattr(self, "servers", []):
@@ -192,6 +228,7 @@ class RedlockBackend(RedisBackend):
     """Three independent redis-servers; each node reaches each through its own proxy."""
     name = "redlock"
     tokens = False  # Redlock gives no fencing token (docs/backends/redis.md)
+    faults = _LeaseBackend.faults
 
     def start(self):
         from redis_fixture import Server
@@ -212,7 +249,14 @@ class SentinelBackend(RedisBackend):
     replica."""
     name = "redis+sentinel"
     programs = ["redis-server", "redis-sentinel"]
-    limits_with_watchdog = {"freeze-node", "server-restart"}
+    # min_replicas = 1 (tables()): a lock is used only once the replica has it, so a failover
+    # right after an acquire does not grant it twice. The plain server-restart (a master killed
+    # at a random moment) is still drawn: it is covered by min_replicas too.
+    faults = _LeaseBackend.faults + ["failover-after-acquire"]
+    limits_with_watchdog = {"freeze-node"}
+
+    def tables(self, node):
+        return "[redis]\nmin_replicas = 1\n"
 
     def start(self):
         from redis_fixture import Sentinels

@@ -67,7 +67,7 @@ class Node:
         # every takeover after a dead lockunit, has a tree that is still running.
         command = [PAYLOAD, "--log", log, "--node", self.name,
                    "--heartbeat", str(settings.heartbeat_ms),
-                   "--linger", str(int(settings.stop_timeout * 500))]
+                   "--linger", str(max(backend.linger_ms, int(settings.stop_timeout * 500)))]
         conf = ('name = "faults"\nbackend = "%s"\nttl = "%gs"\nrenew = "%gs"\n'
                 'stop_timeout = "%gs"\ncommand = [%s]\n%s' % (
                     backend.url(self.index), settings.ttl, settings.renew, settings.stop_timeout,

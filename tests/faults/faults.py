@@ -96,7 +96,7 @@ class Driver:
         os.chmod(host_dir, 0o777)
         backend = cls(self.hub, NODES, self.workdir, self.s.ttl)
         backend.record_dir = record_dir
-        records = Records(host_dir)
+        records = self.records = Records(host_dir)
         faults = self.fault_list(backend)
         self.log("== backend %s: %d faults from %s" % (name, self.args.faults, ", ".join(faults)))
         fault_log = []  # (realtime ns at injection, fault)
@@ -131,8 +131,7 @@ class Driver:
     def fault_list(self, backend):
         faults = [f for f in backend.faults if not self.args.only or f in self.args.only]
         if self.args.contrast:
-            return [f for f in faults if f in ("pause-lockunit", "freeze-node",
-                                               "systemctl-kill-all")]
+            return [f for f in faults if f in ("pause-lockunit", "freeze-node")]
         # Faults that overlap by design of the backend (an expiring lease) run in the
         # contrast runs only.
         return [f for f in faults if f not in backend.contrast_only]
@@ -276,8 +275,8 @@ class Driver:
         return "SIG%s to %s" % (sig, whom)
 
     def f_systemctl_kill_all(self, backend, node):
-        # SIGKILL to lockunit and its lock guard at once (docs/guarantees.md: a limit where
-        # the lock ends with its holder's fd or session).
+        # SIGKILL to every process of the unit's own cgroup: lockunit alone, since its lock
+        # guard lives in the payload's scope (docs/design.md, "The lock guard").
         node.c.systemctl("kill", "--kill-whom=all", "-s", "KILL", "lockunit@faults.service",
                          check=False)
 
@@ -322,6 +321,25 @@ class Driver:
 
     def f_server_restart(self, backend, node):
         return backend.kill_and_restart(self.rng, self.log)
+
+    def f_server_forgets(self, backend, node):
+        return backend.forget_holder()
+
+    def f_eviction_storm(self, backend, node):
+        return backend.eviction_storm(self.hold())
+
+    def f_failover_after_acquire(self, backend, node):
+        """The holder stops; the moment another node's payload starts (its acquire has just
+        been confirmed), the master is killed and the sentinels fail over."""
+        before = {(r.node, r.pid) for r in self.records.runs()}
+        node.c.systemctl("stop", "lockunit@faults.service", check=False)
+        deadline = now() + 15
+        while now() < deadline and not [r for r in self.records.runs()
+                                         if (r.node, r.pid) not in before]:
+            time.sleep(0.01)
+        desc = backend.kill_and_restart(self.rng, self.log)
+        node.start()
+        return "after a new acquire: " + desc
 
     # -- results --------------------------------------------------------------------------------
     def table(self):

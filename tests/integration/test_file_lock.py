@@ -27,6 +27,17 @@ class FileLock(LockunitTestCase):
             self.assertEqual(inst.wait(60), 0, inst.stderr())
         return read_runs(log)
 
+    def test_network_filesystems_key_is_a_boolean_and_a_local_directory_needs_no_opt_in(self):
+        # A real NFS mount is out of reach here: which filesystems count as network ones is
+        # pinned by the unit test FsKind; this checks the key and the local path end to end.
+        conf = self.path("f.toml")
+        for value, code in (("true", 0), ("false", 0), ('"yes"', EX_CONFIG)):
+            with open(conf, "w") as f:
+                f.write("[file]\nnetwork_filesystems = %s\n" % value)
+            got, _, err = run(["--conf=" + conf] + self.base("nfs", "--", "true"))
+            self.assertEqual(got, code, err)
+        self.assertIn("network_filesystems", err)
+
     def test_two_instances_take_turns_without_overlap(self):
         runs = self.contend(2)
         self.assertEqual(sorted(r.node for r in runs), ["n0", "n1"])

@@ -132,7 +132,20 @@ class Postgres(LockunitTestCase):
         self.assertTrue(wait_for(lambda: read_runs(wlog), 10), waiter.stderr())
         gap = (read_runs(wlog)[0].start - read_runs(log)[0].last) / 1e9
         print("graceful handover: %.1f ms from the holder payload's last record" % (gap * 1000))
-        self.assertLess(gap, 0.25, "the waiter was not woken by NOTIFY")
+        self.assertLess(gap, 0.25, "the waiter was not woken by the server")
+        self.assertNotIn("lock-delay", waiter.stderr())
+        self.assertNoOverlap(read_runs(log) + read_runs(wlog))
+
+    def test_a_server_lock_timeout_does_not_end_the_wait(self):
+        holder, log = self.hold_lock("lt")
+        url = self.server.url(query="?options=-c%20lock_timeout%3D200ms")
+        wlog = self.path("waiter.log")
+        waiter = self.start(self.base("lt", url=url) + ["--"] + payload(wlog, "waiter"), label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        time.sleep(1.0)  # five lock_timeouts
+        self.assertTrue(waiter.alive(), waiter.stderr())
+        holder.signal(signal.SIGTERM)
+        self.assertTrue(wait_for(lambda: read_runs(wlog), 10), waiter.stderr())
         self.assertNoOverlap(read_runs(log) + read_runs(wlog))
 
     def test_status_reports_the_holder_and_its_token(self):
@@ -157,8 +170,8 @@ class Postgres(LockunitTestCase):
 
     # --- failures ---------------------------------------------------------------------------
 
-    def test_killed_holder_is_replaced_once_the_server_sees_the_session_end(self):
-        holder, log = self.hold_lock("kill")
+    def test_killed_holder_is_replaced_after_its_lock_delay(self):
+        holder, log = self.hold_lock("kill", "--stop-timeout=1s")
         wlog = self.path("waiter.log")
         waiter = self.start(self.base("kill") + ["--"] + payload(wlog, "waiter"), label="waiter")
         self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
@@ -169,10 +182,105 @@ class Postgres(LockunitTestCase):
         self.assertTrue(wait_for(lambda: read_runs(wlog), 10), waiter.stderr())
         took = time.monotonic() - t0
         print("takeover after SIGKILL of the holder: %.0f ms" % (took * 1000))
-        # No NOTIFY comes from a dead holder: the waiter's 1 s retry finds the lock free.
-        self.assertLess(took, 3.0)
+        # A dead lockunit says no "released": the server's grant wakes the waiter at once, and
+        # it waits out the holder's stop budget (stop_timeout 1 s + 0.5 s) first.
+        self.assertIn("lock-delay of 1s500ms", waiter.stderr())
+        self.assertGreaterEqual(took, 1.5)
+        self.assertLess(took, 4.0)
         self.assertFalse(pid_alive(payload_pid), "payload survived SIGKILL of lockunit")
         self.assertNoOverlap(read_runs(log) + read_runs(wlog))
+
+    def lingering_holder_and_waiter(self, name, stop_timeout="4s", linger_ms=2000):
+        """A holder whose payload lingers `linger_ms` on SIGTERM, and a waiter that waits."""
+        log = self.path("holder.log")
+        holder = self.start(self.base(name, "--ttl=15s", "--renew=5s", "--stop-timeout=" + stop_timeout)
+                            + ["--"] + payload(log, "holder", "--linger", linger_ms), label="holder")
+        self.assertTrue(wait_for(lambda: read_runs(log), 15), holder.stderr())
+        wlog = self.path("waiter.log")
+        waiter = self.start(self.base(name) + ["--"] + payload(wlog, "waiter"), label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        time.sleep(0.3)  # the waiter has looked the holder up and queued for the lock
+        return holder, log, waiter, wlog
+
+    def assertNextStartsOnlyAfterTheOldTreeIsGone(self, old_log, new_log, timeout):
+        """Samples every 10 ms until the next payload starts: the old one is dead by then."""
+        old_pid = read_runs(old_log)[0].pid
+        deadline = time.monotonic() + timeout
+        while not read_runs(new_log):
+            self.assertLess(time.monotonic(), deadline, "the next payload never started")
+            time.sleep(0.01)
+        self.assertFalse(pid_alive(old_pid), "the next payload started while the old one "
+                         "(pid %d) still ran" % old_pid)
+        old, new = read_runs(old_log)[0], read_runs(new_log)[0]
+        self.assertTrue(old.ended, "the lingering payload never finished: %r" % old)
+        self.assertGreater(new.start, old.last, "overlap: %r then %r" % (old, new))
+        return (new.start - old.last) / 1e9
+
+    def test_terminated_backend_makes_the_waiter_wait_out_the_lingering_payload(self):
+        holder, log, waiter, wlog = self.lingering_holder_and_waiter("forget")
+        backend = self.backend_pid_of(holder.pid)
+        t0 = time.monotonic()
+        self.assertEqual(self.server.sql("SELECT pg_terminate_backend(%d)" % backend), "t")
+        self.assertTrue(wait_for(lambda: "lock-delay of" in waiter.stderr(), 5), waiter.stderr())
+        code, out, err = run(["status"] + self.base("forget"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("pid %d" % waiter.pid, out)
+        self.assertIn("lock-delay: its payload starts at", out)
+        took = self.assertTakenOverAfterTheLockDelay(holder, log, waiter, wlog, t0,
+                                                     "pg_terminate_backend")
+        # The waiter was granted at once, then waited the holder's 4 s + 0.5 s, not more.
+        self.assertLess(took, 4.5 + 2.5)
+
+    def test_server_restart_makes_the_waiter_wait_out_the_lingering_payload(self):
+        holder, log, waiter, wlog = self.lingering_holder_and_waiter("restart-linger")
+        t0 = time.monotonic()
+        self.server.stop()
+        self.server.start()
+        self.assertTakenOverAfterTheLockDelay(holder, log, waiter, wlog, t0, "server restart")
+
+    def assertTakenOverAfterTheLockDelay(self, holder, log, waiter, wlog, t0, fault):
+        """The holder (stop budget 4 s + 0.5 s) lost its session at t0: the waiter starts only
+        after its lock-delay, and never while the old payload lives. Returns the takeover time."""
+        gap = self.assertNextStartsOnlyAfterTheOldTreeIsGone(log, wlog, 20)
+        took = time.monotonic() - t0
+        print("%s → next payload after %.0f ms (%.0f ms after the old one's last beat)"
+              % (fault, took * 1000, gap * 1000))
+        self.assertEqual(holder.wait(10), EX_LOST, holder.stderr())
+        self.assertIn("lock-delay of 4s500ms", waiter.stderr())
+        self.assertIn("ended without a release", waiter.stderr())
+        self.assertGreaterEqual(took, 4.5)
+        return took
+
+    def test_a_semaphore_slot_whose_session_was_terminated_is_taken_after_its_lock_delay(self):
+        logs = [self.path("h%d.log" % i) for i in range(2)]
+        holders = [self.start(self.base("sem-forget", "--holders=2", "--stop-timeout=2s") + ["--"] +
+                              payload(logs[i], "h%d" % i, "--linger", 1500), label="h%d" % i)
+                   for i in range(2)]
+        for i in range(2):
+            self.assertTrue(wait_for(lambda: read_runs(logs[i]), 15), holders[i].stderr())
+        wlog = self.path("waiter.log")
+        waiter = self.start(self.base("sem-forget", "--holders=2") + ["--"] + payload(wlog, "w"),
+                            label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        self.server.sql("SELECT pg_terminate_backend(%d)" % self.backend_pid_of(holders[0].pid))
+        self.assertNextStartsOnlyAfterTheOldTreeIsGone(logs[0], wlog, 15)
+        took = time.monotonic() - t0
+        print("semaphore slot: next payload %.0f ms after pg_terminate_backend" % (took * 1000))
+        self.assertIn("lock-delay of 2s500ms", waiter.stderr())
+        self.assertGreaterEqual(took, 2.5)
+        self.assertTrue(holders[1].alive(), "the other slot's holder was disturbed")
+
+    def test_graceful_release_of_a_lingering_payload_costs_no_lock_delay(self):
+        holder, log, waiter, wlog = self.lingering_holder_and_waiter("clean-linger")
+        holder.signal(signal.SIGTERM)
+        gap = self.assertNextStartsOnlyAfterTheOldTreeIsGone(log, wlog, 15)
+        self.assertEqual(holder.wait(10), 0, holder.stderr())
+        print("graceful handover of a lingering payload: next payload %.1f ms after the old "
+              "one's last beat" % (gap * 1000))
+        self.assertNotIn("lock-delay", waiter.stderr())
+        self.assertLess(gap, 0.5)
 
     def test_terminated_backend_stops_the_payload_and_a_waiter_takes_over(self):
         holder, log = self.hold_lock("term", "--ttl=12s", "--renew=4s", "--stop-timeout=1s")

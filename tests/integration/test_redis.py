@@ -203,6 +203,31 @@ class RedisLock(RedisTestCase):
         self.assertEqual(code, EX_CONFIG, err)
         self.assertIn("command_timeout", err)
 
+    def test_min_replicas_is_validated(self):
+        for value, url, table, why in (
+                ("-1", self.url(), "redis", "must be between 0 and 100"),
+                ("1", "redlock://127.0.0.1:%d" % self.server.port, "redlock",
+                 "min_replicas is for redis:// and redis+sentinel://")):
+            conf = self.path("repl.toml")
+            with open(conf, "w") as f:
+                f.write('backend = "%s"\nscope = "no"\nttl = "3s"\nrenew = "1s"\n'
+                        'stop_timeout = "1s"\n[%s]\nmin_replicas = %s\n' % (url, table, value))
+            code, _, err = run(["--conf=" + conf, "--", "true"])
+            self.assertEqual(code, EX_CONFIG, err)
+            self.assertIn(why, err)
+
+    def test_min_replicas_on_a_server_without_replicas_never_starts_the_payload(self):
+        conf = self.path("repl.toml")
+        with open(conf, "w") as f:
+            f.write('[redis]\nmin_replicas = 1\n')
+        log = self.path("runs.log")
+        inst = self.start(["--conf=" + conf] + self.base("norepl") + ["--"] + payload(log, "x"))
+        self.assertTrue(wait_for(lambda: "reached 0 replica(s)" in inst.stderr(), 10), inst.stderr())
+        self.assertIn("min_replicas is 1; retrying", inst.stderr())
+        self.assertEqual(read_runs(log), [])
+        self.assertIsNone(self.server.cmd("GET", "lockunit:norepl"), "the key was not given back")
+        self.assertStopsAtOnceOnSigterm(inst)
+
     def test_unix_socket(self):
         sock = os.path.join(self.serverdir, "redis.sock")
         srv = Server(self.serverdir, "unixredis", args=["--unixsocket", sock, "--unixsocketperm", "700"]).start()
@@ -251,6 +276,46 @@ class RedisOutages(LockunitTestCase):
         self.assertLess(first.last, second.start)
         # The fence counter was lost with the data; tokens still increase.
         self.assertGreater(int(second.token), int(first.token))
+
+    def test_a_young_server_is_named_as_the_reason_for_the_wait(self):
+        self.server.restart()  # up for less than one ttl from now on
+        code, _, err = run(self.base("young", "--wait=0", "--", "true"))
+        self.assertEqual(code, EX_BUSY, err)
+        self.assertNotIn("is busy", err)
+        self.assertIn("lock 'young' is not held, but redis 127.0.0.1:%d started less than one "
+                      "ttl ago" % self.server.port, err)
+        self.assertIn("grants no lock until", err)
+        code, out, err = run(["status"] + self.base("young"))
+        self.assertEqual(code, 3, out + err)
+        self.assertIn("free, but redis 127.0.0.1:%d started less than one ttl ago" % self.server.port, out)
+        log = self.path("runs.log")
+        waiter = self.start(self.base("young") + ["--"] + payload(log, "w"), label="waiter")
+        self.assertTrue(wait_for(lambda: "started less than one ttl ago" in waiter.stderr(), 10),
+                        waiter.stderr())
+        self.assertTrue(wait_for(lambda: read_runs(log), TTL + 5), waiter.stderr())
+
+    def test_a_server_that_may_evict_the_lock_key_is_refused(self):
+        self.server.ready_for_ttl(TTL)
+        self.server.cmd("CONFIG", "SET", "maxmemory", "3mb")
+        self.server.cmd("CONFIG", "SET", "maxmemory-policy", "volatile-lru")
+        code, _, err = run(self.base("evict", "--wait=0", "--", "true"))
+        self.assertEqual(code, EX_UNAVAILABLE, err)
+        self.assertIn("may evict the lock key 'lockunit:evict' while its holder runs (maxmemory "
+                      "3145728 bytes, maxmemory-policy volatile-lru): set maxmemory-policy "
+                      "noeviction, or maxmemory 0, on it", err)
+        self.assertEqual(self.server.cmd("EXISTS", "lockunit:evict"), 0, "a lock was taken")
+        for policy in ("allkeys-lru", "volatile-ttl"):
+            self.server.cmd("CONFIG", "SET", "maxmemory-policy", policy)
+            code, _, err = run(self.base("evict", "--wait=0", "--", "true"))
+            self.assertEqual(code, EX_UNAVAILABLE, err)
+            self.assertIn("maxmemory-policy " + policy, err)
+        self.server.cmd("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        code, _, err = run(self.base("evict", "--wait=0", "--", "true"))
+        self.assertEqual(code, 0, err)
+        self.server.cmd("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        self.server.cmd("CONFIG", "SET", "maxmemory", "0")
+        code, _, err = run(self.base("evict", "--wait=0", "--", "true"))
+        self.assertEqual(code, 0, err)
 
     def test_sigstopped_redis_payload_stopped_before_the_deadline(self):
         self.server.ready_for_ttl(TTL)

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """redis+sentinel:// against a real master, replica and three sentinels on loopback."""
 
+import contextlib
 import os
 import signal
 import sys
@@ -29,6 +30,17 @@ class Sentinel(LockunitTestCase):
 
     def wait_master(self, port, timeout=30):
         return wait_for(lambda: self.cluster.master_port() == port, timeout, interval=0.1)
+
+    @contextlib.contextmanager
+    def replication_cut(self):
+        """Inside: the replica is paused and the master has dropped its link, so a write
+        reaches only the master."""
+        self.cluster.replica.signal(signal.SIGSTOP)
+        try:
+            self.cluster.master.cmd("CLIENT", "KILL", "TYPE", "replica")
+            yield
+        finally:
+            self.cluster.replica.signal(signal.SIGCONT)
 
     def test_holder_follows_a_failover_and_keeps_the_lock(self):
         timing = ["--ttl=3s", "--renew=1s", "--stop-timeout=1s"]
@@ -65,16 +77,10 @@ class Sentinel(LockunitTestCase):
         master, replica = self.cluster.master, self.cluster.replica
         master.ready_for_ttl(10)
         log = self.path("runs.log")
-        # Cut replication: pause the replica and make the master drop its link, so the SET
-        # below reaches only the master.
-        replica.signal(signal.SIGSTOP)
-        try:
-            master.cmd("CLIENT", "KILL", "TYPE", "replica")
+        with self.replication_cut():  # the SET below reaches only the master
             first = self.start(self.base("loss", *timing) + ["--"] + payload(log, "first"), label="first")
             self.assertTrue(wait_for(lambda: read_runs(log), 10), first.stderr())
             master.kill()
-        finally:
-            replica.signal(signal.SIGCONT)
         t0 = time.monotonic()
         self.assertTrue(self.wait_master(replica.port, 40), "no failover")
         print("failover after the master's death: %.2f s" % (time.monotonic() - t0))
@@ -91,6 +97,42 @@ class Sentinel(LockunitTestCase):
         # The second got the lock while the first one's lease had not run out yet.
         self.assertLess(b.start, a.start + 10e9)
         self.assertGreater(int(b.token), int(a.token))
+
+    def test_min_replicas_keeps_the_lock_through_a_failover_right_after_the_acquire(self):
+        # As above, but with min_replicas = 1: while the replica cannot have the key, nobody
+        # starts; once it has it, the master may die at once and the promoted replica still
+        # holds the lock for its holder.
+        timing = ["--ttl=10s", "--renew=2s", "--stop-timeout=1s"]
+        conf = self.path("repl.toml")
+        with open(conf, "w") as f:
+            f.write('[redis]\nmin_replicas = 1\n')
+        master, replica = self.cluster.master, self.cluster.replica
+        master.ready_for_ttl(10)
+        log = self.path("runs.log")
+        with self.replication_cut():
+            first = self.start(["--conf=" + conf] + self.base("repl", *timing) + ["--"] +
+                               payload(log, "first"), label="first")
+            self.assertTrue(wait_for(lambda: "reached 0 replica(s)" in first.stderr(), 10),
+                            first.stderr())
+            self.assertEqual(read_runs(log), [], "the payload started on an unreplicated lock")
+        self.assertTrue(wait_for(lambda: read_runs(log), 20), first.stderr())
+        t_acq = time.monotonic()
+        master.kill()  # right after the acquire
+        self.assertTrue(self.wait_master(replica.port, 40), "no failover")
+        print("failover %.2f s after the acquire" % (time.monotonic() - t_acq))
+        self.assertIsNotNone(replica.cmd("GET", "lockunit:repl"), "the promoted replica lost the key")
+        second = self.start(["--conf=" + conf] + self.base("repl", *timing) + ["--"] +
+                            payload(log, "second", "--hold", 300), label="second")
+        self.assertTrue(wait_for(lambda: "waiting for lock" in second.stderr(), 15), second.stderr())
+        # With no replica left, the holder's renewals cannot reach min_replicas: it stops on its
+        # deadline, and only then can the second one start.
+        self.assertEqual(first.wait(30), EX_LOST, first.stderr())
+        self.assertIn("min_replicas is 1", first.stderr())
+        runs = {r.node: r for r in read_runs(log)}
+        a = runs["first"]
+        self.assertFalse(pid_alive(a.pid))
+        if "second" in runs:
+            self.assertGreater(runs["second"].start, a.last)
 
     def test_unknown_master_name_exits_69(self):
         hosts = ",".join("127.0.0.1:%d" % s.port for s in self.cluster.sentinels)

@@ -5,10 +5,10 @@
 //   beat  NODE TOKEN PID NS      every --heartbeat ms while it runs
 //   end   NODE TOKEN PID NS      when it ends (if it can)
 // Options: --log FILE, --node NAME, --hold MS (default: forever), --exit N, --heartbeat MS,
-// --ignore-term (SIGTERM does nothing), --daemon-child (fork a setsid'd grandchild that
+// --ignore-term (SIGTERM does nothing), --linger MS (on SIGTERM, go on beating for MS before
+// ending: a payload that takes its time to stop), --daemon-child (fork a setsid'd grandchild that
 // sleeps and heartbeats as NODE/child), --fds (print our open fds to stdout), --notify-ready
-// (send READY=1 to $NOTIFY_SOCKET after --ready-delay MS), --linger MS (on SIGTERM, go on
-// running for MS before ending).
+// (send READY=1 to $NOTIFY_SOCKET after --ready-delay MS).
 
 #include <csignal>
 #include <cstdio>
@@ -85,6 +85,8 @@ int main(int argc, char** argv) {
             exitCode = std::atoi(next().c_str());
         else if (a == "--heartbeat")
             heartbeat = std::atol(next().c_str());
+        else if (a == "--linger")
+            linger = std::atol(next().c_str());
         else if (a == "--ignore-term")
             ignoreTerm = true;
         else if (a == "--daemon-child")
@@ -95,8 +97,6 @@ int main(int argc, char** argv) {
             ready = true;
         else if (a == "--ready-delay")
             readyDelay = std::atol(next().c_str());
-        else if (a == "--linger")
-            linger = std::atol(next().c_str());
         else {
             std::fprintf(stderr, "test_payload: unknown argument %s\n", a.c_str());
             return 2;
@@ -142,11 +142,9 @@ int main(int argc, char** argv) {
         sleepMs(step);
         record("beat");
     }
-    if (stopping && linger > 0) {
-        for (long long lingerUntil = nowNs() + linger * 1'000'000LL; nowNs() < lingerUntil;) {
-            sleepMs(std::min(heartbeat, linger));
-            record("beat");
-        }
+    for (long long end = nowNs() + linger * 1'000'000LL; stopping && nowNs() < end;) {
+        sleepMs(std::min<long long>(heartbeat, (end - nowNs()) / 1'000'000 + 1));
+        record("beat");
     }
     record("end");
     return stopping ? 143 : exitCode;

@@ -2,9 +2,11 @@
 // The postgres backend's documented key derivation and holder-record encoding: other tools
 // (and operators reading pg_locks) rely on these exact values.
 
+#include <ctime>
 #include <gtest/gtest.h>
 
 #include "backends/postgres/pg_protocol.hpp"
+#include "util/clock.hpp"
 
 using namespace lockunit;
 
@@ -35,8 +37,9 @@ TEST(PgProtocol, ApplicationNameRoundTripsTheHolderRecord) {
     self.host = "db-worker-3";
     self.unit = "reports.service";
     self.pid = 4242;
+    self.stopBudget = std::chrono::milliseconds(10500);
     auto text = pg::encodeApplicationName(self, "17", 1700000000);
-    EXPECT_EQ(text, "lockunit|17|1700000000|4242|db-worker-3|reports.service");
+    EXPECT_EQ(text, "lockunit|17|1700000000|4242|10500|db-worker-3|reports.service");
     HolderRecord back;
     ASSERT_TRUE(pg::parseApplicationName(text, back));
     EXPECT_EQ(back.host, "db-worker-3");
@@ -44,6 +47,7 @@ TEST(PgProtocol, ApplicationNameRoundTripsTheHolderRecord) {
     EXPECT_EQ(back.pid, 4242);
     EXPECT_EQ(back.token, "17");
     EXPECT_EQ(back.since, "2023-11-14T22:13:20Z");
+    EXPECT_EQ(back.stopBudget, std::chrono::milliseconds(10500));
 }
 
 TEST(PgProtocol, ApplicationNameFitsIn63BytesAndCutsTheUnitFirst) {
@@ -64,9 +68,43 @@ TEST(PgProtocol, ApplicationNameReplacesSeparatorsAndNonAscii) {
     HolderRecord self;
     self.host = "we|ird\xc3\xa9";
     auto text = pg::encodeApplicationName(self, "", 0);
-    EXPECT_EQ(text, "lockunit|||0|we?ird??|");
+    EXPECT_EQ(text, "lockunit|||0|0|we?ird??|");
     HolderRecord back;
     EXPECT_FALSE(pg::parseApplicationName("psql", back));
     EXPECT_TRUE(pg::parseApplicationName(text, back));
     EXPECT_EQ(back.since, "");
+}
+
+TEST(PgProtocol, ApplicationNameCarriesTheEndOfALockDelayWhileItLasts) {
+    HolderRecord self;
+    self.host = "h";
+    self.pid = 7;
+    self.stopBudget = std::chrono::milliseconds(1500);
+    const long future = static_cast<long>(std::time(nullptr)) + 60;
+    auto text = pg::encodeApplicationName(self, "3", 1700000000, future);
+    EXPECT_EQ(text, "lockunit|3|1700000000|7|1500@" + std::to_string(future) + "|h|");
+    HolderRecord back;
+    ASSERT_TRUE(pg::parseApplicationName(text, back));
+    EXPECT_EQ(back.stopBudget, std::chrono::milliseconds(1500));
+    EXPECT_EQ(back.startsAt, formatWallTime(static_cast<std::time_t>(future)));
+    ASSERT_TRUE(pg::parseApplicationName(pg::encodeApplicationName(self, "3", 1700000000, 1000),
+                                         back));
+    EXPECT_EQ(back.startsAt, ""); // over
+}
+
+TEST(PgProtocol, SlotEventsRoundTripAndForeignPayloadsAreNotOurs) {
+    pg::SlotEvent acquired{2, false, std::chrono::milliseconds(2500), "h1:42:00ff"};
+    EXPECT_EQ(pg::encodeEvent(acquired), "acquired|2|2500|h1:42:00ff");
+    pg::SlotEvent back;
+    ASSERT_TRUE(pg::parseEvent(pg::encodeEvent(acquired), back));
+    EXPECT_EQ(back.slot, 2);
+    EXPECT_FALSE(back.released);
+    EXPECT_EQ(back.budget, std::chrono::milliseconds(2500));
+    EXPECT_EQ(back.holder, "h1:42:00ff");
+    ASSERT_TRUE(pg::parseEvent("released|0|h1:42:00ff", back));
+    EXPECT_TRUE(back.released);
+    EXPECT_EQ(back.slot, 0);
+    EXPECT_EQ(back.holder, "h1:42:00ff");
+    EXPECT_FALSE(pg::parseEvent("", back));
+    EXPECT_FALSE(pg::parseEvent("hello", back));
 }

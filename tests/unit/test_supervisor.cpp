@@ -7,6 +7,7 @@
 #include <functional>
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backends/io.hpp"
@@ -63,7 +64,10 @@ public:
         ++acquires;
         if (onAcquire) onAcquire();
         if (busy) return makeError(Errc::Busy, "held");
-        return Lease{validity, "7"};
+        Lease lease{validity, "7"};
+        lease.delay = delay;
+        lease.delayReason = "the session of its previous holder h1 ended without a release";
+        return lease;
     }
     Result<Lease> renew(Interrupt& i) override {
         ++renews;
@@ -87,6 +91,7 @@ public:
     Duration retryInterval() const override { return retry; }
 
     Duration validity = 2s;
+    Duration delay{};
     bool busy = false;
     std::function<Result<Lease>(Interrupt&)> onRenew;
     std::function<Result<LockState>(Interrupt&)> onInspect;
@@ -313,4 +318,62 @@ TEST_F(SupervisorTest, WatchdogIsFedOnlyWhileTheLeaseIsConfirmed) {
             EXPECT_NE(s, "WATCHDOG=1");
         }
     }
+}
+
+TEST_F(SupervisorTest, ALockDelayHoldsTheLockRenewingItBeforeThePayloadStarts) {
+    backend_.delay = 1200ms;
+    std::optional<TimePoint> firstRenew;
+    backend_.onRenew = [&](Interrupt&) -> Result<Lease> {
+        if (!firstRenew) firstRenew = BootClock::now();
+        return Lease{2s, "7"};
+    };
+    const TimePoint t0 = BootClock::now();
+    EXPECT_EQ(run("exit 0"), 0);
+    std::ifstream in(pidFile_);
+    ASSERT_TRUE(in.good());
+    struct stat st {};
+    ASSERT_EQ(::stat(pidFile_.c_str(), &st), 0);
+    // The payload wrote its pid file only after the delay.
+    const auto written = std::chrono::system_clock::time_point(
+        std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec));
+    const auto delayEnd = std::chrono::system_clock::now() - (BootClock::now() - t0) + 1200ms;
+    EXPECT_GE(written, delayEnd - 20ms); // mtime granularity
+    ASSERT_TRUE(firstRenew); // renew = 500 ms: renewed during the delay
+    EXPECT_LT(*firstRenew - t0, 1200ms);
+    EXPECT_TRUE(notifier_.saw("STATUS=lock-delay: holding 'unit'"));
+    EXPECT_TRUE(notifier_.saw("ended without a release"));
+}
+
+TEST_F(SupervisorTest, SigtermDuringALockDelayReleasesAndNeverStartsThePayload) {
+    backend_.delay = 5s;
+    backend_.onRenew = [](Interrupt&) -> Result<Lease> {
+        ::kill(::getpid(), SIGTERM);
+        return Lease{2s, "7"};
+    };
+    EXPECT_EQ(run(), exitcode::Ok);
+    EXPECT_LT(finished_ - started_, 2s);
+    EXPECT_EQ(std::make_pair(payloadPid(), backend_.releases), std::make_pair(0, 1));
+}
+
+TEST_F(SupervisorTest, AWaitShorterThanTheLockDelayReleasesAndExits75) {
+    backend_.delay = 5s;
+    config_.wait.value = 1s;
+    EXPECT_EQ(run(), exitcode::Busy);
+    EXPECT_LT(finished_ - started_, 1s);
+    EXPECT_EQ(std::make_pair(payloadPid(), backend_.releases), std::make_pair(0, 1));
+}
+
+TEST_F(SupervisorTest, ALockLostDuringItsDelayIsWaitedForAgain) {
+    backend_.delay = 3s;
+    int renews = 0;
+    backend_.onRenew = [&](Interrupt&) -> Result<Lease> {
+        if (++renews == 1) return makeError(Errc::Lost, "gone");
+        return Lease{2s, "7"};
+    };
+    backend_.onAcquire = [&] {
+        if (backend_.acquires == 2) backend_.delay = Duration::zero();
+    };
+    EXPECT_EQ(run("exit 4"), 4);
+    EXPECT_EQ(backend_.acquires, 2);
+    EXPECT_EQ(backend_.releases, 2); // the tidy-up after the loss, then the real release
 }

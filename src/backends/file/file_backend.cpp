@@ -12,6 +12,8 @@
 // at least every second, for filesystems where inotify sees nothing (NFS). Only a waiter sets
 // up that watch: closing an inotify descriptor waits for a kernel grace period (~8 ms, more
 // than the rest of an uncontended run), which a lock that is free at once need not pay.
+// A directory on a network filesystem is refused unless network_filesystems = true: there the
+// flock is the server's, which can lose it, and a renewal here does no I/O to find out.
 
 #include <cerrno>
 #include <cstring>
@@ -21,9 +23,11 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <vector>
 
+#include "backends/file/fs_kind.hpp"
 #include "backends/io.hpp"
 #include "backends/registry.hpp"
 #include "util/fd.hpp"
@@ -33,6 +37,11 @@ namespace {
 
 constexpr Duration kRetryInterval = std::chrono::seconds(1);
 constexpr Duration kFenceTimeout = std::chrono::seconds(2);
+
+const KeySpec kNetworkFilesystemsKey{
+    "network_filesystems", KeyType::Boolean, "false",
+    "accept a lock directory on a network filesystem (NFS, CIFS, Ceph, …), where the server can "
+    "lose a lock without its holder noticing"};
 
 Error sysError(const std::string& what) {
     return makeError(Errc::Unavailable, what + ": " + std::strerror(errno));
@@ -271,6 +280,17 @@ Result<std::unique_ptr<LockBackend>> createFile(const BackendParams& p) {
                                            p.url + "'");
     auto backend = std::make_unique<FileBackend>(dir, p);
     if (auto r = backend->init(); !r) return r.error();
+    static const BackendSettings kNone;
+    const BackendSettings& s = p.settings ? *p.settings : kNone;
+    struct statfs fs {};
+    if (::statfs(dir.c_str(), &fs) == 0 && !s.boolean("network_filesystems", false))
+        if (const char* kind = networkFilesystemName(static_cast<unsigned long>(fs.f_type)))
+            return makeError(Errc::Config,
+                             "lock directory '" + dir + "' is on " + kind +
+                                 ", a network filesystem: its server can lose a lock while the "
+                                 "holder, which renews without asking it, runs on; use a network "
+                                 "backend, or set network_filesystems = true in [file] to accept "
+                                 "that");
     return std::unique_ptr<LockBackend>(std::move(backend));
 }
 
@@ -280,7 +300,7 @@ LOCKUNIT_REGISTER_BACKEND(BackendInfo{
     {"file"},
     "file",
     "flock(2) on DIR/NAME.lock; one machine, or containers sharing DIR",
-    {},
+    {kNetworkFilesystemsKey},
     createFile,
 });
 

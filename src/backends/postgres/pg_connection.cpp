@@ -35,13 +35,14 @@ void Connection::close() {
     if (conn_) PQfinish(conn_);
     conn_ = nullptr;
     pending_ = false;
-    notified_ = 0;
+    answer_.reset();
+    notifications_.clear();
 }
 
-void Connection::countNotifications() {
+void Connection::readNotifications() {
     while (PGnotify* n = PQnotifies(conn_)) {
+        notifications_.emplace_back(n->extra ? n->extra : "");
         PQfreemem(n);
-        ++notified_;
     }
 }
 
@@ -126,15 +127,15 @@ Result<void> Connection::drain(TimePoint deadline, Interrupt& interrupt) {
     return {};
 }
 
-Result<int> Connection::consume() {
+Result<void> Connection::consume() {
     if (!conn_) return makeError(Errc::Unavailable, "not connected");
     if (!PQconsumeInput(conn_) || PQstatus(conn_) == CONNECTION_BAD) return lost("idle");
-    countNotifications();
-    return std::exchange(notified_, 0);
+    readNotifications();
+    return {};
 }
 
-Result<ResultPtr> Connection::exec(const char* sql, const std::vector<std::string>& params,
-                                   TimePoint deadline, Interrupt& interrupt) {
+Result<void> Connection::send(const char* sql, const std::vector<std::string>& params,
+                              TimePoint deadline, Interrupt& interrupt) {
     sqlState_.clear();
     if (!conn_) return makeError(Errc::Unavailable, "not connected to PostgreSQL");
     if (auto d = drain(deadline, interrupt); !d) return d.error();
@@ -145,42 +146,55 @@ Result<ResultPtr> Connection::exec(const char* sql, const std::vector<std::strin
                            nullptr, nullptr, 0))
         return lost("a statement");
     pending_ = true;
-    const int fd = PQsocket(conn_);
+    answer_.reset();
     for (;;) {
         int f = PQflush(conn_);
-        if (f == 0) break;
+        if (f == 0) return {};
         if (f < 0) return lost("sending a statement");
-        auto w = io::waitFor(fd, POLLIN | POLLOUT, deadline, interrupt, "sending a statement");
+        auto w = io::waitFor(PQsocket(conn_), POLLIN | POLLOUT, deadline, interrupt,
+                             "sending a statement");
         if (!w) return w.error();
         if (!PQconsumeInput(conn_)) return lost("sending a statement");
     }
-    ResultPtr answer;
-    for (;;) {
-        while (!PQisBusy(conn_)) {
-            ResultPtr r(PQgetResult(conn_));
-            if (!r) {
-                pending_ = false;
-                if (PQstatus(conn_) == CONNECTION_BAD) return lost("a statement");
-                countNotifications(); // read with the answer: see notificationPending()
-                if (!answer) return makeError(Errc::Refused, "PostgreSQL sent no result");
-                auto status = PQresultStatus(answer.get());
-                if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return answer;
-                const char* state = PQresultErrorField(answer.get(), PG_DIAG_SQLSTATE);
-                sqlState_ = state ? state : "";
-                return makeError(Errc::Refused,
-                                 oneLine(PQresultErrorMessage(answer.get())) +
-                                     (sqlState_.empty() ? "" : " (SQLSTATE " + sqlState_ + ")"));
-            }
+}
+
+std::optional<Result<ResultPtr>> Connection::answer() {
+    if (!conn_) return Result<ResultPtr>(makeError(Errc::Unavailable, "not connected"));
+    if (!PQconsumeInput(conn_)) return Result<ResultPtr>(lost("a statement"));
+    auto ok = [](const PGresult* r) {
+        auto st = PQresultStatus(r);
+        return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+    };
+    while (!PQisBusy(conn_)) {
+        ResultPtr r(PQgetResult(conn_));
+        if (r) {
             // Keep the first answer, or the first error after it.
-            auto st = PQresultStatus(r.get());
-            bool isError = st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK;
-            if (!answer || (isError && (PQresultStatus(answer.get()) == PGRES_TUPLES_OK ||
-                                        PQresultStatus(answer.get()) == PGRES_COMMAND_OK)))
-                answer = std::move(r);
+            if (!answer_ || (!ok(r.get()) && ok(answer_.get()))) answer_ = std::move(r);
+            continue;
         }
-        auto w = io::waitFor(fd, POLLIN, deadline, interrupt, "waiting for PostgreSQL");
+        pending_ = false;
+        if (PQstatus(conn_) == CONNECTION_BAD) return Result<ResultPtr>(lost("a statement"));
+        readNotifications(); // read with the answer: see notificationPending()
+        ResultPtr got = std::move(answer_);
+        if (!got) return Result<ResultPtr>(makeError(Errc::Refused, "PostgreSQL sent no result"));
+        if (ok(got.get())) return Result<ResultPtr>(std::move(got));
+        const char* state = PQresultErrorField(got.get(), PG_DIAG_SQLSTATE);
+        sqlState_ = state ? state : "";
+        return Result<ResultPtr>(makeError(
+            Errc::Refused, oneLine(PQresultErrorMessage(got.get())) +
+                               (sqlState_.empty() ? "" : " (SQLSTATE " + sqlState_ + ")")));
+    }
+    return std::nullopt;
+}
+
+Result<ResultPtr> Connection::exec(const char* sql, const std::vector<std::string>& params,
+                                   TimePoint deadline, Interrupt& interrupt) {
+    if (auto s = send(sql, params, deadline, interrupt); !s) return s.error();
+    for (;;) {
+        if (auto a = answer()) return std::move(*a);
+        auto w =
+            io::waitFor(PQsocket(conn_), POLLIN, deadline, interrupt, "waiting for PostgreSQL");
         if (!w) return w.error();
-        if (!PQconsumeInput(conn_)) return lost("a statement");
     }
 }
 

@@ -7,6 +7,7 @@
 
 #include <libpq-fe.h>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,15 +44,22 @@ public:
     //         Interrupted: as for a timeout.
     Result<ResultPtr> exec(const char* sql, const std::vector<std::string>& params,
                            TimePoint deadline, Interrupt& interrupt);
+    // The two halves of exec(), for a statement that may take long (a blocking lock request):
+    // send() sends it (errors as exec()); answer() reads what the socket holds without waiting
+    // and returns the statement's result (or error, as exec()) once it has all arrived.
+    Result<void> send(const char* sql, const std::vector<std::string>& params, TimePoint deadline,
+                      Interrupt& interrupt);
+    std::optional<Result<ResultPtr>> answer();
+    bool busy() const { return pending_; }
 
-    // Reads what the server sent without waiting, and discards NOTIFY messages. Returns the
-    // number of notifications seen since the last consume() (also those that exec() read
-    // together with a statement's answer); false (and the session closed) when the session
-    // is gone.
-    Result<int> consume();
-    // True when exec() read a notification that consume() has not reported yet: the socket
-    // will not turn readable for it, libpq has already read it.
-    bool notificationPending() const { return notified_ > 0; }
+    // Reads what the server sent without waiting; false (and the session closed) when the
+    // session is gone. NOTIFY payloads, here and in exec(), are kept for takeNotifications().
+    Result<void> consume();
+    // The payloads of the notifications read since the last call, oldest first.
+    std::vector<std::string> takeNotifications() { return std::exchange(notifications_, {}); }
+    // True when a notification was read that takeNotifications() has not returned yet (exec()
+    // may read one with a statement's answer: the socket does not turn readable for it).
+    bool notificationPending() const { return !notifications_.empty(); }
 
     bool connected() const { return conn_ != nullptr; }
     int socket() const { return conn_ ? PQsocket(conn_) : -1; }
@@ -65,11 +73,12 @@ public:
 private:
     Result<void> drain(TimePoint deadline, Interrupt& interrupt);
     Error lost(const std::string& what);
-    void countNotifications();
+    void readNotifications();
 
     PGconn* conn_ = nullptr;
-    bool pending_ = false; // a statement's results have not all been read yet
-    int notified_ = 0;     // notifications read and not yet reported by consume()
+    bool pending_ = false;                   // a statement's results have not all been read yet
+    ResultPtr answer_;                       // what answer() has collected of them so far
+    std::vector<std::string> notifications_; // payloads not yet taken
     std::string target_, sqlState_;
 };
 

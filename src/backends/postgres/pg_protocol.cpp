@@ -61,9 +61,12 @@ std::vector<std::string> split(const std::string& s, char sep) {
 
 } // namespace
 
-std::string encodeApplicationName(const HolderRecord& self, const std::string& token, long since) {
+std::string encodeApplicationName(const HolderRecord& self, const std::string& token, long since,
+                                  long startsAt) {
     std::string head = "lockunit|" + clean(token) + "|" + (since > 0 ? std::to_string(since) : "") +
-                       "|" + std::to_string(self.pid) + "|";
+                       "|" + std::to_string(self.pid) + "|" +
+                       std::to_string(self.stopBudget.count()) +
+                       (startsAt > 0 ? "@" + std::to_string(startsAt) : std::string()) + "|";
     std::string host = clean(self.host), unit = clean(self.unit);
     // The host matters more than the unit: cut the unit first.
     size_t room = kApplicationNameMax > head.size() ? kApplicationNameMax - head.size() : 0;
@@ -75,16 +78,41 @@ std::string encodeApplicationName(const HolderRecord& self, const std::string& t
 
 bool parseApplicationName(const std::string& text, HolderRecord& out) {
     auto f = split(text, '|');
-    if (f.size() < 5 || f[0] != "lockunit") return false;
+    if (f.size() < 6 || f[0] != "lockunit") return false;
     out = HolderRecord{};
     out.token = f[1];
     if (!f[2].empty())
         out.since = formatWallTime(static_cast<std::time_t>(std::atol(f[2].c_str())));
     out.pid = std::atol(f[3].c_str());
-    out.host = f[4];
-    if (f.size() > 5) out.unit = f[5];
+    out.stopBudget = Duration(std::atol(f[4].c_str()));
+    if (auto at = f[4].find('@'); at != std::string::npos) {
+        const long until = std::atol(f[4].c_str() + at + 1);
+        if (until > static_cast<long>(std::time(nullptr))) // a lock-delay that is over is not shown
+            out.startsAt = formatWallTime(static_cast<std::time_t>(until));
+    }
+    out.host = f[5];
+    if (f.size() > 6) out.unit = f[6];
     out.id = out.host + ":" + f[3];
     return true;
+}
+
+std::string encodeEvent(const SlotEvent& e) {
+    std::string slot = std::to_string(e.slot);
+    if (e.released) return "released|" + slot + "|" + e.holder;
+    return "acquired|" + slot + "|" + std::to_string(e.budget.count()) + "|" + e.holder;
+}
+
+bool parseEvent(const std::string& payload, SlotEvent& out) {
+    auto f = split(payload, '|');
+    if (f.size() == 3 && f[0] == "released") {
+        out = SlotEvent{std::atoi(f[1].c_str()), true, Duration::zero(), f[2]};
+        return true;
+    }
+    if (f.size() == 4 && f[0] == "acquired") {
+        out = SlotEvent{std::atoi(f[1].c_str()), false, Duration(std::atol(f[2].c_str())), f[3]};
+        return true;
+    }
+    return false;
 }
 
 } // namespace lockunit::pg

@@ -32,13 +32,31 @@ uint32_t keyObjId(int64_t key);
 std::string channelName(const std::string& name);
 
 // The holder record squeezed into application_name (at most 63 bytes, printable ASCII):
-//   "lockunit|TOKEN|SINCE|PID|HOST|UNIT"
-// TOKEN and SINCE (Unix seconds) are empty until the lock is held; HOST and UNIT are cut to fit
-// and any byte that is not printable ASCII or is '|' becomes '?'.
-std::string encodeApplicationName(const HolderRecord& self, const std::string& token, long since);
+//   "lockunit|TOKEN|SINCE|PID|BUDGET|HOST|UNIT"
+// TOKEN and SINCE (Unix seconds) are empty until the lock is held; BUDGET is the holder's stop
+// budget in milliseconds (HolderRecord::stopBudget), followed by "@UNTIL" (Unix seconds) while
+// the holder sits out a lock-delay (`startsAt` > 0; HolderRecord::startsAt); HOST and UNIT are
+// cut to fit and any byte that is not printable ASCII or is '|' becomes '?'.
+std::string encodeApplicationName(const HolderRecord& self, const std::string& token, long since,
+                                  long startsAt = 0);
 // The reverse; false when `text` is not one of ours.
 bool parseApplicationName(const std::string& text, HolderRecord& out);
 
 inline constexpr size_t kApplicationNameMax = 63;
+
+// What the lock's channel says about one slot, in the order the server committed it: a holder
+// took it ("acquired|SLOT|BUDGET|ID", sent by the holder right after it got the lock), or its
+// holder released it ("released|SLOT|ID", sent before the unlock, or by the lock guard's
+// release mode once the holder's payload tree has ended). A waiter that gets a slot whose last
+// event is "acquired" knows that holder's session ended without a release.
+struct SlotEvent {
+    int slot = 0;
+    bool released = false;
+    Duration budget{};  // "acquired": the holder's stop budget
+    std::string holder; // the holder's id (LOCKUNIT_HOLDER)
+};
+std::string encodeEvent(const SlotEvent& e);
+// The reverse; false when `payload` is not one of ours.
+bool parseEvent(const std::string& payload, SlotEvent& out);
 
 } // namespace lockunit::pg

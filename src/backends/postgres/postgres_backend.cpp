@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <map>
 
 #include "backends/postgres/pg_connection.hpp"
 #include "backends/postgres/pg_protocol.hpp"
@@ -82,11 +83,17 @@ public:
           queryTimeout_(queryTimeout), channel_(pg::channelName(p.lockName)) {
         for (int slot = 0; slot < holders_; ++slot)
             keys_.push_back(pg::advisoryKey(name_, slot));
+        if (auto bar = p.adopt.find('|'); bar != std::string::npos) {
+            adoptSlot_ = std::atoi(p.adopt.substr(0, bar).c_str());
+            adoptId_ = p.adopt.substr(bar + 1);
+        }
     }
 
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
+        if (blocking_) return awaitGrant(interrupt);
         if (auto c = ensureConnected(interrupt, true); !c) return waitingError(c.error());
         if (auto n = conn_.consume(); !n) return waitingError(n.error());
+        absorbEvents();
         // A release's NOTIFY that arrives while our own query is in flight is read by libpq
         // with the query's answer, so the socket never turns readable for it: if one came in,
         // try again at once instead of sleeping until the next retry.
@@ -103,12 +110,12 @@ public:
                 heldSlot_ = slot;
                 return completeAcquire(interrupt);
             }
-            auto notified = conn_.consume();
-            if (!notified) return waitingError(notified.error());
-            if (*notified == 0) break;
+            // A mutex waits in the server's queue for the lock: see startBlocking().
+            if (holders_ == 1) return startBlocking(interrupt);
+            if (auto n = conn_.consume(); !n) return waitingError(n.error());
+            if (absorbEvents() == 0) break;
         }
-        return makeError(Errc::Busy, "held (advisory lock " + std::to_string(keys_[0]) +
-                                         (holders_ > 1 ? " and its other slots" : "") + ")");
+        return busy();
     }
 
     Result<Lease> renew(Interrupt& interrupt) override {
@@ -116,6 +123,7 @@ public:
         if (!conn_.connected())
             return makeError(Errc::Lost, "the session that held the advisory lock is gone");
         if (auto n = conn_.consume(); !n) return lostSession(n.error());
+        absorbEvents(); // a semaphore's other holders come and go meanwhile
         const int64_t key = keys_[heldSlot_];
         auto r =
             conn_.exec("SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
@@ -137,12 +145,24 @@ public:
     }
 
     Result<void> release(Interrupt& interrupt) override {
+        if (!adoptId_.empty()) {
+            // Release mode: the lock guard keeps the old session open until we have said
+            // "released" on a session of our own; its closing then frees the lock.
+            auto c = ensureConnected(interrupt, false);
+            auto r = c ? announce(pg::SlotEvent{adoptSlot_, true, {}, adoptId_}, interrupt)
+                       : Result<void>(c.error());
+            conn_.close();
+            return r;
+        }
         if (heldSlot_ >= 0 && conn_.connected()) {
-            // Unlock and wake the waiters in one statement; NOTIFY is delivered at its commit,
-            // after the unlock. Whatever happens, closing the session below frees the lock.
-            [[maybe_unused]] auto r = conn_.exec(
-                "SELECT pg_advisory_unlock($1::bigint), pg_notify($2, '')",
-                {std::to_string(keys_[heldSlot_]), channel_}, queryDeadline(), interrupt);
+            // "released" first, in a transaction of its own: a waiter that the unlock wakes has
+            // that event before its grant (see withLockDelay()). Then unlock, and wake the waiters
+            // of a semaphore, which LISTEN instead of queueing. If the event does not get
+            // through, closing the session below frees the lock as an unclean end would.
+            if (announce(pg::SlotEvent{heldSlot_, true, {}, self_.id}, interrupt)) [[maybe_unused]]
+                auto r = conn_.exec("SELECT pg_advisory_unlock($1::bigint), pg_notify($2, '')",
+                                    {std::to_string(keys_[heldSlot_]), channel_}, queryDeadline(),
+                                    interrupt);
         }
         heldSlot_ = -1;
         conn_.close();
@@ -150,13 +170,46 @@ public:
     }
 
     Result<LockState> inspect(Interrupt& interrupt) override {
+        if (blocking_) return seen_; // the session waits in the lock's queue
         if (auto c = ensureConnected(interrupt, false); !c) return c.error();
+        return lookupHolders(interrupt);
+    }
+
+    // The session holds the lock until it closes: the guard keeps it open as long as the
+    // payload's tree lives; release mode then only has to say "released" (see release()).
+    std::vector<int> heldFds() const override {
+        if (heldSlot_ < 0 || !conn_.connected()) return {};
+        return {conn_.socket()};
+    }
+    std::string handoff() const override {
+        return heldSlot_ < 0 ? std::string() : std::to_string(heldSlot_) + "|" + self_.id;
+    }
+
+    int wakeFd() const override { return heldSlot_ < 0 ? conn_.socket() : -1; }
+    void drainWake() override {
+        if (conn_.connected()) [[maybe_unused]]
+            auto n = conn_.consume(); // closes a dead session
+    }
+    // While we hold the lock, the session's socket turns readable when the server ends the
+    // session (pg_terminate_backend, a restart): the supervisor probes at once.
+    int watchFd() const override { return heldSlot_ >= 0 ? conn_.socket() : -1; }
+    // A NOTIFY that libpq read together with the answer of another statement (the holder
+    // lookup for STATUS, say) never makes the socket readable: then try again at once.
+    Duration retryInterval() const override {
+        return conn_.notificationPending() ? Duration::zero() : kRetryInterval;
+    }
+
+private:
+    // Who holds which slot, from pg_locks and pg_stat_activity. What it sees is also the last
+    // event of each held slot (see withLockDelay()), until the channel says otherwise.
+    Result<LockState> lookupHolders(Interrupt& interrupt) {
         std::string classIds = "{", objIds = "{";
         for (size_t i = 0; i < keys_.size(); ++i) {
             classIds += (i ? "," : "") + std::to_string(pg::keyClassId(keys_[i]));
             objIds += (i ? "," : "") + std::to_string(pg::keyObjId(keys_[i]));
         }
-        auto r = conn_.exec("SELECT l.pid, a.application_name FROM pg_catalog.pg_locks l "
+        auto r = conn_.exec("SELECT l.pid, a.application_name, l.classid, l.objid "
+                            "FROM pg_catalog.pg_locks l "
                             "LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
                             "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
                             "AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE "
@@ -177,32 +230,110 @@ public:
                 h.host = "PostgreSQL backend pid " + std::string(PQgetvalue(r->get(), row, 0));
                 h.id = app;
             }
+            const uint32_t classId = std::strtoul(PQgetvalue(r->get(), row, 2), nullptr, 10);
+            const uint32_t objId = std::strtoul(PQgetvalue(r->get(), row, 3), nullptr, 10);
+            for (int slot = 0; slot < holders_; ++slot)
+                if (pg::keyClassId(keys_[slot]) == classId && pg::keyObjId(keys_[slot]) == objId)
+                    lastEvent_[slot] = pg::SlotEvent{slot, false, h.stopBudget, h.describe()};
             state.holders.push_back(std::move(h));
         }
+        absorbEvents(); // those read with the answer came after it
         return state;
     }
 
-    int wakeFd() const override { return heldSlot_ < 0 ? conn_.socket() : -1; }
-    void drainWake() override {
-        if (conn_.connected()) [[maybe_unused]]
-            auto n = conn_.consume(); // closes a dead session
-    }
-    // While we hold the lock, the session's socket turns readable when the server ends the
-    // session (pg_terminate_backend, a restart): the supervisor probes at once.
-    int watchFd() const override { return heldSlot_ >= 0 ? conn_.socket() : -1; }
-    // A NOTIFY that libpq read together with the answer of another statement (the holder
-    // lookup for STATUS, say) never makes the socket readable: then try again at once.
-    Duration retryInterval() const override {
-        return conn_.notificationPending() ? Duration::zero() : kRetryInterval;
+    // A mutex waits in the server's own queue: pg_advisory_lock, sent without waiting for its
+    // answer, so the server wakes us the moment the lock is free, also when its holder's
+    // session ends without a release (no NOTIFY then). The supervisor polls the socket (the
+    // wake fd) and calls tryAcquire() again, which collects the answer in awaitGrant(). The
+    // statement may wait for as long as it takes: statement_timeout is off for it and set
+    // back by the same statement once the lock is ours (lock_timeout stays 0: the session takes
+    // no other lock that could wait). A waiter that gives up exits, and the
+    // server ends its session (and its place in the queue) when it next writes to it.
+    Result<Lease> startBlocking(Interrupt& interrupt) {
+        auto seen = lookupHolders(interrupt);
+        if (!seen) return waitingError(seen.error());
+        seen_ = std::move(*seen);
+        if (!timeoutOff_) {
+            // lock_timeout too: a server default would end the wait with an error (55P03).
+            auto r = conn_.exec("SELECT set_config('statement_timeout', '0', false), "
+                                "set_config('lock_timeout', '0', false)",
+                                {}, queryDeadline(), interrupt);
+            if (!r) return waitingError(r.error());
+            timeoutOff_ = true;
+        }
+        auto sent = conn_.send(
+            "SELECT pg_advisory_lock($1::bigint), set_config('statement_timeout', $2, false)",
+            {std::to_string(keys_[0]), std::to_string(queryTimeout_.count())}, queryDeadline(),
+            interrupt);
+        if (!sent) return waitingError(sent.error());
+        blocking_ = true;
+        return busy();
     }
 
-private:
+    Result<Lease> awaitGrant(Interrupt& interrupt) {
+        auto answer = conn_.answer();
+        if (!answer) return busy();
+        blocking_ = false;
+        if (!*answer) return waitingError(answer->error());
+        timeoutOff_ = false;
+        heldSlot_ = 0;
+        return completeAcquire(interrupt);
+    }
+
+    Error busy() const {
+        return makeError(Errc::Busy, "held (advisory lock " + std::to_string(keys_[0]) +
+                                         (holders_ > 1 ? " and its other slots" : "") + ")");
+    }
+
+    // Reads the lock's channel into lastEvent_ (ours are left out); returns how many
+    // notifications came, ours and empty ones included.
+    size_t absorbEvents() {
+        auto payloads = conn_.takeNotifications();
+        for (const auto& payload : payloads) {
+            pg::SlotEvent e;
+            if (pg::parseEvent(payload, e) && e.holder != self_.id) lastEvent_[e.slot] = e;
+        }
+        return payloads.size();
+    }
+
+    // The lock-delay (docs/backends/postgres.md, "Lock-delay"). The server grants our slot only
+    // once its last holder unlocked it or its session ended. A clean release says "released"
+    // before it unlocks, so that event is queued for us before our grant, and the server
+    // sends it to us before the answer of our next statement (a session that waits gets its
+    // notifications as soon as it is idle again). So when the last event of our slot is still
+    // "acquired" (or what lookupHolders() saw), that holder's session ended without a release:
+    // its payload may be stopping for up to its stop budget.
+    // While the delay lasts, the holder record says when the payload starts, for `lockunit
+    // status` (a failure to say so changes nothing else).
+    Lease withLockDelay(Lease lease, long since, Interrupt& interrupt) {
+        absorbEvents();
+        auto it = lastEvent_.find(heldSlot_);
+        if (it == lastEvent_.end() || it->second.released || it->second.budget <= Duration::zero())
+            return lease;
+        lease.delay = it->second.budget;
+        lease.delayReason =
+            "the session of its previous holder " + it->second.holder + " ended without a release";
+        const long until = static_cast<long>(std::time(nullptr)) +
+                           std::chrono::ceil<std::chrono::seconds>(lease.delay).count();
+        [[maybe_unused]] auto r = conn_.exec(
+            "SELECT set_config('application_name', $1, false)",
+            {pg::encodeApplicationName(self_, token_, since, until)}, queryDeadline(), interrupt);
+        return lease;
+    }
+
+    Result<void> announce(const pg::SlotEvent& e, Interrupt& interrupt) {
+        auto r = conn_.exec("SELECT pg_notify($1, $2)", {channel_, pg::encodeEvent(e)},
+                            queryDeadline(), interrupt);
+        if (!r) return r.error();
+        return {};
+    }
+
     std::string sequence() const { return quoteIdent(schema_) + ".lockunit_fence"; }
     TimePoint queryDeadline() const { return BootClock::now() + queryTimeout_; }
 
     Result<void> ensureConnected(Interrupt& interrupt, bool listen) {
         if (!conn_.connected()) {
-            listening_ = false;
+            listening_ = blocking_ = timeoutOff_ = false;
             auto c = conn_.connect(params_, BootClock::now() + connectTimeout_, interrupt);
             if (!c) return c.error();
         }
@@ -251,13 +382,15 @@ private:
         for (char c : pg::encodeApplicationName(self_, "", since))
             tmpl += c == '%' ? "%%" : std::string(1, c);
         tmpl.insert(std::string("lockunit|").size(), "%s");
+        const std::string acquired =
+            pg::encodeEvent(pg::SlotEvent{heldSlot_, false, self_.stopBudget, self_.id});
         auto fast =
-            conn_.exec("SELECT v::text, set_config('application_name', format($2, v), false) "
-                       "FROM nextval($1::regclass) AS v",
-                       {sequence(), tmpl}, queryDeadline(), interrupt);
+            conn_.exec("SELECT v::text, set_config('application_name', format($2, v), false), "
+                       "pg_notify($3, $4) FROM nextval($1::regclass) AS v",
+                       {sequence(), tmpl, channel_, acquired}, queryDeadline(), interrupt);
         if (fast) {
             token_ = PQgetvalue(fast->get(), 0, 0);
-            return Lease{ttl_, token_};
+            return withLockDelay(Lease{ttl_, token_}, since, interrupt);
         }
         if (!conn_.connected() || fast.error().code != Errc::Refused) {
             heldSlot_ = -1;
@@ -275,15 +408,15 @@ private:
         }
         token_ = *token;
         auto app = pg::encodeApplicationName(self_, token_, since);
-        auto r = conn_.exec("SELECT set_config('application_name', $1, false)", {app},
-                            queryDeadline(), interrupt);
+        auto r = conn_.exec("SELECT set_config('application_name', $1, false), pg_notify($2, $3)",
+                            {app, channel_, acquired}, queryDeadline(), interrupt);
         if (!r && (!conn_.connected() || r.error().code == Errc::Interrupted ||
                    r.error().code == Errc::Unavailable)) {
             heldSlot_ = -1;
             conn_.close();
             return waitingError(r.error());
         }
-        return Lease{ttl_, token_, warning};
+        return withLockDelay(Lease{ttl_, token_, warning}, since, interrupt);
     }
 
     // nextval() of SCHEMA.lockunit_fence. An SQL error (no such sequence and no right to create
@@ -324,8 +457,14 @@ private:
 
     pg::Connection conn_;
     bool listening_ = false, everConnected_ = false;
+    bool blocking_ = false;                  // pg_advisory_lock is in flight (startBlocking())
+    bool timeoutOff_ = false;                // statement_timeout is 0 on the session for it
+    LockState seen_;                         // the holders seen before it was sent
+    std::map<int, pg::SlotEvent> lastEvent_; // per slot, the last one not ours
     int heldSlot_ = -1;
     std::string token_;
+    int adoptSlot_ = -1; // release mode: the slot and holder id of handoff()
+    std::string adoptId_;
 };
 
 Result<std::unique_ptr<LockBackend>> createPostgres(const BackendParams& p) {

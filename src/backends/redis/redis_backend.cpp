@@ -15,7 +15,11 @@
 // would run out if not renewed (that is how a crashed holder's lock is taken over), at the
 // latest every 10 s (every 1 s without a subscription). No lock is granted by a server that
 // has been up for less than one ttl: it may have restarted and lost a holder's key, and that
-// holder only notices at its next renewal.
+// holder only notices at its next renewal. With min_replicas = N, an acquire or a renewal
+// counts only once WAIT says N replicas have the key (see replicated()): a failover to a
+// replica that never got it is what grants a lock twice. Nor is one granted by a server that may
+// evict keys (maxmemory set, a maxmemory-policy other than noeviction): the lock key has an expiry,
+// so every volatile-* and allkeys-* policy may drop it while its holder runs (see evictionRisk()).
 
 #include <algorithm>
 #include <poll.h>
@@ -50,9 +54,9 @@ const Script& script(const char* text) {
 class RedisBackend final : public LockBackend {
 public:
     RedisBackend(RedisUrl url, Login login, Timeouts timeouts, std::string prefix,
-                 const BackendParams& p)
+                 const BackendParams& p, int minReplicas)
         : url_(std::move(url)), login_(std::move(login)), timeouts_(timeouts), self_(p.self),
-          ttl_(p.ttl), holders_(p.holders) {
+          ttl_(p.ttl), holders_(p.holders), minReplicas_(minReplicas) {
         std::string base = prefix + p.lockName;
         lockKey_ = holders_ > 1 ? base + ":holders" : base;
         fenceKey_ = base + ":fence";
@@ -61,11 +65,17 @@ public:
         login_.requireMaster = url_.kind == RedisUrl::Kind::Sentinel;
         // A young server may have lost a holder's key: wait out one ttl plus drift.
         minUptime_ = ttl_ + ttl_ / 100 + std::chrono::milliseconds(2);
+        // Release mode (the lock guard): handoff() of the holder whose key release() deletes.
+        if (!p.adopt.empty()) {
+            (holders_ > 1 ? self_.id : record_) = p.adopt;
+            held_ = true;
+        }
     }
 
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
         const TimePoint deadline = BootClock::now() + timeouts_.command;
-        auto lease = attempt(deadline, interrupt);
+        auto lease = evictionRisk(deadline, interrupt);
+        if (lease) lease = attempt(deadline, interrupt);
         if (!lease && lease.error().code == Errc::Busy && !sub_.isOpen()) {
             // Subscribe, then look again: a release between our attempt and the SUBSCRIBE
             // would otherwise go unheard until the next poll.
@@ -88,7 +98,8 @@ public:
         if (everReached_ && err.code == Errc::Unavailable) {
             retry_ = kPollWithoutSubscription + jitter(std::chrono::milliseconds(100));
             busyState_.reset();
-            return makeError(Errc::Busy, err.message + "; retrying");
+            waitReason_ = err.message + "; retrying";
+            return makeError(Errc::Busy, waitReason_);
         }
         return err;
     }
@@ -101,7 +112,10 @@ public:
                                        : eval(script(scripts::kExtend), {lockKey_},
                                               {record_, ms(ttl_)}, deadline, interrupt);
         if (!r) return r.error();
-        if (r->asInteger() == 1) return Lease{ttl_, token_};
+        if (r->asInteger() == 1) {
+            if (auto w = replicated(deadline, interrupt); !w) return w.error();
+            return Lease{ttl_, token_};
+        }
         held_ = false;
         return makeError(Errc::Lost, "key '" + lockKey_ + "' on " + main_.target().describe() +
                                          " no longer names us (it expired, was deleted, or "
@@ -142,6 +156,15 @@ public:
                     state.leaseLeft = Duration(r->elements[1].asInteger());
             }
         }
+        if (state.holders.empty())
+            if (auto info = call(main_, {"INFO", "server"}, deadline, interrupt); info) {
+                auto at = info->str.find("uptime_in_seconds:");
+                const Duration up =
+                    at == std::string::npos
+                        ? minUptime_
+                        : std::chrono::seconds(std::atoll(info->str.c_str() + at + 18));
+                if (up < minUptime_) state.notGranted = youngServer(minUptime_ - up);
+            }
         // Every waiting lockunit subscribes to the channel: its subscriber count is the number
         // of waiters.
         if (auto n = call(main_, {"PUBSUB", "NUMSUB", channel_}, deadline, interrupt);
@@ -162,9 +185,69 @@ public:
     }
 
     Duration retryInterval() const override { return retry_; }
+    std::string waitReason() const override { return waitReason_; }
+    // What release mode needs to delete exactly our key or slot (the compare-and-delete
+    // scripts compare it): the record we stored, or for a semaphore our holder id.
+    std::string handoff() const override {
+        return held_ ? (holders_ > 1 ? self_.id : record_) : std::string();
+    }
 
 private:
     std::vector<std::string> semKeys() const { return {lockKey_, fenceKey_, recordsKey_}; }
+
+    // Refuses a server that may evict the lock key. A refusal, not a warning: a key evicted
+    // while its holder runs lets a waiter start a second payload at once, and the holder hears
+    // of it only at its next renewal; a mutual-exclusion tool must not run on that. INFO
+    // memory (through a script, so that the master is followed as for every operation) also
+    // works where CONFIG is disabled, as on managed services. Checked before every attempt: a
+    // policy changed while a lock is held is seen by the next acquire.
+    Result<Lease> evictionRisk(TimePoint deadline, Interrupt& interrupt) {
+        auto r = eval(script(scripts::kMemoryInfo), {}, {}, deadline, interrupt);
+        if (!r) return r.error();
+        auto field = [&](const std::string& name) {
+            auto at = r->str.find("\n" + name + ":");
+            if (at == std::string::npos) return std::string();
+            at += name.size() + 2;
+            return r->str.substr(at, r->str.find_first_of("\r\n", at) - at);
+        };
+        const std::string maxmemory = field("maxmemory"), policy = field("maxmemory_policy");
+        if (maxmemory.empty() || maxmemory == "0" || policy == "noeviction" || policy.empty())
+            return Lease{};
+        return makeError(Errc::Refused,
+                         "redis " + main_.target().describe() + " may evict the lock key '" +
+                             lockKey_ + "' while its holder runs (maxmemory " + maxmemory +
+                             " bytes, maxmemory-policy " + policy +
+                             "): set maxmemory-policy noeviction, or maxmemory 0, on it");
+    }
+
+    // min_replicas: WAIT until that many replicas acknowledged our writes (the key), within
+    // what is left of the call's deadline. Fewer: Errc::Unavailable, so that an acquire is
+    // not used (the waiter tries again) and a renewal does not move the deadline.
+    Result<void> replicated(TimePoint deadline, Interrupt& interrupt) {
+        if (minReplicas_ <= 0) return {};
+        const auto left = std::chrono::duration_cast<Duration>(deadline - BootClock::now());
+        const Duration budget = std::max<Duration>(left - left / 4, Duration(1));
+        auto r =
+            call(main_, {"WAIT", std::to_string(minReplicas_), ms(budget)}, deadline, interrupt);
+        if (!r) return r.error();
+        const long long acked = r->asInteger(-1);
+        if (acked >= minReplicas_) return {};
+        return makeError(Errc::Unavailable,
+                         "redis " + main_.target().describe() + ": the lock key reached " +
+                             std::to_string(std::max(acked, 0LL)) + " replica(s) within " +
+                             formatDuration(budget) + ", min_replicas is " +
+                             std::to_string(minReplicas_) +
+                             (r->isError() ? " (" + r->str + ")" : std::string()));
+    }
+
+    std::string youngServer(Duration left) const {
+        const auto s =
+            std::max<long long>(std::chrono::ceil<std::chrono::seconds>(left).count(), 0);
+        return "redis " + main_.target().describe() +
+               " started less than one ttl ago and may have lost a holder's key: it grants no "
+               "lock until " +
+               formatWallTime(std::time(nullptr) + s);
+    }
 
     Result<Lease> attempt(TimePoint deadline, Interrupt& interrupt) {
         HolderRecord rec = self_;
@@ -188,6 +271,13 @@ private:
             token_ = HolderRecord::parse(record_).token;
             held_ = true;
             busyState_.reset();
+            if (auto w = replicated(deadline, interrupt); !w) {
+                // Not on enough replicas: give it back rather than start on it.
+                [[maybe_unused]] auto r = release(interrupt);
+                held_ = false;
+                everReached_ = true; // the server works: keep waiting
+                return w.error();
+            }
             return Lease{ttl_, token_};
         }
         Duration wait = e.size() >= 3 ? Duration(e[2].asInteger(-1)) : Duration(-1);
@@ -198,10 +288,10 @@ private:
         busyAt_ = BootClock::now();
         if (status == 2) {
             busyState_.reset();
-            return makeError(Errc::Busy, "redis " + main_.target().describe() +
-                                             " started less than one ttl ago; no lock is granted "
-                                             "until it has run that long");
+            waitReason_ = youngServer(wait);
+            return makeError(Errc::Busy, waitReason_);
         }
+        waitReason_.clear();
         LockState state;
         if (e.size() >= 2 && !e[1].str.empty()) {
             state.holders.push_back(HolderRecord::parse(e[1].str));
@@ -335,6 +425,8 @@ private:
     Timeouts timeouts_;
     HolderRecord self_;
     Duration ttl_, minUptime_{};
+    int minReplicas_ = 0;
+    std::string waitReason_; // see waitReason()
     int holders_;
     std::string lockKey_, fenceKey_, recordsKey_, channel_;
 
@@ -364,15 +456,25 @@ Result<std::unique_ptr<LockBackend>> create(const BackendParams& p) {
     login.password = *password;
     login.db = url->db;
     std::string prefix = settings.string("key_prefix").value_or("lockunit:");
+    const long long minReplicas = settings.integer("min_replicas", 0);
+    if (minReplicas < 0 || minReplicas > 100)
+        return makeError(Errc::Config, settings.origin("min_replicas") + ": min_replicas " +
+                                           std::to_string(minReplicas) +
+                                           " must be between 0 and 100");
     if (url->kind == RedisUrl::Kind::Redlock) {
+        if (minReplicas != 0)
+            return makeError(Errc::Config,
+                             settings.origin("min_replicas") +
+                                 ": min_replicas is for redis:// and redis+sentinel://; redlock's "
+                                 "servers are independent masters");
         if (p.holders != 1)
             return makeError(Errc::Config,
                              "redlock does not do holders = " + std::to_string(p.holders) +
                                  " (only 1); use redis:// for a semaphore");
         return makeRedlock(std::move(*url), std::move(login), *timeouts, prefix, p);
     }
-    return std::unique_ptr<LockBackend>(
-        std::make_unique<RedisBackend>(std::move(*url), std::move(login), *timeouts, prefix, p));
+    return std::unique_ptr<LockBackend>(std::make_unique<RedisBackend>(
+        std::move(*url), std::move(login), *timeouts, prefix, p, static_cast<int>(minReplicas)));
 }
 
 } // namespace redis

@@ -9,8 +9,8 @@
 namespace lockunit::redis {
 
 std::vector<KeySpec> keySpecs() {
-    return {kConnectTimeoutKey, kCommandTimeoutKey, kKeyPrefixKey, kPasswordFileKey,
-            kPasswordCredentialKey};
+    return {kConnectTimeoutKey, kCommandTimeoutKey, kKeyPrefixKey,
+            kMinReplicasKey,    kPasswordFileKey,   kPasswordCredentialKey};
 }
 
 Result<Timeouts> readTimeouts(const BackendSettings& settings, Duration renew) {

@@ -24,6 +24,11 @@ inline constexpr KeySpec kCommandTimeoutKey{
 inline constexpr KeySpec kKeyPrefixKey{"key_prefix", KeyType::String, "lockunit:",
                                        "prefix of every Redis key and channel lockunit uses"};
 
+inline constexpr KeySpec kMinReplicasKey{
+    "min_replicas", KeyType::Integer, "0",
+    "redis, redis+sentinel: after acquiring and after every renewal, WAIT until this many "
+    "replicas have the lock key before the payload starts or the renewal counts"};
+
 std::vector<KeySpec> keySpecs();
 
 struct Timeouts {

@@ -66,6 +66,9 @@ inline constexpr const char* kRelease =
     "end\n"
     "return 0\n";
 
+// → the server's INFO memory text (maxmemory, maxmemory_policy), also where CONFIG is disabled.
+inline constexpr const char* kMemoryInfo = "return redis.call('INFO', 'memory')\n";
+
 // KEYS: lock. → {record or '', pttl ms}
 inline constexpr const char* kInspect =
     "local v = redis.call('GET', KEYS[1])\n"

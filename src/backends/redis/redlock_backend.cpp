@@ -54,7 +54,15 @@ public:
         key_ = prefix + p.lockName;
         channel_ = key_ + ":released";
         drift_ = ttl_ / 100 + std::chrono::milliseconds(2);
+        // Release mode (the lock guard): the value of the holder whose keys release() deletes.
+        if (!p.adopt.empty()) {
+            value_ = p.adopt;
+            held_ = true;
+        }
     }
+
+    // What release mode needs to delete exactly our keys: the value they hold.
+    std::string handoff() const override { return held_ ? value_ : std::string(); }
 
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
         const TimePoint start = BootClock::now();
