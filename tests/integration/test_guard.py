@@ -10,8 +10,10 @@ ignores SIGTERM (it dies only of the SIGKILL after stop_timeout), and it lingers
 itself. Every test runs in process-group mode; tests/e2e covers scope mode under systemd."""
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import unittest
 
@@ -19,6 +21,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 from lockunit_test import (EX_LOST, LockunitTestCase, holder_spans, main, payload,  # noqa: E402
                            pid_alive, read_runs, require, wait_for)
 from etcd_fixture import ETCD, EtcdCluster  # noqa: E402
+from postgres_fixture import POSTGRES, SUPERUSER_PASSWORD, PostgresServer  # noqa: E402
+import redis_fixture  # noqa: E402
 
 STOP_TIMEOUT = 2.0  # the daemon child ignores SIGTERM: the tree ends at the SIGKILL after this
 LINGER_MS = 1000
@@ -42,16 +46,15 @@ def guard_of(pid):
 
 
 class GuardCase(LockunitTestCase):
-    """One backend; subclasses give url() and whether the lock has a lease."""
+    """One backend; subclasses give backend_args()."""
 
-    lease = True
     ttl = "15s"
 
-    def url(self):
+    def backend_args(self):
         raise NotImplementedError
 
     def args(self, name, node, *extra, ttl=None, renew=None):
-        a = ["--scope=no", "--name=" + name, "--backend=" + self.url(),
+        a = ["--scope=no", "--name=" + name] + self.backend_args() + [
              "--stop-timeout=%gs" % STOP_TIMEOUT, "--ttl=" + (ttl or self.ttl)]
         if renew:
             a.append("--renew=" + renew)
@@ -156,10 +159,63 @@ class LeaseGuardCase(GuardCase):
 
 
 class FileGuardTest(GuardCase):
-    lease = False
+    def backend_args(self):
+        return ["--backend=file://" + self.path("locks")]
 
-    def url(self):
-        return "file://" + self.path("locks")
+
+class PostgresGuardTest(GuardCase):
+    """A session lock: the guard holds a duplicate of the session's socket until the tree is
+    gone, then releases in release mode (a clean release: the waiter owes no lock-delay)."""
+
+    @classmethod
+    def setUpClass(cls):
+        require(POSTGRES)
+        cls.server = PostgresServer()
+        try:
+            cls.server.start()
+        except Exception:
+            cls.server.destroy()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.destroy()
+
+    def backend_args(self):
+        pw, conf = self.path("pw"), self.path("pg.toml")
+        if not os.path.exists(conf):
+            with open(pw, "w") as f:
+                f.write(SUPERUSER_PASSWORD + "\n")
+            os.chmod(pw, 0o600)
+            with open(conf, "w") as f:
+                f.write('[postgres]\npassword_file = "%s"\n' % pw)
+        return ["--conf=" + conf, "--backend=" + self.server.url()]
+
+    def test_the_release_after_a_dead_lockunit_is_clean(self):
+        a, b = self.start_holder_and_waiter("clean")
+        a.signal(signal.SIGKILL)
+        a.wait(10)
+        self.assertTrue(wait_for(lambda: "B" in holder_spans(read_runs(self.log)), 30),
+                        b.stderr())
+        self.assertNotIn("lock-delay", b.stderr())
+
+
+class RedisGuardTest(LeaseGuardCase):
+    @classmethod
+    def setUpClass(cls):
+        require(redis_fixture.REDIS_SERVER)
+        cls.workdir = tempfile.mkdtemp(prefix="lockunit-guard-redis-")
+        cls.server = redis_fixture.Server(cls.workdir, "redis")
+        cls.server.start()
+        cls.server.ready_for_ttl(15)  # a younger server grants no lock of ttl 15 s
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    def backend_args(self):
+        return ["--backend=redis://127.0.0.1:%d" % self.server.port]
 
 
 class EtcdGuardTest(LeaseGuardCase):
@@ -173,8 +229,8 @@ class EtcdGuardTest(LeaseGuardCase):
     def tearDownClass(cls):
         cls.etcd.stop()
 
-    def url(self):
-        return self.etcd.url()
+    def backend_args(self):
+        return ["--backend=" + self.etcd.url()]
 
 
 del GuardCase, LeaseGuardCase  # only the concrete backends run

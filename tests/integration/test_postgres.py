@@ -170,7 +170,9 @@ class Postgres(LockunitTestCase):
 
     # --- failures ---------------------------------------------------------------------------
 
-    def test_killed_holder_is_replaced_after_its_lock_delay(self):
+    def test_killed_lockunit_is_replaced_at_once_once_its_guard_released(self):
+        # SIGKILL of lockunit alone: its lock guard stops the payload, then releases in release
+        # mode (a clean release), so the waiter owes no lock-delay.
         holder, log = self.hold_lock("kill", "--stop-timeout=1s")
         wlog = self.path("waiter.log")
         waiter = self.start(self.base("kill") + ["--"] + payload(wlog, "waiter"), label="waiter")
@@ -181,13 +183,32 @@ class Postgres(LockunitTestCase):
         holder.wait(5)
         self.assertTrue(wait_for(lambda: read_runs(wlog), 10), waiter.stderr())
         took = time.monotonic() - t0
-        print("takeover after SIGKILL of the holder: %.0f ms" % (took * 1000))
-        # A dead lockunit says no "released": the server's grant wakes the waiter at once, and
-        # it waits out the holder's stop budget (stop_timeout 1 s + 0.5 s) first.
+        print("takeover after SIGKILL of lockunit: %.0f ms" % (took * 1000))
+        self.assertNotIn("lock-delay", waiter.stderr())
+        self.assertLess(took, 1.5)
+        self.assertFalse(pid_alive(payload_pid), "payload survived SIGKILL of lockunit")
+        self.assertNoOverlap(read_runs(log) + read_runs(wlog))
+
+    def test_dead_holder_node_is_replaced_after_its_lock_delay(self):
+        # lockunit and its guard die together (a node that dies): nobody releases, the session
+        # just ends, and the waiter waits out the holder's stop budget (1 s + 0.5 s) first.
+        holder, log = self.hold_lock("node", "--stop-timeout=1s")
+        wlog = self.path("waiter.log")
+        waiter = self.start(self.base("node") + ["--"] + payload(wlog, "waiter"), label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        with open("/proc/%d/task/%d/children" % (holder.pid, holder.pid)) as f:
+            below = [int(p) for p in f.read().split()]
+        t0 = time.monotonic()
+        holder.signal(signal.SIGKILL)
+        for pid in below:  # the guard, and with it the payload (PR_SET_PDEATHSIG)
+            os.kill(pid, signal.SIGKILL)
+        holder.wait(5)
+        self.assertTrue(wait_for(lambda: read_runs(wlog), 10), waiter.stderr())
+        took = time.monotonic() - t0
+        print("takeover after the holder's node died: %.0f ms" % (took * 1000))
         self.assertIn("lock-delay of 1s500ms", waiter.stderr())
         self.assertGreaterEqual(took, 1.5)
         self.assertLess(took, 4.0)
-        self.assertFalse(pid_alive(payload_pid), "payload survived SIGKILL of lockunit")
         self.assertNoOverlap(read_runs(log) + read_runs(wlog))
 
     def lingering_holder_and_waiter(self, name, stop_timeout="4s", linger_ms=2000):
