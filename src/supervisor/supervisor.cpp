@@ -203,19 +203,15 @@ std::optional<int> Supervisor::waitForLock() {
             return err.code == Errc::Config ? exitcode::Config : exitcode::Unavailable;
         }
         auto now = d_.clock.now();
-        if (now >= giveUp) {
-            log::notice("lock '" + cfg.name.value + "' is busy" +
-                        (cfg.wait.value == Duration::zero()
-                             ? std::string()
-                             : ", gave up after " + formatDuration(cfg.wait.value)));
-            return exitcode::Busy;
-        }
+        if (now >= giveUp) return exitcode::Busy; // run() logs it, after STATUS=
+        // STATUS= first, then the event: who reads the event finds the status already set.
+        if (holderChanged) showWaitingStatus();
         if (!announced) {
-            log::event(log::Level::Info, {"standby", cfg.name.value, backendScheme(), ""},
+            log::event(log::Level::Info,
+                       {log::EventKind::Standby, cfg.name.value, backendScheme(), ""},
                        "waiting for lock '" + cfg.name.value + "'");
             announced = true;
         }
-        if (holderChanged) showWaitingStatus();
         if (cfg.notify.value != NotifyMode::Standby && now >= nextExtend) {
             d_.notifier.extendTimeout(kExtendBy);
             nextExtend = now + kExtendEvery;
@@ -253,7 +249,9 @@ int Supervisor::runPayload() {
         // nothing of the payload ran and the lock can be released at once.
         if (pid.error().code == Errc::Interrupted && stopRequested_) return exitcode::Ok;
         if (pid.error().code == Errc::Lost || lease_.mustStop(d_.clock.now())) {
-            log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
+            d_.notifier.stopping("stopping: lost lock '" + cfg.name.value + "'");
+            log::event(log::Level::Error,
+                       {log::EventKind::Lost, cfg.name.value, backendScheme(), token_},
                        "lost lock '" + cfg.name.value + "': " + pid.error().message);
             return exitcode::Lost;
         }
@@ -261,13 +259,14 @@ int Supervisor::runPayload() {
         return exitcode::Unavailable;
     }
     payloadPid_ = *pid;
-    log::event(log::Level::Notice, {"acquired", cfg.name.value, backendScheme(), token_},
-               "acquired lock '" + cfg.name.value + "'" +
-                   (token_.empty() ? "" : " (token " + token_ + ")") + ", payload PID " +
-                   std::to_string(payloadPid_) + " in " + d_.runner.where());
     d_.notifier.status("active: holding '" + cfg.name.value + "'" +
                        (token_.empty() ? "" : " (token " + token_ + ")") + " since " + since_ +
                        ", payload PID " + std::to_string(payloadPid_) + " in " + d_.runner.where());
+    log::event(log::Level::Notice,
+               {log::EventKind::Acquired, cfg.name.value, backendScheme(), token_, payloadPid_},
+               "acquired lock '" + cfg.name.value + "'" +
+                   (token_.empty() ? "" : " (token " + token_ + ")") + ", payload PID " +
+                   std::to_string(payloadPid_) + " in " + d_.runner.where());
     if (cfg.notify.value == NotifyMode::Running) d_.notifier.ready();
 
     // Renewals count from the acquisition, not from the payload's start, which a slow scope
@@ -279,14 +278,11 @@ int Supervisor::runPayload() {
     for (;;) {
         // Deadline first, before any I/O: after a SIGSTOP or a suspend it may already be gone.
         TimePoint now = d_.clock.now();
-        if (lease_.mustStop(now)) {
-            log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
-                       "lost lock '" + cfg.name.value +
-                           "': its lease could not be renewed "
-                           "before the deadline");
+        if (lease_.mustStop(now))
             return stopPayload(exitcode::Lost,
-                               "lease of '" + cfg.name.value + "' could not be renewed in time");
-        }
+                               "lease of '" + cfg.name.value + "' could not be renewed in time",
+                               "lost lock '" + cfg.name.value +
+                                   "': its lease could not be renewed before the deadline");
         if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
         if (auto code = d_.runner.mainExit()) {
             log::info("payload exited with " + std::to_string(*code));
@@ -314,13 +310,13 @@ int Supervisor::runPayload() {
                 nextRenew = now + cfg.renew.value;
                 watchLoss = true;
             } else if (renewed.error().code == Errc::Lost) {
-                log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
-                           "lost lock '" + cfg.name.value + "': " + renewed.error().message);
                 takenAway_ = true;
-                return stopPayload(exitcode::Lost, "lock '" + cfg.name.value + "' lost");
+                return stopPayload(exitcode::Lost, "lock '" + cfg.name.value + "' lost",
+                                   "lost lock '" + cfg.name.value +
+                                       "': " + renewed.error().message);
             } else if (renewed.error().code != Errc::Interrupted) {
-                log::event(log::Level::Warning,
-                           {"renew-failed", cfg.name.value, backendScheme(), token_},
+                log::event(log::Level::Warning, {log::EventKind::RenewFailed, cfg.name.value,
+                                                 backendScheme(), token_, payloadPid_},
                            "renewing lock '" + cfg.name.value +
                                "' failed: " + renewed.error().message + "; retrying");
                 nextRenew = d_.clock.now() + renewRetry(cfg.renew.value);
@@ -362,10 +358,14 @@ void Supervisor::relayNotifications() {
     }
 }
 
-int Supervisor::stopPayload(int exitCode, const std::string& why) {
+int Supervisor::stopPayload(int exitCode, const std::string& why, const std::string& lost) {
     phase_ = Phase::Stopping;
     d_.notifier.stopping("stopping: " + why + "; stopping payload PID " +
                          std::to_string(payloadPid_));
+    if (!lost.empty())
+        log::event(log::Level::Error, {log::EventKind::Lost, d_.config.name.value,
+                                       backendScheme(), token_, payloadPid_},
+                   lost);
     log::info("stopping the payload (" + why + ")");
     d_.runner.stop();
     while (!d_.runner.finished()) {
@@ -389,7 +389,9 @@ void Supervisor::releaseLock(bool takenAway) {
         log::warning("releasing lock '" + d_.config.name.value + "' failed: " + r.error().message +
                      " (it expires with its lease), ignoring");
     else
-        log::event(log::Level::Info, {"released", d_.config.name.value, backendScheme(), token_},
+        log::event(log::Level::Info,
+                   {log::EventKind::Released, d_.config.name.value, backendScheme(), token_,
+                    payloadPid_},
                    "released lock '" + d_.config.name.value + "'");
 }
 
@@ -405,7 +407,17 @@ int Supervisor::run() {
     }
     d_.notifier.status("starting: waiting for lock '" + d_.config.name.value + "'");
     if (auto code = waitForLock()) {
-        d_.notifier.stopping("stopping: never acquired lock '" + d_.config.name.value + "'");
+        const auto& cfg = d_.config;
+        d_.notifier.stopping("stopping: never acquired lock '" + cfg.name.value + "'");
+        if (*code == exitcode::Busy) {
+            const bool once = cfg.wait.value == Duration::zero();
+            log::event(log::Level::Notice,
+                       {once ? log::EventKind::Busy : log::EventKind::GaveUp, cfg.name.value,
+                        backendScheme(), ""},
+                       "lock '" + cfg.name.value + "' is busy" +
+                           (once ? std::string()
+                                 : ", gave up after " + formatDuration(cfg.wait.value)));
+        }
         return *code;
     }
     int code;

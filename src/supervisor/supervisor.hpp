@@ -69,7 +69,8 @@ private:
     // Each returns an exit code, or nullopt to go on to the next phase.
     std::optional<int> waitForLock();
     int runPayload();
-    int stopPayload(int exitCode, const std::string& why);
+    // Stops the payload; `lost`, when given, is logged as the "lost" event once STATUS= says so.
+    int stopPayload(int exitCode, const std::string& why, const std::string& lost = {});
     void releaseLock(bool takenAway);
 
     // Polls the signalfd, the timer and the given fds (-1 = none) until one is ready or
