@@ -9,11 +9,9 @@ node_exporter's textfile collector reads."""
 import os
 import socket
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from lockunit_test import (EX_CONFIG, IN_CI, LockunitTestCase, main, payload, read_runs, require,
-                           run, wait_for)
+from lockunit_test import EX_CONFIG, IN_CI, main, payload, read_runs, require, run, wait_for
 
 try:
     from prometheus_client.openmetrics.parser import \
@@ -28,7 +26,6 @@ except ImportError:
     parse_openmetrics = parse_prometheus = None
 
 import redis_fixture  # noqa: E402
-from redis_fixture import Server  # noqa: E402
 
 
 def closed_port():
@@ -44,19 +41,7 @@ def samples(families):
     return {f.name: [(s.name, s.labels, s.value) for s in f.samples] for f in families}
 
 
-class Metrics(LockunitTestCase):
-    server = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.serverdir = tempfile.mkdtemp(prefix="lockunit-metrics-")
-        cls.server = Server(cls.serverdir, "redis").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.server:
-            cls.server.stop()
-
+class Metrics(redis_fixture.ServerTestCase):
     def setUp(self):
         super().setUp()
         self.server.cmd("FLUSHALL")  # no holder left over from the test before (killed)
@@ -65,8 +50,8 @@ class Metrics(LockunitTestCase):
         locks = self.path("locks")
         redis = "redis://127.0.0.1:%d/0" % self.server.port
         self.write_conf("a-file.toml", 'backend = "file://%s"\nname = "mfile"\n' % locks)
-        self.write_conf("b-redis.toml", 'backend = "%s"\nname = "mredis"\nttl = "10s"\n'
-                        'holders = 2\n' % redis)
+        self.write_conf("b-redis.toml", 'backend = "%s"\nname = "mredis"\nttl = "3s"\n'
+                        'stop_timeout = "1s"\nholders = 2\n' % redis)
         self.write_conf("c-free.toml", 'backend = "file://%s"\nname = "mfree"\n' % locks)
         self.write_conf("d-down.toml", 'backend = "redis://127.0.0.1:%d/0"\nname = "mdown"\n'
                         '[redis]\nconnect_timeout = "1s"\n' % closed_port())
@@ -74,7 +59,7 @@ class Metrics(LockunitTestCase):
         self.holders = {}
         for name, url in (("mfile", "file://" + locks), ("mredis", redis)):
             log = self.path(name + ".log")
-            extra = ["--ttl=10s", "--stop-timeout=1s", "--holders=2"] if name == "mredis" else []
+            extra = ["--ttl=3s", "--stop-timeout=1s", "--holders=2"] if name == "mredis" else []
             inst = self.start(["--backend=" + url, "--name=" + name, "--scope=no"] + extra +
                               ["--"] + payload(log, name), label=name)
             self.assertTrue(wait_for(lambda: read_runs(log), 15), inst.stderr())
@@ -135,7 +120,7 @@ class Metrics(LockunitTestCase):
         self.assertEqual([l["lock"] for _, l, _ in m["lockunit_holder"]], ["mfile", "mredis"])
         # A flock lasts as long as its holder; a Redis lease runs out within its ttl.
         self.assertEqual(value("lockunit_lease_left_seconds", "mfile"), float("inf"))
-        self.assertTrue(0 < value("lockunit_lease_left_seconds", "mredis") <= 10)
+        self.assertTrue(0 < value("lockunit_lease_left_seconds", "mredis") <= 3)
         self.assertNotIn("mfree", [l["lock"] for _, l, _ in m["lockunit_lease_left_seconds"]])
 
     def test_prometheus_text_for_node_exporters_textfile_collector(self):
