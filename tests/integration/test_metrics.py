@@ -11,7 +11,7 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from lockunit_test import EX_CONFIG, IN_CI, main, payload, read_runs, require, run, wait_for
+from lockunit_test import EX_CONFIG, EX_USAGE, IN_CI, main, payload, read_runs, require, run, wait_for
 
 try:
     from prometheus_client.openmetrics.parser import \
@@ -148,6 +148,14 @@ class Metrics(redis_fixture.ServerTestCase):
         self.assertEqual(code, EX_CONFIG, err)
         self.assertEqual(out, "")
         self.assertIn("e-bad.toml:1:", err)
+
+    def test_an_unknown_format_or_all_with_conf_is_a_usage_error(self):
+        code, out, err = run(["status", "--conf=" + self.confdir, "--format=xml"])
+        self.assertEqual((code, out), (EX_USAGE, ""), err)
+        self.assertIn("--format: expected text, json, openmetrics or prometheus, found 'xml'", err)
+        code, out, err = run(["status", "--all", "--conf=" + self.confdir])
+        self.assertEqual((code, out), (EX_USAGE, ""), err)
+        self.assertIn("give --all or --conf, not both", err)
 
 
 if __name__ == "__main__":
