@@ -4,6 +4,9 @@
 # unit, integration (real redis-server, etcd, PostgreSQL started by the tests on loopback),
 # docs (man-page lint and coverage), e2e (a real systemd booted in systemd-nspawn) and faults
 # (three nspawn nodes per backend under injected faults, checked for overlapping payloads).
+# Before the suites: a build with every network backend left out that installs under a private
+# prefix (tests/build-minimal.sh), and the Debian packages (tests/package/build-deb.sh, with
+# lintian), which e2e's `package` test installs into containers.
 # This is the command the README gives and the one .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +21,14 @@ apt-get install -y -qq --no-install-recommends $(packages tests/deps/build.txt t
 if [ -d "$build" ]; then meson setup --reconfigure "$build" >/dev/null; else meson setup "$build" >/dev/null; fi
 ninja -C "$build"
 
-# Under CI=true a test whose server or tool is missing fails instead of skipping.
 set +e
+bash tests/build-minimal.sh
+minimal=$?
+rm -rf "$build/deb"
+bash tests/package/build-deb.sh "$build/deb"
+package=$?
+
+# Under CI=true a test whose server or tool is missing fails instead of skipping.
 meson test -C "$build" --print-errorlogs --num-processes 2 \
     --suite unit --suite integration --suite docs --suite e2e --suite faults
 status=$?
@@ -34,4 +43,6 @@ for line in open(sys.argv[1]):
     counts[key] += 1
 print("%(passed)d passed, %(failed)d failed, %(skipped)d skipped" % counts)
 PY
+[ $minimal -eq 0 ] || { echo "tests/build-minimal.sh FAILED"; status=1; }
+[ $package -eq 0 ] || { echo "tests/package/build-deb.sh FAILED"; status=1; }
 exit $status

@@ -61,9 +61,12 @@ Result<void> load(const ModuleInfo& module) {
     if (std::all_of(module.schemes.begin(), module.schemes.end(),
                     [](const std::string& s) { return findScheme(s) != nullptr; }))
         return {};
+    // Packaged, each module is a package of its own, named after it (docs/packaging.md).
     if (auto r = modules::load(module.name); !r)
-        return makeError(Errc::Unavailable, "cannot load the " + module.name +
-                                                " backend module: " + r.error().message);
+        return makeError(Errc::Unavailable,
+                         "cannot load the " + module.name + " backend module (" +
+                             r.error().message + "); is the package lockunit-" + module.name +
+                             " installed?");
     return {};
 }
 

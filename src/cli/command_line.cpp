@@ -37,8 +37,19 @@ Result<CommandLine> parseCommandLine(int argc, char** argv) {
             cli.options.emplace_back("verbose", "");
             continue;
         }
-        if (arg == "--json" && cli.action == CommandLine::Action::Status) {
-            cli.json = true;
+        if (cli.action == CommandLine::Action::Status && (arg == "--json" || arg == "--all")) {
+            if (arg == "--json")
+                cli.format = "json";
+            else
+                cli.all = true;
+            continue;
+        }
+        if (cli.action == CommandLine::Action::Status && arg.rfind("--format=", 0) == 0) {
+            cli.format = arg.substr(9);
+            if (cli.format != "text" && cli.format != "json" && cli.format != "openmetrics" &&
+                cli.format != "prometheus")
+                return makeError(Errc::Usage, "--format: expected text, json, openmetrics or "
+                                              "prometheus, found '" + cli.format + "'");
             continue;
         }
         if (arg.rfind("--", 0) != 0)

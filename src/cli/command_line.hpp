@@ -16,7 +16,10 @@ struct CommandLine {
     std::string confPath;
     std::vector<std::pair<std::string, std::string>> options; // ("ttl", "20s"), in order
     std::vector<std::string> command;
-    bool json = false; // status --json
+    // status: --format=text|json|openmetrics|prometheus (--json: json); --all: every lock of
+    // the config directory (/etc/lockunit/*.toml), as --conf=DIRECTORY does for any directory.
+    std::string format = "text";
+    bool all = false;
 };
 
 // Parses argv. Errors are Errc::Usage.

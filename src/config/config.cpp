@@ -659,7 +659,7 @@ std::string helpText() {
     std::ostringstream out;
     out << "Usage: lockunit [OPTIONS] [--] COMMAND [ARG...]\n"
            "       lockunit check --conf=FILE [OPTIONS]\n"
-           "       lockunit status --conf=FILE [OPTIONS] [--json]\n"
+           "       lockunit status --conf=FILE|DIR | --all [OPTIONS] [--format=FORMAT]\n"
            "       lockunit cleanup [--user] [-v]   (ExecStopPost=: stop this unit's payload "
            "scope)\n\n"
            "Runs COMMAND only while holding a distributed lock, as a cluster singleton.\n\n"
@@ -677,7 +677,9 @@ std::string helpText() {
             left += "\n" + std::string(29, ' ');
         out << left << o.help << "\n";
     }
-    out << "  --json                     (status) print the lock state as JSON\n"
+    out << "  --format=FORMAT            (status) text, json, openmetrics or prometheus\n"
+           "  --json                     (status) the same as --format=json\n"
+           "  --all                      (status) every lock of /etc/lockunit/*.toml\n"
            "  -h, --help                 show this help\n"
            "  -V, --version              show the version\n\n"
            "Backends: "
@@ -690,7 +692,7 @@ std::string helpText() {
 }
 
 std::vector<std::string> optionNames() {
-    std::vector<std::string> out{"conf", "json", "help", "version"};
+    std::vector<std::string> out{"conf", "format", "json", "all", "help", "version"};
     for (const auto& o : options())
         if (o.onCommandLine) out.push_back(flagName(o.key));
     return out;

@@ -226,17 +226,8 @@ std::optional<int> Supervisor::waitForLock() {
         auto now = d_.clock.now();
         const std::string reason = d_.backend.waitReason();
         if (now >= giveUp) {
-            log::notice("lock '" + cfg.name.value + "' is " +
-                        (reason.empty() ? "busy" : "not held, but " + reason) +
-                        (cfg.wait.value == Duration::zero()
-                             ? std::string()
-                             : ", gave up after " + formatDuration(cfg.wait.value)));
+            lastWaitReason_ = reason; // run() logs it, after STATUS=
             return exitcode::Busy;
-        }
-        if (!announced) {
-            log::event(log::Level::Info, {"standby", cfg.name.value, backendScheme(), ""},
-                       "waiting for lock '" + cfg.name.value + "'");
-            announced = true;
         }
         if (reason != lastReason) {
             if (!reason.empty())
@@ -244,7 +235,14 @@ std::optional<int> Supervisor::waitForLock() {
             lastReason = reason;
             holderChanged = true;
         }
+        // STATUS= first, then the event: who reads the event finds the status already set.
         if (holderChanged) showWaitingStatus(reason);
+        if (!announced) {
+            log::event(log::Level::Info,
+                       {log::EventKind::Standby, cfg.name.value, backendScheme(), ""},
+                       "waiting for lock '" + cfg.name.value + "'");
+            announced = true;
+        }
         if (cfg.notify.value != NotifyMode::Standby && now >= nextExtend) {
             d_.notifier.extendTimeout(kExtendBy);
             nextExtend = now + kExtendEvery;
@@ -279,7 +277,7 @@ std::optional<int> Supervisor::sitOutLockDelay(const Lease& lease, TimePoint giv
         releaseLock(false);
         return exitcode::Busy;
     }
-    log::event(log::Level::Notice, {"lock-delay", cfg.name.value, backendScheme(), token_},
+    log::event(log::Level::Notice, {log::EventKind::LockDelay, cfg.name.value, backendScheme(), token_},
                "lock '" + cfg.name.value + "' acquired, but " + why);
     d_.notifier.status("lock-delay: holding '" + cfg.name.value + "', the payload starts at " +
                        formatWallTime(std::time(nullptr) + seconds) + " (" + lease.delayReason +
@@ -337,7 +335,9 @@ int Supervisor::runPayload() {
         // nothing of the payload ran and the lock can be released at once.
         if (pid.error().code == Errc::Interrupted && stopRequested_) return exitcode::Ok;
         if (pid.error().code == Errc::Lost || lease_.mustStop(d_.clock.now())) {
-            log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
+            d_.notifier.stopping("stopping: lost lock '" + cfg.name.value + "'");
+            log::event(log::Level::Error,
+                       {log::EventKind::Lost, cfg.name.value, backendScheme(), token_},
                        "lost lock '" + cfg.name.value + "': " + pid.error().message);
             return exitcode::Lost;
         }
@@ -345,13 +345,14 @@ int Supervisor::runPayload() {
         return exitcode::Unavailable;
     }
     payloadPid_ = *pid;
-    log::event(log::Level::Notice, {"acquired", cfg.name.value, backendScheme(), token_},
-               "acquired lock '" + cfg.name.value + "'" +
-                   (token_.empty() ? "" : " (token " + token_ + ")") + ", payload PID " +
-                   std::to_string(payloadPid_) + " in " + d_.runner.where());
     d_.notifier.status("active: holding '" + cfg.name.value + "'" +
                        (token_.empty() ? "" : " (token " + token_ + ")") + " since " + since_ +
                        ", payload PID " + std::to_string(payloadPid_) + " in " + d_.runner.where());
+    log::event(log::Level::Notice,
+               {log::EventKind::Acquired, cfg.name.value, backendScheme(), token_, payloadPid_},
+               "acquired lock '" + cfg.name.value + "'" +
+                   (token_.empty() ? "" : " (token " + token_ + ")") + ", payload PID " +
+                   std::to_string(payloadPid_) + " in " + d_.runner.where());
     if (cfg.notify.value == NotifyMode::Running) d_.notifier.ready();
 
     // Renewals count from the acquisition, not from the payload's start, which a slow scope
@@ -363,18 +364,20 @@ int Supervisor::runPayload() {
     for (;;) {
         // Deadline first, before any I/O: after a SIGSTOP or a suspend it may already be gone.
         TimePoint now = d_.clock.now();
-        if (lease_.mustStop(now)) {
-            log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
-                       "lost lock '" + cfg.name.value +
-                           "': its lease could not be renewed "
-                           "before the deadline");
+        if (lease_.mustStop(now))
             return stopPayload(exitcode::Lost,
-                               "lease of '" + cfg.name.value + "' could not be renewed in time");
-        }
+                               "lease of '" + cfg.name.value + "' could not be renewed in time",
+                               "lost lock '" + cfg.name.value +
+                                   "': its lease could not be renewed before the deadline");
         if (auto trouble = guardTrouble(); !trouble.empty()) {
-            log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
-                       "lost lock '" + cfg.name.value + "': " + trouble);
-            return stopPayload(exitcode::Lost, trouble);
+            if (d_.guard.tookOver())
+                log::event(log::Level::Error,
+                           {log::EventKind::GuardStopped, cfg.name.value, backendScheme(), token_,
+                            payloadPid_},
+                           "the lock guard stopped the payload of lock '" + cfg.name.value +
+                               "': lockunit missed the lease's stop time");
+            return stopPayload(exitcode::Lost, trouble,
+                               "lost lock '" + cfg.name.value + "': " + trouble);
         }
         if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
         if (auto code = d_.runner.mainExit()) {
@@ -399,13 +402,13 @@ int Supervisor::runPayload() {
                 nextRenew = now + cfg.renew.value;
                 watchLoss = true;
             } else if (renewed.error().code == Errc::Lost) {
-                log::event(log::Level::Error, {"lost", cfg.name.value, backendScheme(), token_},
-                           "lost lock '" + cfg.name.value + "': " + renewed.error().message);
                 takenAway_ = true;
-                return stopPayload(exitcode::Lost, "lock '" + cfg.name.value + "' lost");
+                return stopPayload(exitcode::Lost, "lock '" + cfg.name.value + "' lost",
+                                   "lost lock '" + cfg.name.value +
+                                       "': " + renewed.error().message);
             } else if (renewed.error().code != Errc::Interrupted) {
-                log::event(log::Level::Warning,
-                           {"renew-failed", cfg.name.value, backendScheme(), token_},
+                log::event(log::Level::Warning, {log::EventKind::RenewFailed, cfg.name.value,
+                                                 backendScheme(), token_, payloadPid_},
                            "renewing lock '" + cfg.name.value +
                                "' failed: " + renewed.error().message + "; retrying");
                 nextRenew = d_.clock.now() + renewRetry(cfg.renew.value);
@@ -447,10 +450,14 @@ void Supervisor::relayNotifications() {
     }
 }
 
-int Supervisor::stopPayload(int exitCode, const std::string& why) {
+int Supervisor::stopPayload(int exitCode, const std::string& why, const std::string& lost) {
     phase_ = Phase::Stopping;
     d_.notifier.stopping("stopping: " + why + "; stopping payload PID " +
                          std::to_string(payloadPid_));
+    if (!lost.empty())
+        log::event(log::Level::Error, {log::EventKind::Lost, d_.config.name.value,
+                                       backendScheme(), token_, payloadPid_},
+                   lost);
     log::info("stopping the payload (" + why + ")");
     d_.runner.stop();
     waitUntilStopped();
@@ -495,7 +502,9 @@ void Supervisor::releaseLock(bool takenAway) {
         log::warning("releasing lock '" + d_.config.name.value + "' failed: " + r.error().message +
                      " (it expires with its lease), ignoring");
     else
-        log::event(log::Level::Info, {"released", d_.config.name.value, backendScheme(), token_},
+        log::event(log::Level::Info,
+                   {log::EventKind::Released, d_.config.name.value, backendScheme(), token_,
+                    payloadPid_},
                    "released lock '" + d_.config.name.value + "'");
 }
 
@@ -511,8 +520,20 @@ int Supervisor::run() {
     }
     d_.notifier.status("starting: waiting for lock '" + d_.config.name.value + "'");
     if (auto code = waitForLock()) {
-        d_.notifier.stopping("stopping: never acquired lock '" + d_.config.name.value + "'");
+        const auto& cfg = d_.config;
+        d_.notifier.stopping("stopping: never acquired lock '" + cfg.name.value + "'");
         d_.guard.finish();
+        if (*code == exitcode::Busy) {
+            const bool once = cfg.wait.value == Duration::zero();
+            log::event(log::Level::Notice,
+                       {once ? log::EventKind::Busy : log::EventKind::GaveUp, cfg.name.value,
+                        backendScheme(), ""},
+                       "lock '" + cfg.name.value + "' is " +
+                           (lastWaitReason_.empty() ? "busy"
+                                                    : "not held, but " + lastWaitReason_) +
+                           (once ? std::string()
+                                 : ", gave up after " + formatDuration(cfg.wait.value)));
+        }
         return *code;
     }
     int code;

@@ -77,7 +77,8 @@ private:
     static constexpr int kWaitAgain = -1;
     std::optional<int> sitOutLockDelay(const Lease& lease, TimePoint giveUp);
     int runPayload();
-    int stopPayload(int exitCode, const std::string& why);
+    // Stops the payload; `lost`, when given, is logged as the "lost" event once STATUS= says so.
+    int stopPayload(int exitCode, const std::string& why, const std::string& lost = {});
     // Serves the runner and the guard until every process of the payload is gone, the lock
     // guard has left, and (scope mode) the scope has ended.
     void waitUntilStopped();
@@ -110,6 +111,7 @@ private:
     bool stopRequested_ = false;
     bool relayedReady_ = false;
     bool takenAway_ = false; // the backend said the lock is no longer ours
+    std::string lastWaitReason_; // why a free lock was not granted (waitReason()), if it was
     // Arms timer_ (CLOCK_BOOTTIME) to fire at `at`.
     void armTimer(TimePoint at);
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -37,15 +38,44 @@ inline void debug(std::string_view m) {
     write(Level::Debug, m);
 }
 
-// One lock event ("acquired", "renew-failed", "lost", "released", "standby"). Under journald it
-// is sent with structured fields (LOCKUNIT_LOCK=, LOCKUNIT_EVENT=, LOCKUNIT_TOKEN=,
-// LOCKUNIT_BACKEND=) so `journalctl LOCKUNIT_LOCK=name` shows one lock's history; elsewhere it
-// is a plain line.
+// The kinds of lock event. Each has a name (LOCKUNIT_EVENT=) and a MESSAGE_ID of its own, which
+// units/lockunit.catalog explains for `journalctl -x`: an ID, once published, never changes.
+enum class EventKind {
+    Standby,      // waiting: another holder has the lock
+    Acquired,     // the lock is ours and the payload runs
+    RenewFailed,  // a renewal failed; the lease still holds, retrying
+    Lost,         // the lease could not be kept: the payload is stopped (exit 79)
+    Released,     // released after the payload ended
+    Busy,         // wait = 0 and the lock is held: not started (exit 75)
+    GaveUp,       // not acquired within `wait` (exit 75)
+    GuardStopped, // the lock guard stopped the payload's tree (lockunit dead or stalled)
+    GuardReleased, // the lock guard released the lock after the tree was gone
+    LockDelay      // acquired a lock its last holder did not release: the payload waits
+};
+struct EventType {
+    EventKind kind;
+    std::string_view name;      // "renew-failed"
+    std::string_view messageId; // 32 lowercase hex digits, systemd's MESSAGE_ID= form
+};
+// Every kind, in EventKind's order.
+std::span<const EventType> eventTypes();
+const EventType& eventType(EventKind kind);
+
+// Who we are, for every event's fields: this holder's id (LOCKUNIT_HOLDER=) and the systemd unit
+// we run in (LOCKUNIT_UNIT=; empty outside systemd). Set once, before the first event.
+void setEventSource(std::string holderId, std::string unit);
+
+// One lock event. Under journald it is sent with MESSAGE_ID= and structured fields
+// (LOCKUNIT_LOCK=, LOCKUNIT_EVENT=, LOCKUNIT_TOKEN=, LOCKUNIT_BACKEND=, LOCKUNIT_HOLDER=,
+// LOCKUNIT_UNIT=, and LOCKUNIT_PAYLOAD_PID= while a payload runs), so that
+// `journalctl LOCKUNIT_LOCK=name` shows one lock's history and `journalctl -x` explains each
+// entry; elsewhere it is a plain line.
 struct Event {
-    std::string_view event;
+    EventKind kind;
     std::string_view lock;
     std::string_view backendScheme;
     std::string_view token;
+    long payloadPid = 0; // 0: no payload
 };
 void event(Level level, const Event& e, std::string_view message);
 

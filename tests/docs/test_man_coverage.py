@@ -17,7 +17,7 @@ from lockunit_test import LOCKUNIT, main  # noqa: E402
 ROOT = os.environ.get("LOCKUNIT_SOURCE_ROOT",
                       os.path.join(os.path.dirname(__file__), "..", ".."))
 # Long options that are not config keys.
-NOT_KEYS = {"conf", "json", "help", "version"}
+NOT_KEYS = {"conf", "format", "json", "all", "help", "version"}
 
 
 def plain(text):

@@ -66,14 +66,17 @@ def require_nspawn():
 
 
 class Container:
-    """One booted container ("node"). binds: [(host_dir, inside_dir)], read-write."""
+    """One booted container ("node"). binds: [(host_dir, inside_dir)], read-write. overlays:
+    directories of the host's (e.g. "/usr") that the container may write to: an overlay whose
+    upper layer is a directory of its own, deleted with its logs; the host's stays as it is."""
 
     counter = 0
 
-    def __init__(self, label, binds=()):
+    def __init__(self, label, binds=(), overlays=()):
         Container.counter += 1
         self.name = "lu-%s-%d-%d" % (label, os.getpid(), Container.counter)
         self.binds = list(binds)
+        self.overlays = list(overlays)
         self.logdir = tempfile.mkdtemp(prefix="lockunit-e2e-%s-" % label)
         self.console_path = os.path.join(self.logdir, "console.log")
         self.proc = None
@@ -91,6 +94,10 @@ class Container:
                 "--bind-ro=%s:%s" % (os.path.realpath(BUILD_ROOT), INSIDE_ROOT)]
         for host, dest in self.binds:
             args.append("--bind=%s:%s" % (host, dest))
+        for path in self.overlays:
+            upper = os.path.join(self.logdir, "overlay" + path.replace("/", "-"))
+            os.makedirs(upper)
+            args.append("--overlay=%s:%s:%s" % (path, upper, path))
         args += ["--boot", "--", "systemd.firstboot=off"]
         args += ["systemd.mask=" + u for u in MASKED]
         for cg in self.cgroups:

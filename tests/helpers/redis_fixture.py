@@ -7,7 +7,10 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+
+from lockunit_test import LockunitTestCase
 
 REDIS_SERVER = "redis-server"
 REDIS_SENTINEL = "redis-sentinel"
@@ -212,3 +215,21 @@ class Sentinels:
         for s in self.sentinels + [self.replica, self.master]:
             if s is not None:
                 s.stop()
+
+
+class ServerTestCase(LockunitTestCase):
+    """One redis-server for the whole class, old enough (one `ttl`, in seconds) to grant locks."""
+
+    server = None
+    ttl = 3
+
+    @classmethod
+    def setUpClass(cls):
+        cls.serverdir = tempfile.mkdtemp(prefix="lockunit-redis-")
+        cls.server = Server(cls.serverdir, "redis").start()
+        cls.server.ready_for_ttl(cls.ttl)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.server:
+            cls.server.stop()

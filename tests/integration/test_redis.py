@@ -23,21 +23,10 @@ TTL = 3  # seconds: renew 1s + stop_timeout 1s + 500 ms + 32 ms < 3 s
 TIMING = ["--ttl=3s", "--renew=1s", "--stop-timeout=1s"]
 
 
-class RedisTestCase(LockunitTestCase):
+class RedisTestCase(redis_fixture.ServerTestCase):
     """One redis-server for the whole class, old enough (one ttl) to grant locks."""
 
-    server = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.serverdir = tempfile.mkdtemp(prefix="lockunit-redis-")
-        cls.server = Server(cls.serverdir, "redis").start()
-        cls.server.ready_for_ttl(TTL)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.server:
-            cls.server.stop()
+    ttl = TTL
 
     def url(self, server=None, db=None):
         server = server or self.server

@@ -43,7 +43,8 @@ TEST(BackendRegistry, ModuleMapMatchesWhatEachModuleRegisters) {
                     << "[" << table << "] serves " << scheme << ", missing from meson's map";
         }
     }
-    EXPECT_FALSE(backends::modules().empty());
+    // Only a build with every network backend left out (-Dredis=disabled …) has no module.
+    EXPECT_EQ(backends::modules().empty(), std::string(LOCKUNIT_ENABLED_BACKENDS) == "file");
 }
 
 TEST(BackendRegistry, UnknownSchemeListsTheAvailableOnes) {
