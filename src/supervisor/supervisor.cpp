@@ -208,7 +208,7 @@ std::optional<int> Supervisor::waitForLock() {
                         (cfg.wait.value == Duration::zero()
                              ? std::string()
                              : ", gave up after " + formatDuration(cfg.wait.value)));
-            return exitcode::Busy;
+            return static_cast<int>(cfg.conflictExitCode.value);
         }
         if (!announced) {
             log::event(log::Level::Info, {"standby", cfg.name.value, backendScheme(), ""},

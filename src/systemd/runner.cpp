@@ -75,6 +75,7 @@ Result<std::unique_ptr<PayloadRunner>> makeRunner(const Config& config) {
     options.memoryMax = config.memoryMax.value;
     options.cpuQuota = config.cpuQuota.value;
     options.tasksMax = config.tasksMax.value;
+    options.properties = config.properties.value;
     auto runner = ScopeRunner::connect(std::move(options));
     if (!runner) {
         if (mode == ScopeMode::Auto)

@@ -29,6 +29,7 @@ public:
         bool userBus = false; // the user's manager (--user) rather than the system's
         std::string ownUnit;  // BindsTo=, and where the scope's name comes from
         std::string slice, memoryMax, cpuQuota, tasksMax;
+        std::vector<std::string> properties; // --property NAME=VALUE, validated by the config
     };
     using Factory = Result<std::unique_ptr<ScopeRunner>> (*)(Options options);
 

@@ -60,6 +60,16 @@ class FileLock(LockunitTestCase):
         self.assertLess(time.monotonic() - t0, 2.0)
         self.assertIn("busy", err)
 
+    def test_flock_short_options_try_once_and_choose_the_busy_code(self):
+        self.hold_lock()
+        code, _, err = run(self.base("jobs", "-nE", "3", "--", "true"))
+        self.assertEqual(code, 3, err)
+        code, _, err = run(self.base("jobs", "-E0", "-w", "0.2", "--", "true"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("busy, gave up after 200ms", err)
+        code, _, err = run(self.base("jobs", "--nonblock", "--", "true"))
+        self.assertEqual(code, EX_BUSY, err)
+
     def test_wait_expiry_exits_75_after_the_wait(self):
         self.hold_lock()
         t0 = time.monotonic()
@@ -284,8 +294,12 @@ class Config(LockunitTestCase):
     def test_bad_duration_is_refused(self):
         self.assertConfigError('\n\nttl = "fifteen"\n', "FILE:3:7: ttl: expected a duration", "found 'fifteen'")
 
-    def test_bare_number_duration_is_refused(self):
-        self.assertConfigError('ttl = 15\n', "FILE:1:7: ttl: expected a duration", "found the integer 15")
+    def test_bare_number_is_seconds_as_in_systemd(self):
+        conf = self.write('ttl = 15\nwait = "1.5"\n')
+        rc, out, err = run(["check", "--conf=" + conf])
+        self.assertEqual(rc, 0, err)
+        self.assertIn('ttl = "15s"', out)
+        self.assertIn('wait = "1s500ms"', out)
 
     def test_budget_that_breaks_the_deadline_rule_is_refused(self):
         err = self.assertConfigError('ttl = "10s"\nstop_timeout = "8s"\n', "FILE:", "too short")
