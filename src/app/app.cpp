@@ -261,6 +261,8 @@ int runApp(int argc, char** argv) {
         return exitCodeFor(config.error());
     }
     log::setVerbose(config->verbose.value);
+    for (const auto& warning : config->warnings)
+        log::warning(warning);
     switch (cli->action) {
     case CommandLine::Action::Check:
         log::printOut(formatConfig(*config));

@@ -465,6 +465,18 @@ void loadBackendTable(Config& config, const BackendInfo& info, const toml::table
             else
                 problems.add(at, name + "expected a string, found " + tomlTypeName(node));
             break;
+        case KeyType::SecretFile:
+        case KeyType::TrustFile: {
+            auto s = node.as_string();
+            auto checked = s ? checkFilePermissions(s->get(), spec->type)
+                             : makeError(Errc::Config, "expected a file name, found " + tomlTypeName(node));
+            if (!checked)
+                problems.add(at, name + checked.error().message);
+            else if (!checked->empty())
+                config.warnings.push_back(at.describe() + ": " + name + *checked);
+            if (checked) settings.set(key, s->get(), at.describe());
+            break;
+        }
         case KeyType::Duration: {
             // Backend durations are timeouts: "infinity" would let a call outlast the lease.
             auto raw = rawOf(node);

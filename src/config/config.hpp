@@ -69,6 +69,9 @@ struct Config {
     // One table per backend that the file configured ([redis], [etcd], …), validated against
     // that backend's declared keys.
     std::map<std::string, BackendSettings> backendTables;
+    // What is allowed but unwise ("reports.toml:7:1: redis.password_file: … can be read by its
+    // group …"); the program logs them.
+    std::vector<std::string> warnings;
 
     // The safety margin of the deadline rule (DESIGN.md invariant 1).
     Duration drift() const;

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.hpp"
@@ -299,4 +300,71 @@ TEST_F(ConfigFile, ScopePropertiesAreCheckedBeforeAnyLock) {
     EXPECT_EQ(cli.error().code, Errc::Usage);
     EXPECT_NE(cli.error().message.find("-p: 'KillMode' is set by lockunit"), std::string::npos)
         << cli.error().message;
+}
+
+TEST(SecretFiles, AreJudgedAsSshAndLibpqJudgeThem) {
+    const unsigned me = 1000, root = 0;
+    auto secret = [&](unsigned mode, unsigned owner) {
+        return judgeFileMode(KeyType::SecretFile, mode, owner, me);
+    };
+    EXPECT_EQ(secret(0600, me).refusal, "");
+    EXPECT_EQ(secret(0400, me).refusal, "");
+    EXPECT_EQ(secret(0640, root).refusal, ""); // root's file, shared with our group: a warning
+    EXPECT_NE(secret(0640, root).warning.find("can be read by its group (mode 0640)"),
+              std::string::npos);
+    EXPECT_NE(secret(0640, me).refusal.find("can be read by its group"), std::string::npos);
+    EXPECT_NE(secret(0644, root).refusal.find("can be read by every user (mode 0644)"),
+              std::string::npos);
+    EXPECT_NE(secret(0620, me).refusal.find("can be changed by users other than its owner"),
+              std::string::npos);
+    EXPECT_NE(secret(0602, root).refusal.find("can be changed"), std::string::npos);
+    auto trust = [&](unsigned mode) { return judgeFileMode(KeyType::TrustFile, mode, root, me); };
+    EXPECT_EQ(trust(0644).refusal, ""); // a CA may be public, but not changed by others
+    EXPECT_EQ(trust(0644).warning, "");
+    EXPECT_NE(trust(0664).refusal.find("can be changed"), std::string::npos);
+}
+
+TEST_F(ConfigFile, SecretFilesOthersCanReadAreRefusedBeforeAnyLock) {
+    std::string pw = dir_ + "/pw";
+    std::ofstream(pw) << "secret\n";
+    ::chmod(pw.c_str(), 0644);
+    auto c = load("command = [\"x\"]\n[redis]\npassword_file = \"" + pw + "\"\n");
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.error().code, Errc::Config);
+    EXPECT_NE(c.error().message.find(path_ + ":3:17: redis.password_file: '" + pw +
+                                     "' can be read by every user (mode 0644)"),
+              std::string::npos)
+        << c.error().message;
+    ::chmod(pw.c_str(), 0600);
+    auto ok = load("command = [\"x\"]\n[redis]\npassword_file = \"" + pw + "\"\n");
+    EXPECT_TRUE(ok.ok()) << ok.error().message;
+    EXPECT_TRUE(ok->warnings.empty());
+    std::remove(pw.c_str());
+}
+
+TEST_F(ConfigFile, AGroupReadableSecretOfAnotherOwnerIsUsedWithAWarning) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the file to another user";
+    std::string pw = dir_ + "/pw";
+    std::ofstream(pw) << "secret\n";
+    ASSERT_EQ(::chown(pw.c_str(), 65534, 65534), 0);
+    ::chmod(pw.c_str(), 0640);
+    auto c = load("command = [\"x\"]\n[postgres]\npassword_file = \"" + pw + "\"\n");
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    ASSERT_EQ(c->warnings.size(), 1u);
+    EXPECT_NE(c->warnings[0].find(path_ + ":3:17: postgres.password_file: '" + pw +
+                                  "' can be read by its group (mode 0640); used"),
+              std::string::npos)
+        << c->warnings[0];
+    std::remove(pw.c_str());
+}
+
+TEST_F(ConfigFile, FilesUnderTheCredentialsDirectoryAreTrustedAsSystemdMadeThem) {
+    std::string pw = dir_ + "/pw";
+    std::ofstream(pw) << "secret\n";
+    ::chmod(pw.c_str(), 0644); // a credential's mode is systemd's business (it may add ACLs)
+    ::setenv("CREDENTIALS_DIRECTORY", dir_.c_str(), 1);
+    auto c = load("command = [\"x\"]\n[redis]\npassword_file = \"" + pw + "\"\n");
+    ::unsetenv("CREDENTIALS_DIRECTORY");
+    EXPECT_TRUE(c.ok()) << c.error().message;
+    std::remove(pw.c_str());
 }
