@@ -2,9 +2,9 @@
 #include "backends/settings.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <cstdio>
 #include <fstream>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -23,7 +23,8 @@ Result<Stop> takeShortCluster(CommandLine& cli, const std::string& arg, int& i, 
         if (c == 'V') return Stop::Version;
         std::string flag = std::string("-") + c;
         auto opt = findShortOption(c);
-        if (!opt) return makeError(Errc::Usage, "unknown option '" + flag + "' (see lockunit --help)");
+        if (!opt)
+            return makeError(Errc::Usage, "unknown option '" + flag + "' (see lockunit --help)");
         if (!opt->takesValue) {
             cli.options.push_back({opt->key, opt->fixedValue, flag});
             continue;
@@ -49,7 +50,8 @@ Result<void> takeLong(CommandLine& cli, const std::string& arg, int& i, int argc
         hasValue = true;
     }
     auto opt = flag == "conf" ? std::optional<OptionLookup>({"conf", true, ""}) : findOption(flag);
-    if (!opt) return makeError(Errc::Usage, "unknown option '--" + flag + "' (see lockunit --help)");
+    if (!opt)
+        return makeError(Errc::Usage, "unknown option '--" + flag + "' (see lockunit --help)");
     if (!opt->takesValue) {
         if (hasValue) return makeError(Errc::Usage, "--" + flag + " takes no value");
         cli.options.push_back({opt->key, opt->fixedValue, "--" + flag});
@@ -102,7 +104,8 @@ Result<CommandLine> parseCommandLine(int argc, char** argv) {
         auto stop = takeShortCluster(cli, arg, i, argc, argv);
         if (!stop) return stop.error();
         if (*stop != Stop::No) {
-            cli.action = *stop == Stop::Help ? CommandLine::Action::Help : CommandLine::Action::Version;
+            cli.action =
+                *stop == Stop::Help ? CommandLine::Action::Help : CommandLine::Action::Version;
             return cli;
         }
     }

@@ -62,7 +62,8 @@ void bash() {
         else
             cases += "        " + spellings + ") COMPREPLY=() ;;\n";
     }
-    std::printf(R"(# bash completion for lockunit(1). Generated from lockunit's option table at build
+    std::printf(
+        R"(# bash completion for lockunit(1). Generated from lockunit's option table at build
 # time by src/completions/generate.cpp: do not edit.
 
 _lockunit() {
@@ -120,9 +121,8 @@ _lockunit() {
 }
 complete -F _lockunit lockunit
 )",
-                (join(valueOpts, "|") + "|-[!-]*[" + clusters + "]").c_str(), cases.c_str(),
-                clusters.c_str(),
-                quoted(join(words)).c_str());
+        (join(valueOpts, "|") + "|-[!-]*[" + clusters + "]").c_str(), cases.c_str(),
+        clusters.c_str(), quoted(join(words)).c_str());
 }
 
 std::string zshEscape(std::string s) {

@@ -82,13 +82,15 @@ Result<Duration> spanOf(const Raw& raw) {
 
 std::string spanComplaint(const std::string& found, bool allowInfinity, const Error& why) {
     return std::string("expected a duration such as \"500ms\", \"15s\" or \"1m 30s\"") +
-           (allowInfinity ? " (or \"infinity\")" : "") + ", found " + found + " (" + why.message + ")";
+           (allowInfinity ? " (or \"infinity\")" : "") + ", found " + found + " (" + why.message +
+           ")";
 }
 
 Apply durationOption(Setting<Duration> Config::*member, bool allowInfinity) {
     return [=](Config& c, const Raw& raw, const Origin& o) -> std::optional<std::string> {
         auto d = spanOf(raw);
-        if (d && !allowInfinity && *d == kInfinity) d = makeError(Errc::Config, "it may not be infinite");
+        if (d && !allowInfinity && *d == kInfinity)
+            d = makeError(Errc::Config, "it may not be infinite");
         if (!d) return spanComplaint(showRaw(raw), allowInfinity, d.error());
         c.*member = {*d, o};
         return std::nullopt;
@@ -350,7 +352,8 @@ struct Alias {
 
 const std::vector<Alias>& aliases() {
     static const std::vector<Alias> table = {
-        {"nonblock", 'n', nullptr, "wait", "0", "try once, exit 75 if busy: --wait=0 (as flock -n)"},
+        {"nonblock", 'n', nullptr, "wait", "0",
+         "try once, exit 75 if busy: --wait=0 (as flock -n)"},
         {"timeout", 'w', "SECS", "wait", nullptr, "the same as --wait (as flock -w)"},
     };
     return table;
@@ -468,8 +471,9 @@ void loadBackendTable(Config& config, const BackendInfo& info, const toml::table
         case KeyType::SecretFile:
         case KeyType::TrustFile: {
             auto s = node.as_string();
-            auto checked = s ? checkFilePermissions(s->get(), spec->type)
-                             : makeError(Errc::Config, "expected a file name, found " + tomlTypeName(node));
+            auto checked =
+                s ? checkFilePermissions(s->get(), spec->type)
+                  : makeError(Errc::Config, "expected a file name, found " + tomlTypeName(node));
             if (!checked)
                 problems.add(at, name + checked.error().message);
             else if (!checked->empty())
@@ -643,7 +647,8 @@ void validate(Config& c, bool needCommand, Problems& problems) {
 
 std::optional<OptionLookup> findOption(std::string_view flag) {
     for (const auto& a : aliases())
-        if (flag == a.flag) return OptionLookup{a.key, a.metavar != nullptr, a.value ? a.value : ""};
+        if (flag == a.flag)
+            return OptionLookup{a.key, a.metavar != nullptr, a.value ? a.value : ""};
     const Option* opt = findByFlag(flag);
     if (!opt) return std::nullopt;
     return OptionLookup{opt->key, opt->metavar != nullptr, ""};

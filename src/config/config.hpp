@@ -60,10 +60,10 @@ struct Config {
 
     // Transient scope properties (scope mode only).
     Setting<std::string> slice;
-    Setting<std::string> memoryMax; // "512M", "infinity"
-    Setting<std::string> cpuQuota;  // "150%"
-    Setting<std::string> tasksMax;  // "64", "infinity"
-    Setting<std::string> description;            // Description=; empty: lockunit's own
+    Setting<std::string> memoryMax;               // "512M", "infinity"
+    Setting<std::string> cpuQuota;                // "150%"
+    Setting<std::string> tasksMax;                // "64", "infinity"
+    Setting<std::string> description;             // Description=; empty: lockunit's own
     Setting<std::vector<std::string>> properties; // "NAME=VALUE" as systemd-run -p, validated
 
     // One table per backend that the file configured ([redis], [etcd], …), validated against

@@ -19,7 +19,6 @@
 
 namespace lockunit {
 
-
 // Blocks the signals lockunit handles itself, and reads them from a signalfd. Must be created
 // before any other thread or child, and before the backend opens anything.
 class SignalSource {

@@ -41,16 +41,16 @@ Result<uint64_t> parseUnsigned(std::string_view text) {
 
 // What a property's value is, in systemd's syntax, and how it goes over D-Bus.
 enum class Kind {
-    Boolean,   // yes/no/true/false/on/off/1/0 → b
-    Size,      // 512M, 1G, 1048576, infinity (1024-based) → t
-    Tasks,     // 64, infinity → t
-    Weight,    // 1..10000 → t
-    Quota,     // 20%, 150% → t, in µs of CPU time per second
-    Span,      // systemd.time(7) → t, in µs; the D-Bus name ends in USec
-    Word,      // one of `choices`, or any text if there are none → s
-    Slice,     // a unit name ending in .slice → s
-    Units,     // unit names separated by spaces → as
-    Managed,   // lockunit sets it itself; `choices` says why
+    Boolean, // yes/no/true/false/on/off/1/0 → b
+    Size,    // 512M, 1G, 1048576, infinity (1024-based) → t
+    Tasks,   // 64, infinity → t
+    Weight,  // 1..10000 → t
+    Quota,   // 20%, 150% → t, in µs of CPU time per second
+    Span,    // systemd.time(7) → t, in µs; the D-Bus name ends in USec
+    Word,    // one of `choices`, or any text if there are none → s
+    Slice,   // a unit name ending in .slice → s
+    Units,   // unit names separated by spaces → as
+    Managed, // lockunit sets it itself; `choices` says why
 };
 
 struct PropertySpec {
@@ -107,7 +107,8 @@ constexpr PropertySpec kProperties[] = {
 
 std::optional<bool> parseBoolean(std::string_view v) {
     for (const char* yes : {"1", "yes", "y", "true", "t", "on"})
-        if (v.size() == std::strlen(yes) && ::strncasecmp(v.data(), yes, v.size()) == 0) return true;
+        if (v.size() == std::strlen(yes) && ::strncasecmp(v.data(), yes, v.size()) == 0)
+            return true;
     for (const char* no : {"0", "no", "n", "false", "f", "off"})
         if (v.size() == std::strlen(no) && ::strncasecmp(v.data(), no, v.size()) == 0) return false;
     return std::nullopt;
@@ -151,7 +152,8 @@ Result<PropertyValue> parseValue(const PropertySpec& spec, std::string_view v) {
         return makeError(Errc::Config, "expected one of " + choices);
     }
     case Kind::Slice:
-        if (v.size() > 6 && v.substr(v.size() - 6) == ".slice") return PropertyValue(std::string(v));
+        if (v.size() > 6 && v.substr(v.size() - 6) == ".slice")
+            return PropertyValue(std::string(v));
         return makeError(Errc::Config, "expected a unit name ending in \".slice\"");
     case Kind::Units: {
         std::vector<std::string> units;
@@ -255,7 +257,8 @@ Result<uint64_t> parseTasksMax(std::string_view text) {
 Result<ScopeProperty> parseScopeProperty(std::string_view assignment) {
     auto eq = assignment.find('=');
     if (eq == std::string_view::npos || eq == 0)
-        return makeError(Errc::Config, "expected NAME=VALUE, found '" + std::string(assignment) + "'");
+        return makeError(Errc::Config,
+                         "expected NAME=VALUE, found '" + std::string(assignment) + "'");
     std::string_view name = assignment.substr(0, eq), value = assignment.substr(eq + 1);
     auto spec = std::find_if(std::begin(kProperties), std::end(kProperties),
                              [&](const PropertySpec& p) { return p.name == name; });
@@ -263,17 +266,17 @@ Result<ScopeProperty> parseScopeProperty(std::string_view assignment) {
         std::string known;
         for (const auto& n : scopePropertyNames())
             known += (known.empty() ? "" : ", ") + n;
-        return makeError(Errc::Config, "'" + std::string(name) +
-                                           "' is not a scope property lockunit can set (it can: " +
-                                           known + ")");
+        return makeError(Errc::Config,
+                         "'" + std::string(name) +
+                             "' is not a scope property lockunit can set (it can: " + known + ")");
     }
     if (spec->kind == Kind::Managed)
         return makeError(Errc::Config, "'" + std::string(name) + "' is set by lockunit (" +
                                            std::string(spec->choices) + ")");
     auto v = parseValue(*spec, value);
     if (!v)
-        return makeError(Errc::Config, std::string(name) + "='" + std::string(value) +
-                                           "': " + v.error().message);
+        return makeError(Errc::Config,
+                         std::string(name) + "='" + std::string(value) + "': " + v.error().message);
     return ScopeProperty{std::string(spec->dbusName.empty() ? spec->name : spec->dbusName), *v};
 }
 

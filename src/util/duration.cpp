@@ -15,9 +15,8 @@ namespace lockunit {
 
 namespace {
 
-constexpr std::uint64_t kSec = 1'000'000, kMin = 60 * kSec, kHour = 60 * kMin,
-                        kDay = 24 * kHour, kWeek = 7 * kDay, kMonth = 2'629'800 * kSec,
-                        kYear = 31'557'600 * kSec;
+constexpr std::uint64_t kSec = 1'000'000, kMin = 60 * kSec, kHour = 60 * kMin, kDay = 24 * kHour,
+                        kWeek = 7 * kDay, kMonth = 2'629'800 * kSec, kYear = 31'557'600 * kSec;
 
 struct Unit {
     std::string_view suffix;
@@ -25,18 +24,20 @@ struct Unit {
 };
 // systemd's table, in its order: the first suffix that the text starts with wins.
 constexpr Unit kUnits[] = {
-    {"seconds", kSec}, {"second", kSec},  {"sec", kSec},      {"s", kSec},
-    {"minutes", kMin}, {"minute", kMin},  {"min", kMin},      {"months", kMonth},
-    {"month", kMonth}, {"M", kMonth},     {"msec", 1000},     {"ms", 1000},
-    {"m", kMin},       {"hours", kHour},  {"hour", kHour},    {"hr", kHour},
-    {"h", kHour},      {"days", kDay},    {"day", kDay},      {"d", kDay},
-    {"weeks", kWeek},  {"week", kWeek},   {"w", kWeek},       {"years", kYear},
-    {"year", kYear},   {"y", kYear},      {"usec", 1},        {"us", 1},
-    {"\u03bcs", 1},    {"\u00b5s", 1},
+    {"seconds", kSec}, {"second", kSec}, {"sec", kSec},      {"s", kSec},       {"minutes", kMin},
+    {"minute", kMin},  {"min", kMin},    {"months", kMonth}, {"month", kMonth}, {"M", kMonth},
+    {"msec", 1000},    {"ms", 1000},     {"m", kMin},        {"hours", kHour},  {"hour", kHour},
+    {"hr", kHour},     {"h", kHour},     {"days", kDay},     {"day", kDay},     {"d", kDay},
+    {"weeks", kWeek},  {"week", kWeek},  {"w", kWeek},       {"years", kYear},  {"year", kYear},
+    {"y", kYear},      {"usec", 1},      {"us", 1},          {"\u03bcs", 1},    {"\u00b5s", 1},
 };
 
-bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isSpace(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+bool isDigit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 size_t skipSpace(std::string_view t, size_t i) {
     while (i < t.size() && isSpace(t[i]))
@@ -84,7 +85,8 @@ Result<std::uint64_t> parseTimespanUsec(std::string_view text) {
         if (intEnd == intStart && (!fraction || intStart != start))
             return bad(text, "expected a number at '" + std::string(text.substr(start)) + "'");
         errno = 0;
-        long long whole = intEnd == intStart ? 0 : std::strtoll(digits.c_str() + intStart, nullptr, 10);
+        long long whole =
+            intEnd == intStart ? 0 : std::strtoll(digits.c_str() + intStart, nullptr, 10);
         if (errno == ERANGE) return bad(text, "too large");
         size_t fracStart = i + 1, fracEnd = fracStart;
         if (fraction) {
@@ -114,8 +116,7 @@ Result<std::uint64_t> parseTimespanUsec(std::string_view text) {
         if (fraction) {
             if (fracEnd == fracStart) return bad(text, "a '.' must be followed by digits");
             std::uint64_t m = multiplier / 10;
-            for (size_t f = fracStart; f < fracEnd; ++f, m /= 10)
-            {
+            for (size_t f = fracStart; f < fracEnd; ++f, m /= 10) {
                 k = static_cast<std::uint64_t>(text[f] - '0') * m;
                 if (k >= kInfinityUsec - total) return bad(text, "too large");
                 total += k;

@@ -209,18 +209,18 @@ TEST(CommandLine, ReadsShortOptionsAsFlockDoes) {
     };
     auto a = parse({"-n", "-w", "5", "-w5", "-E", "3", "-E3", "-p", "MemoryHigh=1G", "cmd", "-n"});
     ASSERT_TRUE(a.ok()) << a.error().message;
-    EXPECT_EQ(keysAndValues(*a),
-              (std::vector<std::string>{"-n:wait=0", "-w:wait=5", "-w:wait=5",
-                                        "-E:conflict_exit_code=3", "-E:conflict_exit_code=3",
-                                        "-p:property=MemoryHigh=1G"}));
+    EXPECT_EQ(
+        keysAndValues(*a),
+        (std::vector<std::string>{"-n:wait=0", "-w:wait=5", "-w:wait=5", "-E:conflict_exit_code=3",
+                                  "-E:conflict_exit_code=3", "-p:property=MemoryHigh=1G"}));
     EXPECT_EQ(a->command, (std::vector<std::string>{"cmd", "-n"}));
     // Clustered as getopt does: a value-taking option ends the cluster.
     auto b = parse({"-nvw", "2.5", "-vE0", "--nonblock", "--timeout=1m 30s", "--", "x"});
     ASSERT_TRUE(b.ok()) << b.error().message;
     EXPECT_EQ(keysAndValues(*b),
-              (std::vector<std::string>{"-n:wait=0", "-v:verbose=", "-w:wait=2.5", "-v:verbose=",
-                                        "-E:conflict_exit_code=0", "--nonblock:wait=0",
-                                        "--timeout:wait=1m 30s"}));
+              (std::vector<std::string>{"-n:wait=0", "-v:verbose=", "-w:wait=2.5",
+                                        "-v:verbose=", "-E:conflict_exit_code=0",
+                                        "--nonblock:wait=0", "--timeout:wait=1m 30s"}));
     EXPECT_EQ(parse({"-nh"})->action, CommandLine::Action::Help);
     auto missing = parse({"-w"});
     ASSERT_FALSE(missing.ok());

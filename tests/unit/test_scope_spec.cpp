@@ -158,7 +158,8 @@ TEST(ScopeProperties, RefuseWhatLockunitCannotMarshalOrSetsItself) {
     EXPECT_NE(why("KillMode=process").find("'KillMode' is set by lockunit"), std::string::npos);
     EXPECT_NE(why("MemoryMax=50%").find("not a percentage"), std::string::npos);
     EXPECT_NE(why("CPUWeight=0").find("from 1 to 10000"), std::string::npos);
-    EXPECT_NE(why("Delegate=maybe").find("Delegate='maybe': expected yes or no"), std::string::npos);
+    EXPECT_NE(why("Delegate=maybe").find("Delegate='maybe': expected yes or no"),
+              std::string::npos);
     EXPECT_NE(why("RuntimeMaxSec=3.").find("expected a time span"), std::string::npos);
     EXPECT_NE(why("DevicePolicy=open").find("expected one of auto closed strict"),
               std::string::npos);

@@ -47,7 +47,9 @@ Error sysError(const std::string& what) {
     return makeError(Errc::Unavailable, what + ": " + std::strerror(errno));
 }
 
-Error refused(const std::string& what) { return makeError(Errc::Refused, what); }
+Error refused(const std::string& what) {
+    return makeError(Errc::Refused, what);
+}
 
 Result<void> makeDirs(const std::string& dir) {
     // Each prefix of an absolute path that ends before a '/', and the whole path.
@@ -68,8 +70,8 @@ Result<void> checkDir(const std::string& dir) {
     if (!fd.valid() || ::fstat(fd.get(), &st) < 0)
         return sysError("cannot open lock directory '" + dir + "'");
     if (st.st_uid != ::geteuid() && st.st_uid != 0)
-        return refused("lock directory '" + dir + "' belongs to uid " +
-                       std::to_string(st.st_uid) + ", who could replace the lock files");
+        return refused("lock directory '" + dir + "' belongs to uid " + std::to_string(st.st_uid) +
+                       ", who could replace the lock files");
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
         return refused("lock directory '" + dir + "' can be written by others, who could " +
                        "replace the lock files (make it 0755, or sticky as /tmp is)");
@@ -317,8 +319,8 @@ Result<std::unique_ptr<LockBackend>> createFile(const BackendParams& p) {
     if (auto name = p.settings ? p.settings->string("group") : std::nullopt) {
         struct group* g = ::getgrnam(name->c_str());
         if (!g)
-            return makeError(Errc::Config, p.settings->origin("group") + ": file.group: no group '" +
-                                               *name + "'");
+            return makeError(Errc::Config, p.settings->origin("group") +
+                                               ": file.group: no group '" + *name + "'");
         group = g->gr_gid;
     }
     auto backend = std::make_unique<FileBackend>(dir, p, group);
