@@ -156,8 +156,8 @@ void zsh() {
         if (o.shortName) {
             std::string excl = "(-" + std::string(1, o.shortName) + " --" + o.name + ")";
             if (!repeat.empty()) excl.clear();
-            specs += "    '" + excl + repeat + "-" + std::string(1, o.shortName) + "+" + help +
-                     action + "' \\\n";
+            specs += "    '" + excl + repeat + "-" + std::string(1, o.shortName) +
+                     (o.metavar.empty() ? "" : "+") + help + action + "' \\\n";
         }
         std::string excl = o.shortName && repeat.empty()
                                ? "(-" + std::string(1, o.shortName) + " --" + o.name + ")"
