@@ -6,14 +6,16 @@ option that `lockunit --help` lists, so it cannot drift from the option table.""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from lockunit_test import LOCKUNIT, main, require
+from lockunit_test import IN_CI, LOCKUNIT, main, require
 
 SCRIPT = os.environ.get("LOCKUNIT_BASH_COMPLETION", "build/src/completions/lockunit")
+ZSH_SCRIPT = os.path.join(os.path.dirname(SCRIPT), "_lockunit")
 
 DRIVER = r'''
 source "$1"; shift
@@ -69,6 +71,25 @@ class BashCompletion(unittest.TestCase):
         self.assertEqual(in_help - offered, set())
         self.assertEqual(shorts - offered, set())
         self.assertEqual({o for o in offered if o.startswith("--")} - in_help, set())
+
+
+class ZshCompletion(unittest.TestCase):
+    """zsh's is only parsed here (driving zsh's completion needs a terminal), and checked to
+    list every option of the table that bash's offers."""
+
+    def test_parses_and_lists_every_option(self):
+        if shutil.which("zsh") is None:
+            if IN_CI:
+                self.fail("zsh is missing (tests/deps/test.txt installs it)")
+            self.skipTest("no zsh")
+        p = subprocess.run(["zsh", "-n", ZSH_SCRIPT], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(ZSH_SCRIPT) as f:
+            text = f.read()
+        self.assertTrue(text.startswith("#compdef lockunit\n"))
+        for option in complete("lockunit", "-"):
+            spellings = [option + "["] + ([option + "+["] if not option.startswith("--") else [])
+            self.assertTrue(any(s in text for s in spellings), option)
 
 
 if __name__ == "__main__":
