@@ -173,7 +173,9 @@ int run(const Config& config, char** argv) {
     std::string cmdline;
     for (const auto& a : config.command.value)
         cmdline += (cmdline.empty() ? "" : " ") + a;
-    spec.description = "lockunit payload of lock '" + config.name.value + "': " + cmdline;
+    spec.description = config.description.value.empty()
+                           ? "lockunit payload of lock '" + config.name.value + "': " + cmdline
+                           : config.description.value;
 
     // notify=relay: the payload gets a NOTIFY_SOCKET of ours; its READY=1 becomes ours.
     std::unique_ptr<NotifyRelay> relay;
@@ -203,13 +205,13 @@ int run(const Config& config, char** argv) {
 // `systemctl restart` or a crash may have left behind. Nothing to stop is success.
 int cleanup(const CommandLine& cli) {
     bool user = false;
-    for (const auto& [key, value] : cli.options) {
+    for (const auto& [key, value, flag] : cli.options) {
         if (key == "user")
             user = true;
         else if (key == "verbose")
             log::setVerbose(true);
         else {
-            log::error("cleanup: --" + key + " is not an option of cleanup (only --user, -v)");
+            log::error("cleanup: " + flag + " is not an option of cleanup (only --user, -v)");
             return exitcode::Usage;
         }
     }
@@ -370,6 +372,8 @@ int runApp(int argc, char** argv) {
     if (!config) return configError(config.error());
     log::setVerbose(config->verbose.value);
     if (handoff) return releaseDeadHolder(*config, *handoff);
+    for (const auto& warning : config->warnings)
+        log::warning(warning);
     switch (cli->action) {
     case CommandLine::Action::Check:
         log::printOut(formatConfig(*config));

@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include "backends/settings.hpp"
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace lockunit {
 
@@ -58,6 +63,41 @@ std::string BackendSettings::format(const std::string& key) const {
     if (auto d = std::get_if<Duration>(&v)) return "\"" + formatDuration(*d) + "\"";
     if (auto i = std::get_if<long long>(&v)) return std::to_string(*i);
     return std::get<bool>(v) ? "true" : "false";
+}
+
+FileVerdict judgeFileMode(KeyType type, unsigned mode, unsigned owner, unsigned self) {
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", mode & 07777);
+    const std::string is = std::string(" (mode ") + octal + ")";
+    const bool othersWrite = mode & (S_IWGRP | S_IWOTH);
+    FileVerdict v;
+    if (type != KeyType::SecretFile) {
+        if (othersWrite)
+            v.refusal = "can be changed by users other than its owner" + is + ": make it 0644";
+        return v;
+    }
+    const std::string fix = ": make it 0600 (or 0640 and owned by root, to share it with a group)";
+    if (othersWrite)
+        v.refusal = "can be changed by users other than its owner" + is + fix;
+    else if (mode & S_IROTH)
+        v.refusal = "can be read by every user" + is + fix;
+    else if ((mode & S_IRGRP) && owner == self)
+        v.refusal = "can be read by its group" + is + ": make it 0600, as it is ours";
+    else if (mode & S_IRGRP)
+        v.warning = "can be read by its group" + is + "; used, as its owner (uid " +
+                    std::to_string(owner) + ") shares it with the group on purpose";
+    return v;
+}
+
+Result<std::string> checkFilePermissions(const std::string& path, KeyType type) {
+    const char* creds = std::getenv("CREDENTIALS_DIRECTORY");
+    if (creds && *creds && path.rfind(std::string(creds) + "/", 0) == 0) return std::string();
+    struct stat st {};
+    if (::stat(path.c_str(), &st) < 0)
+        return makeError(Errc::Config, "cannot read '" + path + "': " + std::strerror(errno));
+    auto v = judgeFileMode(type, st.st_mode, st.st_uid, ::geteuid());
+    if (!v.refusal.empty()) return makeError(Errc::Config, "'" + path + "' " + v.refusal);
+    return v.warning.empty() ? v.warning : "'" + path + "' " + v.warning;
 }
 
 namespace {

@@ -13,8 +13,16 @@
 
 namespace lockunit {
 
-// The type of one key in a backend's config table ([redis], [etcd], …).
-enum class KeyType { String, Duration, Integer, Boolean };
+// The type of one key in a backend's config table ([redis], [etcd], …). SecretFile and
+// TrustFile are paths, whose permissions the config checks (checkFilePermissions()).
+enum class KeyType {
+    String,
+    Duration,
+    Integer,
+    Boolean,
+    SecretFile, // only its owner may read it: a password, a private key
+    TrustFile,  // only its owner may change it: the CAs and certificate we present or trust
+};
 
 // One key a backend accepts in its table; config validation, `check` and the man-page test all
 // read these, so a key exists exactly when it is declared here.
@@ -51,11 +59,25 @@ private:
 };
 
 // The keys every network backend shares, so that they read the same everywhere.
-inline constexpr KeySpec kPasswordFileKey{"password_file", KeyType::String, "",
+inline constexpr KeySpec kPasswordFileKey{"password_file", KeyType::SecretFile, "",
                                           "file whose first line is the password"};
 inline constexpr KeySpec kPasswordCredentialKey{
     "password_credential", KeyType::String, "",
     "name of a systemd credential (LoadCredential=) holding the password"};
+
+// The verdict on a file's permissions (docs/security.md): `refusal` if anyone but its owner
+// could change a SecretFile or TrustFile, or anyone outside its owner and group could read a
+// SecretFile, or its group could read a SecretFile of lockunit's own user (as ssh refuses a
+// key); `warning` if its group could read a SecretFile of another owner (root's file shared
+// with a service user through a group, which libpq accepts for a key). Pure, for the tests.
+struct FileVerdict {
+    std::string refusal, warning; // empty: none
+};
+FileVerdict judgeFileMode(KeyType type, unsigned mode, unsigned owner, unsigned self);
+
+// stat()s the file and judges it; a file under $CREDENTIALS_DIRECTORY is trusted as systemd
+// made it. Errors: Errc::Config (cannot stat, or the refusal); the value is the warning.
+Result<std::string> checkFilePermissions(const std::string& path, KeyType type);
 
 // Reads the secret named by `password_file` or `password_credential` (a file under
 // $CREDENTIALS_DIRECTORY). No key set: nullopt. The secret never leaves the backend.

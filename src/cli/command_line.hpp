@@ -14,7 +14,12 @@ struct CommandLine {
     enum class Action { Run, Check, Status, Cleanup, Help, Version };
     Action action = Action::Run;
     std::string confPath;
-    std::vector<std::pair<std::string, std::string>> options; // ("ttl", "20s"), in order
+    struct Option {
+        std::string key;   // the config key: "wait"
+        std::string value; // as given: "5"; empty for a flag
+        std::string flag;  // as spelled, for messages: "-w", "--timeout"
+    };
+    std::vector<Option> options; // in order
     std::vector<std::string> command;
     // status: --format=text|json|openmetrics|prometheus (--json: json); --all: every lock of
     // the config directory (/etc/lockunit/*.toml), as --conf=DIRECTORY does for any directory.

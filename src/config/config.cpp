@@ -12,6 +12,8 @@
 #include <variant>
 
 #include "backends/registry.hpp"
+#include "systemd/scope_spec.hpp"
+#include "util/exitcode.hpp"
 #include "util/signals.hpp"
 
 namespace lockunit {
@@ -71,14 +73,25 @@ std::optional<std::string> textOf(const Raw& raw, std::string& out) {
     return "expected a string, found " + showRaw(raw);
 }
 
+// A span as systemd.time(7) reads it; a TOML integer is seconds, as a bare number is.
+Result<Duration> spanOf(const Raw& raw) {
+    if (auto i = std::get_if<long long>(&raw)) return parseSpan(std::to_string(*i));
+    if (auto s = std::get_if<std::string>(&raw)) return parseSpan(*s);
+    return makeError(Errc::Config, "not a time span");
+}
+
+std::string spanComplaint(const std::string& found, bool allowInfinity, const Error& why) {
+    return std::string("expected a duration such as \"500ms\", \"15s\" or \"1m 30s\"") +
+           (allowInfinity ? " (or \"infinity\")" : "") + ", found " + found + " (" + why.message +
+           ")";
+}
+
 Apply durationOption(Setting<Duration> Config::*member, bool allowInfinity) {
     return [=](Config& c, const Raw& raw, const Origin& o) -> std::optional<std::string> {
-        std::string text;
-        auto d = std::get_if<std::string>(&raw) ? parseDuration(std::get<std::string>(raw))
-                                                : std::nullopt;
-        if (!d || (!allowInfinity && *d == kInfinity))
-            return std::string("expected a duration such as \"500ms\", \"15s\", \"2m\"") +
-                   (allowInfinity ? " or \"infinity\"" : "") + ", found " + showRaw(raw);
+        auto d = spanOf(raw);
+        if (d && !allowInfinity && *d == kInfinity)
+            d = makeError(Errc::Config, "it may not be infinite");
+        if (!d) return spanComplaint(showRaw(raw), allowInfinity, d.error());
         c.*member = {*d, o};
         return std::nullopt;
     };
@@ -198,6 +211,40 @@ Apply patternOption(Setting<std::string> Config::*member, const char* expected,
     };
 }
 
+// Repeatable: the file's list first, then each --property, in order (a later one wins in
+// systemd, as with systemd-run -p).
+Apply propertyOption() {
+    return [](Config& c, const Raw& raw, const Origin& o) -> std::optional<std::string> {
+        std::vector<std::string> items;
+        if (auto s = std::get_if<std::string>(&raw))
+            items.push_back(*s);
+        else if (auto a = std::get_if<std::vector<std::string>>(&raw))
+            items = *a;
+        else
+            return "expected \"NAME=VALUE\" or an array of them, found " + showRaw(raw);
+        for (const auto& item : items) {
+            if (auto p = parseScopeProperty(item); !p) return p.error().message;
+            c.properties.value.push_back(item);
+        }
+        c.properties.origin = o;
+        return std::nullopt;
+    };
+}
+
+// The busy code may be any exit code but lockunit's own, which mean something else.
+Apply exitCodeOption(Setting<long long> Config::*member) {
+    auto range = countOption(member, 0, 255);
+    return [=](Config& c, const Raw& raw, const Origin& o) -> std::optional<std::string> {
+        if (auto err = range(c, raw, o)) return err;
+        for (int own : {exitcode::Usage, exitcode::Unavailable, exitcode::Software,
+                        exitcode::Config, exitcode::Lost})
+            if ((c.*member).value == own)
+                return std::to_string(own) +
+                       " is one of lockunit's own exit codes (64, 69, 70, 78, 79); choose another";
+        return std::nullopt;
+    };
+}
+
 bool allDigits(const std::string& s) {
     return !s.empty() && s.size() < 19 && std::all_of(s.begin(), s.end(), ::isdigit);
 }
@@ -276,9 +323,38 @@ const std::vector<Option>& options() {
                        [](const std::string& s) {
                            return s == "infinity" || (allDigits(s) && std::atoll(s.c_str()) > 0);
                        })},
+        {"description", 0, "TEXT",
+         "Description= of the payload's scope (default: lockunit payload of lock 'NAME': COMMAND)",
+         true, stringOption(&Config::description)},
+        {"property", 'p', "NAME=VALUE",
+         "set a property of the payload's scope as systemd-run -p does, e.g. MemoryHigh=1G "
+         "(repeatable; scope mode)",
+         true, propertyOption()},
+        {"conflict_exit_code", 'E', "CODE",
+         "exit with CODE when the lock is busy (default 75; not 64, 69, 70, 78 or 79)", true,
+         exitCodeOption(&Config::conflictExitCode)},
         {"verbose", 'v', nullptr, "log debug messages", true, flagOption(&Config::verbose)},
         {"command", 0, nullptr, "the command to run, as an array (config file only)", false,
          commandOption()},
+    };
+    return table;
+}
+
+// Command-line spellings of flock(1) that stand for another option.
+struct Alias {
+    const char* flag;
+    char shortName;
+    const char* metavar; // nullptr: takes no value, stands for `value`
+    const char* key;
+    const char* value;
+    const char* help;
+};
+
+const std::vector<Alias>& aliases() {
+    static const std::vector<Alias> table = {
+        {"nonblock", 'n', nullptr, "wait", "0",
+         "try once, exit 75 if busy: --wait=0 (as flock -n)"},
+        {"timeout", 'w', "SECS", "wait", nullptr, "the same as --wait (as flock -w)"},
     };
     return table;
 }
@@ -392,15 +468,29 @@ void loadBackendTable(Config& config, const BackendInfo& info, const toml::table
             else
                 problems.add(at, name + "expected a string, found " + tomlTypeName(node));
             break;
+        case KeyType::SecretFile:
+        case KeyType::TrustFile: {
+            auto s = node.as_string();
+            auto checked =
+                s ? checkFilePermissions(s->get(), spec->type)
+                  : makeError(Errc::Config, "expected a file name, found " + tomlTypeName(node));
+            if (!checked)
+                problems.add(at, name + checked.error().message);
+            else if (!checked->empty())
+                config.warnings.push_back(at.describe() + ": " + name + *checked);
+            if (checked) settings.set(key, s->get(), at.describe());
+            break;
+        }
         case KeyType::Duration: {
             // Backend durations are timeouts: "infinity" would let a call outlast the lease.
-            auto s = node.as_string();
-            auto d = s ? parseDuration(s->get()) : std::nullopt;
-            if (d && *d != kInfinity)
+            auto raw = rawOf(node);
+            Result<Duration> d = raw ? spanOf(*raw) : makeError(Errc::Config, "not a time span");
+            if (d && *d == kInfinity) d = makeError(Errc::Config, "it may not be infinite");
+            if (d)
                 settings.set(key, *d, at.describe());
             else
-                problems.add(at, name + "expected a duration such as \"2s\", found " +
-                                     (s ? "'" + s->get() + "'" : tomlTypeName(node)));
+                problems.add(at, name + spanComplaint(raw ? showRaw(*raw) : tomlTypeName(node),
+                                                      false, d.error()));
             break;
         }
         case KeyType::Integer:
@@ -556,9 +646,44 @@ void validate(Config& c, bool needCommand, Problems& problems) {
 } // namespace
 
 std::optional<OptionLookup> findOption(std::string_view flag) {
+    for (const auto& a : aliases())
+        if (flag == a.flag)
+            return OptionLookup{a.key, a.metavar != nullptr, a.value ? a.value : ""};
     const Option* opt = findByFlag(flag);
     if (!opt) return std::nullopt;
-    return OptionLookup{opt->key, opt->metavar != nullptr};
+    return OptionLookup{opt->key, opt->metavar != nullptr, ""};
+}
+
+std::optional<OptionLookup> findShortOption(char c) {
+    for (const auto& o : commandLineOptions())
+        if (o.shortName == c) return findOption(o.name);
+    return std::nullopt;
+}
+
+std::vector<OptionInfo> commandLineOptions() {
+    std::vector<OptionInfo> out;
+    out.push_back({"conf", 0, "FILE", "read settings from this TOML file", {}});
+    for (const auto& o : options()) {
+        if (!o.onCommandLine) continue;
+        OptionInfo info{flagName(o.key), o.shortName, o.metavar ? o.metavar : "", o.help, {}};
+        if (info.metavar.find('|') != std::string::npos) {
+            size_t start = 0, bar;
+            while ((bar = info.metavar.find('|', start)) != std::string::npos) {
+                info.choices.push_back(info.metavar.substr(start, bar - start));
+                start = bar + 1;
+            }
+            info.choices.push_back(info.metavar.substr(start));
+        }
+        out.push_back(std::move(info));
+    }
+    for (const auto& a : aliases())
+        out.push_back({a.flag, a.shortName, a.metavar ? a.metavar : "", a.help, {}});
+    out.push_back({"format", 0, "FORMAT", "(status) text, json, openmetrics or prometheus", {}});
+    out.push_back({"json", 0, "", "(status) the same as --format=json", {}});
+    out.push_back({"all", 0, "", "(status) every lock of /etc/lockunit/*.toml", {}});
+    out.push_back({"help", 'h', "", "show this help", {}});
+    out.push_back({"version", 'V', "", "show the version", {}});
+    return out;
 }
 
 Result<Config> loadConfig(const CommandLine& cli, bool needCommand) {
@@ -566,10 +691,10 @@ Result<Config> loadConfig(const CommandLine& cli, bool needCommand) {
     Problems problems;
     config.confPath = cli.confPath;
     if (!cli.confPath.empty()) loadFile(config, cli.confPath, problems);
-    for (const auto& [key, value] : cli.options) {
+    for (const auto& [key, value, flag] : cli.options) {
         const Option* opt = findByKey(key);
         Origin at;
-        at.flag = "--" + flagName(opt->key);
+        at.flag = flag.empty() ? "--" + flagName(opt->key) : flag;
         Raw raw = opt->metavar ? Raw(value) : Raw(true);
         if (auto err = opt->apply(config, raw, at)) problems.add(at, *err);
     }
@@ -642,6 +767,15 @@ std::string formatConfig(const Config& c) {
         line("memory_max", quote(c.memoryMax.value), c.memoryMax.origin);
     if (!c.cpuQuota.value.empty()) line("cpu_quota", quote(c.cpuQuota.value), c.cpuQuota.origin);
     if (!c.tasksMax.value.empty()) line("tasks_max", quote(c.tasksMax.value), c.tasksMax.origin);
+    if (!c.description.value.empty())
+        line("description", quote(c.description.value), c.description.origin);
+    if (!c.properties.value.empty()) {
+        std::string list;
+        for (const auto& p : c.properties.value)
+            list += (list.empty() ? "" : ", ") + quote(p);
+        line("property", "[" + list + "]", c.properties.origin);
+    }
+    line("conflict_exit_code", std::to_string(c.conflictExitCode.value), c.conflictExitCode.origin);
     std::string cmd;
     for (const auto& a : c.command.value)
         cmd += (cmd.empty() ? "" : ", ") + quote(a);
@@ -663,25 +797,20 @@ std::string helpText() {
            "       lockunit cleanup [--user] [-v]   (ExecStopPost=: stop this unit's payload "
            "scope)\n\n"
            "Runs COMMAND only while holding a distributed lock, as a cluster singleton.\n\n"
-           "Options (each is also a key in the config file, with _ for -):\n"
-           "  --conf=FILE                read settings from this TOML file\n";
-    for (const auto& o : options()) {
-        if (!o.onCommandLine) continue;
+           "Options (each is also a key in the config file, with _ for -, except the\n"
+           "flock(1) spellings --nonblock and --timeout):\n";
+    for (const auto& o : commandLineOptions()) {
         std::string left = "  ";
         left += o.shortName ? std::string("-") + o.shortName + ", " : "";
-        left += "--" + flagName(o.key);
-        if (o.metavar) left += std::string("=") + o.metavar;
+        left += "--" + o.name;
+        if (!o.metavar.empty()) left += "=" + o.metavar;
         if (left.size() < 29)
             left.resize(29, ' ');
         else
             left += "\n" + std::string(29, ' ');
         out << left << o.help << "\n";
     }
-    out << "  --format=FORMAT            (status) text, json, openmetrics or prometheus\n"
-           "  --json                     (status) the same as --format=json\n"
-           "  --all                      (status) every lock of /etc/lockunit/*.toml\n"
-           "  -h, --help                 show this help\n"
-           "  -V, --version              show the version\n\n"
+    out << "\n"
            "Backends: "
         << backends::schemeList()
         << "\n"
@@ -692,9 +821,9 @@ std::string helpText() {
 }
 
 std::vector<std::string> optionNames() {
-    std::vector<std::string> out{"conf", "format", "json", "all", "help", "version"};
-    for (const auto& o : options())
-        if (o.onCommandLine) out.push_back(flagName(o.key));
+    std::vector<std::string> out;
+    for (const auto& o : commandLineOptions())
+        out.push_back(o.name);
     return out;
 }
 

@@ -55,17 +55,23 @@ struct Config {
     Setting<ForwardTo> forwardTo{ForwardTo::Main};
     Setting<bool> user{false};
     Setting<bool> verbose{false};
+    Setting<long long> conflictExitCode{75}; // the exit code when the lock is busy
     Setting<std::vector<std::string>> command;
 
     // Transient scope properties (scope mode only).
     Setting<std::string> slice;
-    Setting<std::string> memoryMax; // "512M", "infinity"
-    Setting<std::string> cpuQuota;  // "150%"
-    Setting<std::string> tasksMax;  // "64", "infinity"
+    Setting<std::string> memoryMax;               // "512M", "infinity"
+    Setting<std::string> cpuQuota;                // "150%"
+    Setting<std::string> tasksMax;                // "64", "infinity"
+    Setting<std::string> description;             // Description=; empty: lockunit's own
+    Setting<std::vector<std::string>> properties; // "NAME=VALUE" as systemd-run -p, validated
 
     // One table per backend that the file configured ([redis], [etcd], …), validated against
     // that backend's declared keys.
     std::map<std::string, BackendSettings> backendTables;
+    // What is allowed but unwise ("reports.toml:7:1: redis.password_file: … can be read by its
+    // group …"); the program logs them.
+    std::vector<std::string> warnings;
 
     // The safety margin of the deadline rule (docs/design.md, invariant 1).
     Duration drift() const;
@@ -73,13 +79,27 @@ struct Config {
     const BackendSettings& backendSettings(const std::string& table) const;
 };
 
-// A long option as the command line knows it: its config key, and whether it takes a value.
+// An option as the command line knows it: its config key, whether it takes a value, and the
+// value it stands for when it is an alias that takes none (-n, --nonblock: wait = "0").
 struct OptionLookup {
     std::string key;
     bool takesValue;
+    std::string fixedValue;
 };
 // The option spelled --FLAG (without the dashes), if there is one.
 std::optional<OptionLookup> findOption(std::string_view flag);
+// The option spelled -C, if there is one.
+std::optional<OptionLookup> findShortOption(char c);
+
+// Every option of the command line, for --help and the shell completions.
+struct OptionInfo {
+    std::string name;    // long name, without "--"
+    char shortName;      // 0 if none
+    std::string metavar; // empty: takes no value
+    std::string help;
+    std::vector<std::string> choices; // the values it takes, when they are a fixed set
+};
+std::vector<OptionInfo> commandLineOptions();
 
 // Reads the file (if any), applies the command line over it, fills in defaults and validates.
 // Errors (all of them, one per line) are Errc::Config, or Errc::Usage when every one of them

@@ -533,6 +533,7 @@ int Supervisor::run() {
                                                     : "not held, but " + lastWaitReason_) +
                            (once ? std::string()
                                  : ", gave up after " + formatDuration(cfg.wait.value)));
+            return static_cast<int>(cfg.conflictExitCode.value); // 75 unless -E says otherwise
         }
         return *code;
     }

@@ -15,20 +15,10 @@
 #include "systemd/notify_relay.hpp"
 #include "systemd/payload.hpp"
 #include "util/clock.hpp"
+#include "util/exitcode.hpp"
 #include "util/fd.hpp"
 
 namespace lockunit {
-
-// lockunit's exit codes (docs/design.md, invariant 5). The payload's own code passes through.
-namespace exitcode {
-inline constexpr int Ok = 0;
-inline constexpr int Usage = 64;
-inline constexpr int Unavailable = 69;
-inline constexpr int Software = 70;
-inline constexpr int Busy = 75;
-inline constexpr int Config = 78;
-inline constexpr int Lost = 79;
-} // namespace exitcode
 
 // Blocks the signals lockunit handles itself, and reads them from a signalfd. Must be created
 // before any other thread or child, and before the backend opens anything.

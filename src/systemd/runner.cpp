@@ -76,6 +76,7 @@ Result<std::unique_ptr<PayloadRunner>> makeRunner(const Config& config, Guard& g
     options.cpuQuota = config.cpuQuota.value;
     options.tasksMax = config.tasksMax.value;
     options.guard = &guard;
+    options.properties = config.properties.value;
     auto runner = ScopeRunner::connect(std::move(options));
     if (!runner) {
         if (mode == ScopeMode::Auto)

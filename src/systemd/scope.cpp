@@ -278,6 +278,7 @@ Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrup
     settings.memoryMax = options_.memoryMax;
     settings.cpuQuota = options_.cpuQuota;
     settings.tasksMax = options_.tasksMax;
+    settings.properties = options_.properties;
     auto props = scopeProperties(settings);
     if (!props) return props.error();
     const DbusProperties dbusProps = toDbus(*props);

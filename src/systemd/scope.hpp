@@ -34,6 +34,7 @@ public:
         std::string ownUnit;  // BindsTo=, and where the scope's name comes from
         std::string slice, memoryMax, cpuQuota, tasksMax;
         Guard* guard = nullptr; // starts and reaps the payload; not needed for prepare()
+        std::vector<std::string> properties; // --property NAME=VALUE, validated by the config
     };
     using Factory = Result<std::unique_ptr<ScopeRunner>> (*)(Options options);
 

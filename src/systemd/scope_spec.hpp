@@ -43,6 +43,7 @@ struct ScopeSettings {
     Duration stopTimeout = std::chrono::seconds(5);
     // From the config, empty if unset; validated there.
     std::string slice, memoryMax, cpuQuota, tasksMax;
+    std::vector<std::string> properties; // --property NAME=VALUE, in order
 };
 
 // The property array of StartTransientUnit for the payload's scope.
@@ -55,5 +56,14 @@ Result<uint64_t> parseByteSize(std::string_view text);
 Result<uint64_t> parseCpuQuota(std::string_view text);
 // "64" → 64, "infinity" → UINT64_MAX.
 Result<uint64_t> parseTasksMax(std::string_view text);
+
+// One `--property NAME=VALUE` as `systemd-run --scope -p` reads it, in systemd's syntax:
+// "MemoryHigh=1G" → {"MemoryHigh", t 1073741824}, "CPUQuota=20%" → {"CPUQuotaPerSecUSec",
+// t 200000}, "RuntimeMaxSec=1h 30min" → {"RuntimeMaxUSec", t …}, "Wants=a.service b.service"
+// → {"Wants", as […]}. Only properties whose D-Bus type lockunit marshals (b, t, s, as) and
+// that lockunit does not set itself; anything else is Errc::Config saying why.
+Result<ScopeProperty> parseScopeProperty(std::string_view assignment);
+// The names parseScopeProperty() takes, for messages and completions.
+std::vector<std::string> scopePropertyNames();
 
 } // namespace lockunit

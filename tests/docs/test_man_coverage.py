@@ -17,7 +17,8 @@ from lockunit_test import LOCKUNIT, main  # noqa: E402
 ROOT = os.environ.get("LOCKUNIT_SOURCE_ROOT",
                       os.path.join(os.path.dirname(__file__), "..", ".."))
 # Long options that are not config keys.
-NOT_KEYS = {"conf", "format", "json", "all", "help", "version"}
+# Command-line only: --conf, status --json/--format/--all, and the flock(1) spellings of --wait.
+NOT_KEYS = {"conf", "format", "json", "all", "help", "version", "nonblock", "timeout"}
 
 
 def plain(text):

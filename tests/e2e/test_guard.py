@@ -75,6 +75,7 @@ class GuardScopePostgres(GuardScope):
         super().setUpClass()
         with open(os.path.join(cls.out, "pgpass"), "w") as f:
             f.write(SUPERUSER_PASSWORD + "\n")
+        os.chmod(os.path.join(cls.out, "pgpass"), 0o600)  # lockunit refuses a readable secret
         with open(os.path.join(cls.out, "pg.toml"), "w") as f:
             f.write('[postgres]\npassword_file = "/run/out/pgpass"\n')
 

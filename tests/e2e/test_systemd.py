@@ -184,6 +184,28 @@ class Scope(ContainerTestCase):
         self.assertIn("transient scope 'lockunit-s1.service.scope'", self.c.journal("s1.service"))
         self.c.systemctl("stop", "s1")
 
+    def test_1c_scope_properties_are_set_as_systemd_run_p_sets_them(self):
+        host_log, log = self.log("s1c.log")
+        self.c.install_unit("s1c.service", unit_text(
+            "--name=s1c -p MemoryHigh=1G -pCPUQuota=20%% \"-pRuntimeMaxSec=1h 30min\" "
+            "--property=Delegate=yes -p CPUWeight=50 --memory-max=256M -p MemoryMax=512M "
+            "\"--description=nightly reports\"", self.payload(log, "a")))
+        self.c.systemctl("start", "s1c")
+        self.started_payload(host_log)
+        scope = self.c.show("lockunit-s1c.service.scope", "MemoryHigh", "CPUQuotaPerSecUSec",
+                            "RuntimeMaxUSec", "Delegate", "CPUWeight", "MemoryMax", "Description",
+                            "BindsTo", "ActiveState")
+        self.assertEqual(scope["ActiveState"], "active")
+        self.assertEqual(scope["MemoryHigh"], str(1 << 30))
+        self.assertEqual(scope["CPUQuotaPerSecUSec"], "200ms")
+        self.assertEqual(scope["RuntimeMaxUSec"], "1h 30min")
+        self.assertEqual(scope["Delegate"], "yes")
+        self.assertEqual(scope["CPUWeight"], "50")
+        self.assertEqual(scope["MemoryMax"], str(512 << 20))  # -p comes after --memory-max
+        self.assertEqual(scope["Description"], "nightly reports")
+        self.assertEqual(scope["BindsTo"], "s1c.service")  # lockunit's own properties stay
+        self.c.systemctl("stop", "s1c")
+
     def test_2_stop_leaves_unit_inactive_scope_gone_and_lock_free(self):
         host_log, log = self.log("s2.log")
         self.c.install_unit("s2.service", unit_text("--name=s2", self.payload(log, "a")))

@@ -348,11 +348,18 @@ class SingleNode(EtcdTestCase):
             self.assertNotIn(":pw@", err)
 
     def test_etcd_table_keys_are_checked(self):
+        pw, open_pw = self.path("pw"), self.path("pw-open")
+        for path, mode in ((pw, 0o600), (open_pw, 0o644)):
+            with open(path, "w") as f:
+                f.write("x\n")
+            os.chmod(path, mode)
         cases = (
             ('[etcd]\nrequest_timeout = "6s"\n', "etcd.request_timeout: 6s must stay under renew 5s"),
             ('[etcd]\nca_file = "/etc/hostname"\n', "etcd.ca_file: is only used with etcds://"),
             ('[etcd]\nuser = "root"\n', "etcd.user: is set but neither password_file nor"),
-            ('[etcd]\npassword_file = "/etc/hostname"\n', "a password needs [etcd] user"),
+            ('[etcd]\npassword_file = "%s"\n' % pw, "a password needs [etcd] user"),
+            ('[etcd]\nuser = "root"\npassword_file = "%s"\n' % open_pw,
+             "etcd.password_file: '%s' can be read by every user (mode 0644)" % open_pw),
             ('[etcd]\nprefix = ""\n', "etcd.prefix: must not be empty"),
         )
         for table, message in cases:
@@ -579,6 +586,7 @@ class Auth(EtcdTestCase):
         path = self.path("pw")
         with open(path, "w") as f:
             f.write(text + "\n")
+        os.chmod(path, 0o600)  # lockunit refuses a secret others can read
         return path
 
     def test_password_file_authenticates_and_stays_secret(self):

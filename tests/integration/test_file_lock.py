@@ -71,6 +71,16 @@ class FileLock(LockunitTestCase):
         self.assertLess(time.monotonic() - t0, 2.0)
         self.assertIn("busy", err)
 
+    def test_flock_short_options_try_once_and_choose_the_busy_code(self):
+        self.hold_lock()
+        code, _, err = run(self.base("jobs", "-nE", "3", "--", "true"))
+        self.assertEqual(code, 3, err)
+        code, _, err = run(self.base("jobs", "-E0", "-w", "0.2", "--", "true"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("busy, gave up after 200ms", err)
+        code, _, err = run(self.base("jobs", "--nonblock", "--", "true"))
+        self.assertEqual(code, EX_BUSY, err)
+
     def test_wait_expiry_exits_75_after_the_wait(self):
         self.hold_lock()
         t0 = time.monotonic()
@@ -295,8 +305,12 @@ class Config(LockunitTestCase):
     def test_bad_duration_is_refused(self):
         self.assertConfigError('\n\nttl = "fifteen"\n', "FILE:3:7: ttl: expected a duration", "found 'fifteen'")
 
-    def test_bare_number_duration_is_refused(self):
-        self.assertConfigError('ttl = 15\n', "FILE:1:7: ttl: expected a duration", "found the integer 15")
+    def test_bare_number_is_seconds_as_in_systemd(self):
+        conf = self.write('ttl = 15\nwait = "1.5"\n')
+        rc, out, err = run(["check", "--conf=" + conf])
+        self.assertEqual(rc, 0, err)
+        self.assertIn('ttl = "15s"', out)
+        self.assertIn('wait = "1s500ms"', out)
 
     def test_budget_that_breaks_the_deadline_rule_is_refused(self):
         err = self.assertConfigError('ttl = "10s"\nstop_timeout = "8s"\n', "FILE:", "too short")
@@ -340,6 +354,112 @@ class Config(LockunitTestCase):
         self.assertEqual(rc, EX_USAGE)
         self.assertIn("--stop-signal: expected a signal name", err)
         self.assertConfigError('forward_signals = ["HUP", "KILL"]\n', "SIGKILL cannot be forwarded")
+
+
+class LockFilePermissions(LockunitTestCase):
+    """Anyone who can open a lock file can flock it: root's lock files must be closed to other
+    users, who can then neither take nor block a root lock."""
+
+    AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("needs root, to run commands as nobody")
+        os.chmod(self.dir, 0o755)  # others may look in, as in /run/lock
+        self.locks = self.path("locks")
+
+    def as_nobody(self, args, timeout=30):
+        p = subprocess.run(self.AS_NOBODY + args, capture_output=True, text=True,
+                           timeout=timeout, stdin=subprocess.DEVNULL)
+        return p.returncode, p.stdout, p.stderr
+
+    def args(self, *extra, locks=None):
+        return ["--backend=file://" + (locks or self.locks), "--name=jobs", "--scope=no"] + list(extra)
+
+    def mode(self, name, locks=None):
+        return os.stat(os.path.join(locks or self.locks, name)).st_mode & 0o7777
+
+    def test_nobody_can_neither_take_nor_block_a_root_lock(self):
+        code, _, err = run(self.args("--", "true"))
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.mode("jobs.lock"), 0o600)
+        self.assertEqual(self.mode("jobs.fence"), 0o600)
+        lock = os.path.join(self.locks, "jobs.lock")
+        # The issue's attack: flock the file read-only while root tries once.
+        blocker = subprocess.Popen(self.AS_NOBODY + ["flock", "-n", lock, "sleep", "5"],
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            code, _, err = run(self.args("--wait=0", "--", "true"))
+            self.assertEqual(code, 0, err)
+        finally:
+            blocker.kill()
+            _, blocker_err = blocker.communicate()
+        self.assertIn("Permission denied", blocker_err)
+        code, _, err = self.as_nobody([LOCKUNIT] + self.args("--wait=0", "--", "true"))
+        self.assertEqual(code, 69, err)
+        self.assertIn("Permission denied", err)
+
+    def test_existing_files_are_closed_when_opened(self):
+        os.makedirs(self.locks, mode=0o755)
+        for name, mode in (("jobs.lock", 0o644), ("jobs.fence", 0o666)):
+            with open(os.path.join(self.locks, name), "w"):
+                pass
+            os.chmod(os.path.join(self.locks, name), mode)
+        code, _, err = run(self.args("--", "true"))
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.mode("jobs.lock"), 0o600)
+        self.assertEqual(self.mode("jobs.fence"), 0o600)
+
+    def test_status_works_for_whoever_may_read_the_files(self):
+        holder = self.start(self.args("--", PAYLOAD, "--hold", "30000"), label="holder")
+        lock = os.path.join(self.locks, "jobs.lock")
+        self.assertTrue(wait_for(lambda: os.path.exists(lock) and os.path.getsize(lock) > 0, 10),
+                        holder.stderr())
+        code, out, err = run(["status"] + self.args())
+        self.assertEqual(code, 0, err)  # root: held
+        code, _, err = self.as_nobody([LOCKUNIT, "status"] + self.args())
+        self.assertEqual(code, 69, err)
+        self.assertIn("Permission denied", err)
+        holder.signal(signal.SIGTERM)
+        self.assertEqual(holder.wait(10), 0, holder.stderr())
+        # With [file] group = "nogroup" the files are 0640 root:nogroup: nobody may read them.
+        conf = self.path("jobs.toml")
+        with open(conf, "w") as f:
+            f.write('backend = "file://%s"\nscope = "no"\n[file]\ngroup = "nogroup"\n' % self.locks)
+        os.chmod(conf, 0o644)
+        holder = self.start(["--conf=" + conf, "--", PAYLOAD, "--hold", "30000"], label="holder2")
+        self.assertTrue(wait_for(lambda: self.mode("jobs.lock") == 0o640 and
+                                 os.path.getsize(lock) > 0, 10), holder.stderr())
+        self.assertEqual(os.stat(lock).st_gid, 65534)
+        code, out, err = self.as_nobody([LOCKUNIT, "status", "--conf=" + conf])
+        self.assertEqual(code, 0, err)
+        self.assertIn("jobs", out)
+
+    def test_a_directory_others_can_write_is_refused_unless_sticky(self):
+        shared = self.path("shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o777)
+        code, _, err = run(self.args("--", "true", locks=shared))
+        self.assertEqual(code, 69, err)
+        self.assertIn("can be written by others", err)
+        os.chmod(shared, 0o1777)  # as /tmp: only a file's owner can replace it
+        code, _, err = run(self.args("--", "true", locks=shared))
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.mode("jobs.lock", locks=shared), 0o600)
+        # A file someone else put there first is not ours, and is refused.
+        code, _, err = self.as_nobody(["touch", os.path.join(shared, "other.lock")])
+        self.assertEqual(code, 0, err)
+        code, _, err = run(["--backend=file://" + shared, "--name=other", "--scope=no", "--", "true"])
+        self.assertEqual(code, 69, err)
+        self.assertIn("belongs to uid 65534", err)
+
+    def test_a_directory_of_another_user_is_refused(self):
+        os.makedirs(self.locks)
+        os.chown(self.locks, 65534, 65534)
+        code, _, err = run(self.args("--", "true"))
+        self.assertEqual(code, 69, err)
+        self.assertIn("belongs to uid 65534", err)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ class Postgres(LockunitTestCase):
         self.pwfile = self.path("password")
         with open(self.pwfile, "w") as f:
             f.write(SUPERUSER_PASSWORD + "\n")
+        os.chmod(self.pwfile, 0o600)  # lockunit refuses a secret others can read
         self.conf = self.conf_with('password_file = "%s"\n' % self.pwfile)
 
     def tearDown(self):
@@ -447,6 +448,7 @@ class Postgres(LockunitTestCase):
         pw = self.path("plainpw")
         with open(pw, "w") as f:
             f.write("plain-pw\n")
+        os.chmod(pw, 0o600)
         conf = self.conf_with('password_file = "%s"\n' % pw, "plain.toml")
         url = self.server.url(db="plaindb", user="plain")
         code, out, err = run(self.base("plain", "--", "sh", "-c", "echo T=[$LOCKUNIT_TOKEN]", url=url, conf=conf))

@@ -410,6 +410,7 @@ class RedisCredentials(LockunitTestCase):
         path = self.path("pw")
         with open(path, "w") as f:
             f.write(text + "\n")
+        os.chmod(path, 0o600)  # lockunit refuses a secret others can read
         return path
 
     def url(self, user="", db=""):
@@ -443,11 +444,28 @@ class RedisCredentials(LockunitTestCase):
         os.mkdir(creds)
         with open(os.path.join(creds, "redis-pw"), "w") as f:
             f.write(self.PASSWORD)
+        os.chmod(os.path.join(creds, "redis-pw"), 0o644)  # systemd's business, trusted as is
         conf = self.conf(self.url(), 'password_credential = "redis-pw"\n')
         code, out, err, ran = self.run_conf(conf, {"CREDENTIALS_DIRECTORY": creds})
         self.assertEqual(code, 0, err)
         self.assertTrue(ran)
         self.assertNotIn(self.PASSWORD, out)
+        self.assertNotIn("warning", err.lower())
+        # A password_file inside $CREDENTIALS_DIRECTORY is a credential too.
+        conf = self.conf(self.url(), 'password_file = "%s"\n' % os.path.join(creds, "redis-pw"))
+        code, out, err, ran = self.run_conf(conf, {"CREDENTIALS_DIRECTORY": creds})
+        self.assertEqual(code, 0, err)
+        self.assertTrue(ran)
+
+    def test_password_file_others_can_read_is_refused_before_any_lock(self):
+        path = self.secret_file(self.PASSWORD)
+        os.chmod(path, 0o644)
+        conf = self.conf(self.url(), 'password_file = "%s"\n' % path)
+        code, out, err, ran = self.run_conf(conf)
+        self.assertEqual(code, EX_CONFIG, err)
+        self.assertFalse(ran)
+        self.assertIn("redis.password_file: '%s' can be read by every user (mode 0644)" % path, err)
+        self.assertNotIn(self.PASSWORD, out + err)
 
     def test_acl_user_works(self):
         conf = self.conf(self.url("alice"), 'password_file = "%s"\n' % self.secret_file(self.ALICE))

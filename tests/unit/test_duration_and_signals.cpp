@@ -19,9 +19,78 @@ TEST(Duration, ParsesEveryUnitAndCombinations) {
     EXPECT_EQ(parseDuration("infinity"), kInfinity);
 }
 
-TEST(Duration, RefusesAmbiguousOrMalformedText) {
-    for (const char* bad : {"", "15", "s", "15x", "-1s", "1.5s", "15 s", "inf", "s15"})
-        EXPECT_FALSE(parseDuration(bad).has_value()) << bad;
+// The values are systemd 252's, from `systemd-analyze timespan`.
+TEST(Duration, ReadsEverySpanAsSystemdDoes) {
+    const std::pair<const char*, std::uint64_t> cases[] = {
+        {"1.5s", 1'500'000},
+        {"1m 30s", 90'000'000},
+        {"1min30s", 90'000'000},
+        {"500us", 500},
+        {"2d", 172'800'000'000},
+        {"5", 5'000'000},
+        {"1.5", 1'500'000},
+        {".5s", 500'000},
+        {"1 2", 3'000'000},
+        {"1s2", 3'000'000},
+        {"5 s", 5'000'000},
+        {"+5s", 5'000'000},
+        {" 5s ", 5'000'000},
+        {"1M", 2'629'800'000'000},
+        {"1y", 31'557'600'000'000},
+        {"1w", 604'800'000'000},
+        {"3 weeks", 1'814'400'000'000},
+        {"2 hours 1 minute", 7'260'000'000},
+        {"1hr", 3'600'000'000},
+        {"1day", 86'400'000'000},
+        {"10usec", 10},
+        {"10msec", 10'000},
+        {"1 second", 1'000'000},
+        {"2seconds", 2'000'000},
+        {"1\u00b5s", 1},
+        {"1\u03bcs", 1},
+        {"0.0000001s", 0},
+        {"1.25min", 75'000'000},
+        {"infinity", kInfinityUsec},
+        {" infinity ", kInfinityUsec},
+    };
+    for (const auto& [text, usec] : cases) {
+        auto v = parseTimespanUsec(text);
+        ASSERT_TRUE(v.ok()) << text << ": " << v.error().message;
+        EXPECT_EQ(*v, usec) << text;
+    }
+}
+
+TEST(Duration, RoundsASubMillisecondRestUp) {
+    EXPECT_EQ(parseDuration("500us"), Duration(1));
+    EXPECT_EQ(parseDuration("1.0005s"), Duration(1001));
+    EXPECT_EQ(parseDuration("1.5s"), Duration(1500));
+    EXPECT_EQ(parseDuration("15"), Duration(15s));
+}
+
+TEST(Duration, RefusesWhatSystemdRefusesAndSaysWhy) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"", "empty"},
+        {"  ", "empty"},
+        {"s", "expected a number"},
+        {"15x", "unknown unit at 'x'"},
+        {"-1s", "negative"},
+        {"3.", "followed by digits"},
+        {"1.2.3", "unknown unit at '.3'"},
+        {"inf", "expected a number"},
+        {"1e3s", "unknown unit at 'e3s'"},
+        {"infinity 5", "nothing may follow"},
+        {"+.5s", "expected a number"},
+        {"1S", "unknown unit"},
+        {"99999999999999999999s", "too large"},
+        {"600000y", "too large"},
+    };
+    for (const auto& [text, why] : cases) {
+        auto v = parseTimespanUsec(text);
+        ASSERT_FALSE(v.ok()) << text;
+        EXPECT_NE(v.error().message.find(why), std::string::npos)
+            << text << ": " << v.error().message;
+    }
+    EXPECT_FALSE(parseDuration("40y").has_value()); // beyond lockunit's 31 years
 }
 
 TEST(Duration, FormatsTheShortestExactSpelling) {

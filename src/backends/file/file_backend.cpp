@@ -14,11 +14,20 @@
 // than the rest of an uncontended run), which a lock that is free at once need not pay.
 // A directory on a network filesystem is refused unless network_filesystems = true: there the
 // flock is the server's, which can lose it, and a renewal here does no I/O to find out.
+//
+// Who may touch the files: anyone who can open a lock file, even read-only, can flock it and
+// so block the lock. The files are therefore 0600, or 0640 with the group of [file] group
+// (whose members may then read them for `lockunit status`, and so could block the lock too),
+// and an existing file is set to that mode and group when lockunit opens it; a file owned by
+// another user is refused. DIR must be ours or root's and writable by nobody else, unless it
+// is sticky (as /tmp), where only the owner can replace or remove a file; its files must still
+// be ours. These checks use fstat() on the open descriptors, so no rename can race them.
 
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <grp.h>
 #include <sstream>
 #include <sys/file.h>
 #include <sys/inotify.h>
@@ -47,6 +56,10 @@ Error sysError(const std::string& what) {
     return makeError(Errc::Unavailable, what + ": " + std::strerror(errno));
 }
 
+Error refused(const std::string& what) {
+    return makeError(Errc::Refused, what);
+}
+
 Result<void> makeDirs(const std::string& dir) {
     // Each prefix of an absolute path that ends before a '/', and the whole path.
     for (size_t end = 1; end <= dir.size(); ++end) {
@@ -57,6 +70,37 @@ Result<void> makeDirs(const std::string& dir) {
             return sysError("cannot create lock directory '" + partial + "'");
     }
     return {};
+}
+
+// Refuses a DIR in which someone else could replace our files: see the comment at the top.
+Result<void> checkDir(const std::string& dir) {
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    struct stat st {};
+    if (!fd.valid() || ::fstat(fd.get(), &st) < 0)
+        return sysError("cannot open lock directory '" + dir + "'");
+    if (st.st_uid != ::geteuid() && st.st_uid != 0)
+        return refused("lock directory '" + dir + "' belongs to uid " + std::to_string(st.st_uid) +
+                       ", who could replace the lock files");
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+        return refused("lock directory '" + dir + "' can be written by others, who could " +
+                       "replace the lock files (make it 0755, or sticky as /tmp is)");
+    return {};
+}
+
+// Opens (creating) one of our files, and gives it our mode and group if it lacks them.
+Result<UniqueFd> openOwned(const std::string& path, mode_t mode, gid_t group) {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode));
+    struct stat st {};
+    if (!fd.valid() || ::fstat(fd.get(), &st) < 0) return sysError("cannot open '" + path + "'");
+    if (st.st_uid != ::geteuid())
+        return refused("'" + path + "' belongs to uid " + std::to_string(st.st_uid) +
+                       ", not to us (uid " + std::to_string(::geteuid()) +
+                       "): someone else could hold or block the lock");
+    if (group != static_cast<gid_t>(-1) && st.st_gid != group && ::fchown(fd.get(), -1, group) < 0)
+        return sysError("cannot give '" + path + "' the group of [file] group");
+    if ((st.st_mode & 07777) != mode && ::fchmod(fd.get(), mode) < 0)
+        return sysError("cannot make '" + path + "' mode " + (mode == 0600 ? "0600" : "0640"));
+    return fd;
 }
 
 bool sameInode(int fd, const std::string& path) {
@@ -113,11 +157,15 @@ bool inodeIsFlocked(const struct stat& st) {
 
 class FileBackend final : public LockBackend {
 public:
-    FileBackend(std::string dir, const BackendParams& p)
+    FileBackend(std::string dir, const BackendParams& p, gid_t group)
         : dir_(std::move(dir)), name_(p.lockName), holders_(p.holders), self_(p.self),
-          waiting_(static_cast<size_t>(p.holders)) {}
+          waiting_(static_cast<size_t>(p.holders)), group_(group),
+          mode_(group == static_cast<gid_t>(-1) ? 0600 : 0640) {}
 
-    Result<void> init() { return makeDirs(dir_); }
+    Result<void> init() {
+        if (auto r = makeDirs(dir_); !r) return r;
+        return checkDir(dir_);
+    }
 
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
         auto lease = attempt(interrupt);
@@ -199,8 +247,9 @@ private:
             // A waiter keeps its descriptors open between attempts: only a holder's close (on
             // release or death) then makes the IN_CLOSE_WRITE that wakes the waiters.
             if (!fd.valid()) {
-                fd.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
-                if (!fd.valid()) return sysError("cannot open lock file '" + path + "'");
+                auto opened = openOwned(path, mode_, group_);
+                if (!opened) return opened.error();
+                fd = std::move(*opened);
             }
             if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
                 if (errno == EWOULDBLOCK) continue;
@@ -244,8 +293,9 @@ private:
     // Bumps DIR/NAME.fence under its own short flock and returns the new value.
     Result<std::string> nextToken(Interrupt& interrupt) {
         std::string path = dir_ + "/" + name_ + ".fence";
-        UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
-        if (!fd.valid()) return sysError("cannot open token file '" + path + "'");
+        auto opened = openOwned(path, mode_, group_);
+        if (!opened) return opened.error();
+        UniqueFd fd = std::move(*opened);
         auto giveUp = BootClock::now() + kFenceTimeout;
         while (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
             if (errno != EWOULDBLOCK) return sysError("flock '" + path + "'");
@@ -268,7 +318,13 @@ private:
     std::vector<UniqueFd> waiting_; // one per slot, kept open while we wait
     UniqueFd held_, wake_;
     std::string path_, token_;
+    gid_t group_; // -1: none
+    mode_t mode_;
 };
+
+const KeySpec kGroupKey{"group", KeyType::String, "",
+                        "group that may read the lock files, for lockunit status (they are 0640 "
+                        "then, else 0600)"};
 
 Result<std::unique_ptr<LockBackend>> createFile(const BackendParams& p) {
     std::string dir = p.rest;
@@ -278,7 +334,15 @@ Result<std::unique_ptr<LockBackend>> createFile(const BackendParams& p) {
         return makeError(Errc::Config, "file backend wants an absolute directory, as "
                                        "file:///run/lock/lockunit; found '" +
                                            p.url + "'");
-    auto backend = std::make_unique<FileBackend>(dir, p);
+    gid_t group = static_cast<gid_t>(-1);
+    if (auto name = p.settings ? p.settings->string("group") : std::nullopt) {
+        struct group* g = ::getgrnam(name->c_str());
+        if (!g)
+            return makeError(Errc::Config, p.settings->origin("group") +
+                                               ": file.group: no group '" + *name + "'");
+        group = g->gr_gid;
+    }
+    auto backend = std::make_unique<FileBackend>(dir, p, group);
     if (auto r = backend->init(); !r) return r.error();
     static const BackendSettings kNone;
     const BackendSettings& s = p.settings ? *p.settings : kNone;
@@ -300,7 +364,7 @@ LOCKUNIT_REGISTER_BACKEND(BackendInfo{
     {"file"},
     "file",
     "flock(2) on DIR/NAME.lock; one machine, or containers sharing DIR",
-    {kNetworkFilesystemsKey},
+    {kNetworkFilesystemsKey, kGroupKey},
     createFile,
 });
 
