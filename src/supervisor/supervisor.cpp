@@ -298,7 +298,7 @@ std::optional<int> Supervisor::sitOutLockDelay(const Lease& lease, TimePoint giv
         if (now >= nextRenew || lease_.mustStop(now)) {
             auto renewed = d_.backend.renew(interrupt);
             if (renewed) {
-                lease_.confirm(now, renewed->validity);
+                confirmLease(now, renewed->validity);
                 nextRenew = now + cfg.renew.value;
             } else if (renewed.error().code == Errc::Lost || lease_.mustStop(d_.clock.now())) {
                 log::warning("lost lock '" + cfg.name.value + "' during its lock-delay (" +
@@ -492,6 +492,9 @@ std::string Supervisor::guardTrouble() const {
 void Supervisor::releaseLock(bool takenAway) {
     phase_ = Phase::Releasing;
     SignalInterrupt interrupt(*this);
+    // A guard still there (no payload ran: a lock-delay, a failed start) lets go of its copies
+    // first: a session it kept open would keep the lock.
+    if (d_.guard.alive()) d_.guard.hold({}, {});
     auto r = d_.backend.release(interrupt);
     // After a loss the release only tidies up (it cannot take back what is not ours); the
     // journal's history of the lock ends with "lost", not with a misleading "released".
