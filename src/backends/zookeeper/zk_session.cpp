@@ -119,7 +119,15 @@ Result<ZkUrl> parseUrl(const std::string& rest) {
     return url;
 }
 
-std::string lastClientError() { return g_lastClientError; }
+// The reason in the client's last error line ("...: server refused to accept the client"),
+// as " (REASON)"; empty if there is none.
+std::string clientReason() {
+    auto errno_at = g_lastClientError.find("errno=");
+    if (errno_at == std::string::npos) return {};
+    std::string reason = g_lastClientError.substr(errno_at);
+    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
+    return " (" + reason + ")";
+}
 
 Session::Session(ZkUrl url, Duration timeout, std::optional<std::string> digest)
     : url_(std::move(url)), requested_(timeout), digest_(std::move(digest)) {}
@@ -176,13 +184,14 @@ Result<void> Session::connect(TimePoint deadline, Interrupt& interrupt) {
         auto r = step(deadline, interrupt, "ZooKeeper handshake");
         if (!r) {
             if (r.error().code != Errc::Unavailable || ended_) return r.error();
-            std::string last = lastClientError();
-            return makeError(Errc::Unavailable,
-                             "no ZooKeeper server completed a session handshake at " +
-                                 url_.hosts + " in time" +
-                                 (last.empty() ? std::string()
-                                               : " (is it ZooKeeper? the client said: " + last +
-                                                     ")"));
+            if (handshakeSent_)
+                return makeError(Errc::Unavailable,
+                                 "no ZooKeeper session handshake completed with " + url_.hosts +
+                                     " in time: a server accepted the connection but did not "
+                                     "answer as ZooKeeper does (is it a ZooKeeper client "
+                                     "port?)");
+            return makeError(Errc::Unavailable, "cannot reach ZooKeeper at " + url_.hosts +
+                                                    clientReason());
         }
     }
     if (ended_) return endedError();
@@ -294,6 +303,8 @@ Result<bool> Session::step(TimePoint until, Interrupt& interrupt, const std::str
         ended_ = true;
         return endedError();
     }
+    if (rc != ZOK && log::verbose())
+        log::debug(std::string("zookeeper client: ") + zerror(rc) + ", reconnecting");
     fd_ = fd;
     TimePoint now = BootClock::now();
     const TimePoint deadline = until;
@@ -318,7 +329,14 @@ Result<bool> Session::step(TimePoint until, Interrupt& interrupt, const std::str
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) ready |= ZOOKEEPER_READ;
     if (fds[0].revents & POLLOUT) ready |= ZOOKEEPER_WRITE;
     rc = zookeeper_process(zh_, ready);
-    if (rc == ZINVALIDSTATE || rc == ZSESSIONEXPIRED || rc == ZAUTHFAILED) ended_ = true;
+    // The client's own codes say what happened to one connection; only its state says
+    // whether the session ended.
+    const int state = zoo_state(zh_);
+    if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE) {
+        state_ = state;
+        ended_ = true;
+    }
+    if (state == ZOO_ASSOCIATING_STATE) handshakeSent_ = true;
     if (!ready && BootClock::now() >= deadline)
         return makeError(Errc::Unavailable, what + ": timed out");
     return (ready & ZOOKEEPER_READ) != 0;

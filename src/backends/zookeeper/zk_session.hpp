@@ -89,12 +89,9 @@ private:
     int state_ = 0;
     bool ended_ = false;
     bool watchFired_ = false;
+    bool handshakeSent_ = false; // a server accepted the connection (and got our handshake)
     TimePoint nextPing_{};
     std::list<std::unique_ptr<Pending>> pending_;
 };
-
-// The client's last log line of an error (a refused connection, a bad handshake): what a
-// session that never connected reports.
-std::string lastClientError();
 
 } // namespace lockunit::zk
