@@ -275,11 +275,11 @@ bool Session::pump() {
 TimePoint Session::keepAlive(TimePoint deadline, Interrupt& interrupt) {
     if (!zh_ || ended_ || state_ != ZOO_CONNECTED_STATE) return BootClock::now();
     if (BootClock::now() < nextPing_) return nextPing_;
-    // The client sends its ping in this step; the next one that reads has its answer.
+    // The client sends its ping in the first step (a write it could not finish in one go
+    // takes another); the first step that reads has its answer.
     for (int round = 0; round < 4; ++round) {
         auto read = step(deadline, interrupt, "ZooKeeper ping");
-        if (!read) break;
-        if (round > 0 && *read) break;
+        if (!read || *read) break;
     }
     NoInterrupt none;
     (void)step(BootClock::now(), none, "ZooKeeper"); // sets nextPing_
