@@ -47,6 +47,10 @@ class Member:
     def endpoint(self):
         return "127.0.0.1:%d" % self.client_port
 
+    @property
+    def name(self):
+        return "m%d" % self.myid
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -81,7 +85,7 @@ class ZooKeeperEnsemble:
 
     def start(self, timeout=60):
         for m in self.members:
-            m.dir = os.path.join(self.dir, "m%d" % m.myid)
+            m.dir = os.path.join(self.dir, m.name)
             os.makedirs(m.dir)
             with open(os.path.join(m.dir, "myid"), "w") as f:
                 f.write("%d\n" % m.myid)
