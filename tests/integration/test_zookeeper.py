@@ -125,6 +125,14 @@ class ZooKeeperTest(LockunitTestCase):
         self.assertLess(took, 1.0)
         self.assertNoOverlap(read_runs(log))
 
+    def test_sigterm_while_waiting_exits_at_once_and_removes_its_node(self):
+        self.hold()
+        waiter = self.start(self.args() + ["--", "true"], label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        self.assertIn("waiters: 1", run(["status"] + self.args())[1])
+        self.assertStopsAtOnceOnSigterm(waiter)
+        self.assertIn("waiters: 0", run(["status"] + self.args())[1])
+
     # ---- failures ----
 
     def test_holder_sigkilled_a_waiter_takes_over_after_the_session_timeout(self):

@@ -104,6 +104,9 @@ public:
         idle_ = false;
         auto lease = attempt(start, interrupt);
         if (lease || lease.error().code == Errc::Busy) reachedOnce_ = true;
+        // A check that failed half-way may have consumed the wake without setting the next
+        // watch: look again at the next attempt instead of idling until the safety net.
+        if (!lease && lease.error().code != Errc::Busy) wakePending_ = true;
         // Trouble after we reached the ensemble once (a leader election, a reconnect): keep
         // waiting; only a first attempt that never got through is fatal (exit 69).
         if (!lease && lease.error().code == Errc::Unavailable && reachedOnce_)
@@ -181,9 +184,7 @@ public:
     }
 
 private:
-    // A session to lock with: its negotiated timeout must keep the deadline rule. (One to
-    // look with, for inspect() or a release, need not.)
-    Result<void> ensureSession(TimePoint deadline, Interrupt& interrupt, bool forLease = false) {
+    Result<void> ensureSession(TimePoint deadline, Interrupt& interrupt) {
         if (session_ && !session_->ended()) return {};
         node_.clear();
         created_ = false;
@@ -192,25 +193,28 @@ private:
             session_.reset();
             return r.error();
         }
-        const Duration timeout = session_->timeout();
-        if (forLease && budget_ > Duration::zero() && timeout <= budget_) {
-            session_.reset();
-            return makeError(Errc::Config,
-                             "ZooKeeper negotiated a session timeout of " +
-                                 formatDuration(timeout) + " for ttl " + formatDuration(ttl_) +
-                                 " (its minSessionTimeout/maxSessionTimeout bound it), but " +
-                                 "renew + stop_timeout + safety margin = " +
-                                 formatDuration(budget_) +
-                                 " must stay under it: lower ttl or raise the servers' "
-                                 "maxSessionTimeout");
-        }
         return {};
+    }
+
+    // A session to lock with: the timeout the servers granted must keep the deadline rule.
+    Result<void> checkTimeout() const {
+        const Duration timeout = session_->timeout();
+        if (budget_ <= Duration::zero() || timeout > budget_) return {};
+        return makeError(Errc::Config,
+                         "ZooKeeper negotiated a session timeout of " + formatDuration(timeout) +
+                             " for ttl " + formatDuration(ttl_) +
+                             " (its minSessionTimeout/maxSessionTimeout bound it), but renew + "
+                             "stop_timeout + safety margin = " +
+                             formatDuration(budget_) +
+                             " must stay under it: lower ttl or raise the servers' "
+                             "maxSessionTimeout");
     }
 
     Result<Lease> attempt(TimePoint start, Interrupt& interrupt) {
         const TimePoint deadline = start + settings_.requestTimeout;
-        if (auto s = ensureSession(start + settings_.connectTimeout, interrupt, true); !s)
+        if (auto s = ensureSession(start + settings_.connectTimeout, interrupt); !s)
             return s.error();
+        if (auto t = checkTimeout(); !t) return t.error();
         if (!node_.empty() && !wakePending_ && start < lastCheck_ + kSafetyNetCheck) {
             // Queued and watched: only the client's ping is due now and then.
             nextDue_ = std::min(session_->keepAlive(deadline, interrupt),
