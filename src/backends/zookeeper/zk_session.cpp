@@ -151,9 +151,9 @@ void Session::onEvent(zhandle_t* zh, int type, int state, const char*, void*) {
     }
     self->state_ = state;
     if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE) self->ended_ = true;
-    // A reconnect re-registers the client's watches; but what happened while it was away is
-    // only known by looking again: treat it as a wake.
-    if (state == ZOO_CONNECTED_STATE) self->watchFired_ = true;
+    // A reconnect re-registers the client's watches, but what happened while it was away is
+    // only known by looking again; a session that ended needs a new one: both are a wake.
+    if (state == ZOO_CONNECTED_STATE || self->ended_) self->watchFired_ = true;
 }
 
 Duration Session::timeout() const { return millis(zh_ ? zoo_recv_timeout(zh_) : 0); }

@@ -47,8 +47,6 @@ constexpr Duration kDefaultRequestTimeout = 2s;
 constexpr Duration kDefaultConnectTimeout = 2s;
 constexpr Duration kMaxRetryInterval = 1s;
 constexpr Duration kMinRetryInterval = 10ms;
-// How often an idle waiter reads the children although no watch fired.
-constexpr Duration kSafetyNetCheck = 30s;
 
 struct Settings {
     zk::ZkUrl url;
@@ -101,12 +99,11 @@ public:
 
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
         const TimePoint start = BootClock::now();
-        idle_ = false;
         auto lease = attempt(start, interrupt);
         if (lease || lease.error().code == Errc::Busy) reachedOnce_ = true;
         // A check that failed half-way may have consumed the wake without setting the next
-        // watch: look again at the next attempt instead of idling until the safety net.
-        if (!lease && lease.error().code != Errc::Busy) wakePending_ = true;
+        // watch: look again at the next attempt instead of only pinging.
+        if (!lease && lease.error().code != Errc::Busy) watching_ = false;
         // Trouble after we reached the ensemble once (a leader election, a reconnect): keep
         // waiting; only a first attempt that never got through is fatal (exit 69).
         if (!lease && lease.error().code == Errc::Unavailable && reachedOnce_)
@@ -174,13 +171,13 @@ public:
 
     int wakeFd() const override { return session_ ? session_->fd() : -1; }
     void drainWake() override {
-        if (session_ && session_->pump()) wakePending_ = true;
+        if (session_ && session_->pump()) watching_ = false;
     }
     int watchFd() const override { return holding_ && session_ ? session_->fd() : -1; }
     Duration retryInterval() const override {
-        if (!idle_) return retryInterval_;
-        auto left = std::chrono::ceil<Duration>(nextDue_ - BootClock::now());
-        return std::clamp<Duration>(left, kMinRetryInterval, kSafetyNetCheck);
+        if (!watching_) return retryInterval_;
+        return std::max<Duration>(std::chrono::ceil<Duration>(nextDue_ - BootClock::now()),
+                                  kMinRetryInterval);
     }
 
 private:
@@ -215,23 +212,20 @@ private:
         if (auto s = ensureSession(start + settings_.connectTimeout, interrupt); !s)
             return s.error();
         if (auto t = checkTimeout(); !t) return t.error();
-        if (!node_.empty() && !wakePending_ && start < lastCheck_ + kSafetyNetCheck) {
-            // Queued and watched: only the client's ping is due now and then.
-            nextDue_ = std::min(session_->keepAlive(deadline, interrupt),
-                                lastCheck_ + kSafetyNetCheck);
-            idle_ = !session_->ended();
-            if (!session_->pump() && !wakePending_) return busy();
-            wakePending_ = true;
+        if (watching_) {
+            // Queued and watched: only the client's ping is due now and then. ZooKeeper
+            // delivers every watch or reconnects (which counts as a wake), so nothing else.
+            nextDue_ = session_->keepAlive(deadline, interrupt);
+            if (!session_->pump()) return busy();
         }
         for (int round = 0; round < 4; ++round) {
-            wakePending_ = false;
+            watching_ = false;
             if (node_.empty())
                 if (auto r = enqueue(deadline, interrupt); !r) return r.error();
             auto children = session_->call(holders_ == 1 ? Op::Children : Op::WatchChildren,
                                            base_, deadline, interrupt);
             if (!children) return children.error();
             if (children->rc != ZOK) return replyError(*children, base_);
-            lastCheck_ = start;
             auto queue = inQueueOrder(children->children);
             const std::string own = node_.substr(base_.size() + 1);
             auto at = std::find(queue.begin(), queue.end(), own);
@@ -253,9 +247,8 @@ private:
                 if (watched->rc == ZNONODE) continue; // gone meanwhile: look again
                 if (watched->rc != ZOK) return replyError(*watched, behind_);
             }
-            nextDue_ = std::min(session_->keepAlive(deadline, interrupt),
-                                lastCheck_ + kSafetyNetCheck);
-            idle_ = true;
+            watching_ = true;
+            nextDue_ = session_->keepAlive(deadline, interrupt);
             if (!session_->pump()) return busy();
         }
         return busy();
@@ -349,11 +342,10 @@ private:
     bool created_ = false; // a create was sent in this session (its answer may have been lost)
     bool holding_ = false;
     bool reachedOnce_ = false;
-    bool idle_ = false;
-    bool wakePending_ = false;
+    // Queued, with a watch on what we wait for, and no event since: an attempt only pings.
+    bool watching_ = false;
     std::string behind_;
-    TimePoint lastCheck_{}; // when the newest read of the children was sent
-    TimePoint nextDue_{};   // when an idle waiter has to act again (the client's next ping)
+    TimePoint nextDue_{}; // when a watching waiter has to act again (the client's next ping)
 };
 
 // ---- configuration ----
