@@ -70,6 +70,8 @@ void onChildren(int rc, const String_vector* strings, const Stat* stat, const vo
     p->done = true;
 }
 
+constexpr Duration kPingSlack = std::chrono::milliseconds(5);
+
 Duration millis(long long ms) { return std::chrono::milliseconds(std::max(0LL, ms)); }
 
 } // namespace
@@ -195,6 +197,7 @@ Result<void> Session::connect(TimePoint deadline, Interrupt& interrupt) {
         }
     }
     if (ended_) return endedError();
+    watchFired_ = false; // the handshake's own CONNECTED event is no wake
     if (!digest_) return {};
     auto auth = std::make_unique<Pending>();
     Pending* p = auth.get();
@@ -272,18 +275,17 @@ bool Session::pump() {
     return fired;
 }
 
-TimePoint Session::keepAlive(TimePoint deadline, Interrupt& interrupt) {
-    if (!zh_ || ended_ || state_ != ZOO_CONNECTED_STATE) return BootClock::now();
-    if (BootClock::now() < nextPing_) return nextPing_;
+void Session::keepAlive(TimePoint deadline, Interrupt& interrupt) {
+    if (!zh_ || ended_ || state_ != ZOO_CONNECTED_STATE) return;
+    // A few milliseconds early is due: the client's own clock is in milliseconds, and a ping
+    // that it sent later, from pump(), would have its answer wake the caller.
+    if (BootClock::now() + kPingSlack < nextPing_) return;
     // The client sends its ping in the first step (a write it could not finish in one go
     // takes another); the first step that reads has its answer.
     for (int round = 0; round < 4; ++round) {
         auto read = step(deadline, interrupt, "ZooKeeper ping");
         if (!read || *read) break;
     }
-    NoInterrupt none;
-    (void)step(BootClock::now(), none, "ZooKeeper"); // sets nextPing_
-    return nextPing_;
 }
 
 Result<void> Session::driveUntil(const bool& done, TimePoint deadline, Interrupt& interrupt,
@@ -310,7 +312,7 @@ Result<bool> Session::step(TimePoint until, Interrupt& interrupt, const std::str
     const TimePoint deadline = until;
     const Duration next = millis(tv.tv_sec * 1000LL + tv.tv_usec / 1000);
     // When the client's next ping is due (a little after, so that it is due by then).
-    if (state_ == ZOO_CONNECTED_STATE) nextPing_ = now + next + std::chrono::milliseconds(2);
+    if (state_ == ZOO_CONNECTED_STATE) nextPing_ = now + next;
     until = std::min(until, now + next);
     short events = static_cast<short>(((interest & ZOOKEEPER_READ) ? POLLIN : 0) |
                                       ((interest & ZOOKEEPER_WRITE) ? POLLOUT : 0));

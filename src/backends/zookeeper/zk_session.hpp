@@ -67,9 +67,11 @@ public:
     int fd() const { return fd_; }
     // Reads what arrived without waiting; true if a watch fired since the last call.
     bool pump();
-    // Sends the client's ping if it is due and waits for its answer (or the deadline). When
-    // it is next due.
-    TimePoint keepAlive(TimePoint deadline, Interrupt& interrupt);
+    // Sends the client's ping if it is due and waits for its answer (or the deadline).
+    void keepAlive(TimePoint deadline, Interrupt& interrupt);
+    // When the client's next ping is due: a waiter that does nothing else calls keepAlive()
+    // then, so that the ping's answer does not arrive as a wake.
+    TimePoint nextPing() const { return nextPing_; }
 
 private:
     static void onEvent(zhandle_t*, int type, int state, const char* path, void* ctx);

@@ -176,7 +176,8 @@ public:
     int watchFd() const override { return holding_ && session_ ? session_->fd() : -1; }
     Duration retryInterval() const override {
         if (!watching_) return retryInterval_;
-        return std::max<Duration>(std::chrono::ceil<Duration>(nextDue_ - BootClock::now()),
+        const TimePoint due = session_ ? session_->nextPing() : BootClock::now();
+        return std::max<Duration>(std::chrono::ceil<Duration>(due - BootClock::now()),
                                   kMinRetryInterval);
     }
 
@@ -215,7 +216,7 @@ private:
         if (watching_) {
             // Queued and watched: only the client's ping is due now and then. ZooKeeper
             // delivers every watch or reconnects (which counts as a wake), so nothing else.
-            nextDue_ = session_->keepAlive(deadline, interrupt);
+            session_->keepAlive(deadline, interrupt);
             if (!session_->pump()) return busy();
         }
         for (int round = 0; round < 4; ++round) {
@@ -248,7 +249,7 @@ private:
                 if (watched->rc != ZOK) return replyError(*watched, behind_);
             }
             watching_ = true;
-            nextDue_ = session_->keepAlive(deadline, interrupt);
+            session_->keepAlive(deadline, interrupt);
             if (!session_->pump()) return busy();
         }
         return busy();
@@ -345,7 +346,6 @@ private:
     // Queued, with a watch on what we wait for, and no event since: an attempt only pings.
     bool watching_ = false;
     std::string behind_;
-    TimePoint nextDue_{}; // when a watching waiter has to act again (the client's next ping)
 };
 
 // ---- configuration ----
