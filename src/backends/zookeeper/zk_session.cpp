@@ -22,6 +22,8 @@ struct Pending {
 
 namespace {
 
+// The client's last error line: its log callback has no context argument, and the line that
+// explains why a session never connected (a refused connection) is logged by the client only.
 std::string g_lastClientError;
 
 Pending* pendingOf(const void* data) { return static_cast<Pending*>(const_cast<void*>(data)); }
@@ -68,6 +70,16 @@ void onChildren(int rc, const String_vector* strings, const Stat* stat, const vo
             p->reply.children.emplace_back(strings->data[i]);
     takeStat(p->reply, stat);
     p->done = true;
+}
+
+// The reason in the client's last error line ("...: server refused to accept the client"),
+// as " (REASON)"; empty if there is none.
+std::string clientReason() {
+    auto errno_at = g_lastClientError.find("errno=");
+    if (errno_at == std::string::npos) return {};
+    std::string reason = g_lastClientError.substr(errno_at);
+    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
+    return " (" + reason + ")";
 }
 
 constexpr Duration kPingSlack = std::chrono::milliseconds(5);
@@ -119,16 +131,6 @@ Result<ZkUrl> parseUrl(const std::string& rest) {
         start = comma + 1;
     }
     return url;
-}
-
-// The reason in the client's last error line ("...: server refused to accept the client"),
-// as " (REASON)"; empty if there is none.
-std::string clientReason() {
-    auto errno_at = g_lastClientError.find("errno=");
-    if (errno_at == std::string::npos) return {};
-    std::string reason = g_lastClientError.substr(errno_at);
-    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
-    return " (" + reason + ")";
 }
 
 Session::Session(ZkUrl url, Duration timeout, std::optional<std::string> digest)
