@@ -114,6 +114,8 @@ Result<ZkUrl> parseUrl(const std::string& rest) {
                                                rest + "'");
         const bool bracketed = host.front() == '[';
         auto close = bracketed ? host.find(']') : std::string::npos;
+        if (bracketed && close == std::string::npos)
+            return makeError(Errc::Config, "zookeeper: unclosed '[' in '" + rest + "'");
         auto colon = host.rfind(':');
         const bool hasPort = bracketed ? colon != std::string::npos && colon > close
                                        : colon != std::string::npos;
