@@ -170,10 +170,10 @@ class ZooKeeperEnsemble:
                 return m
         return None
 
-    def packets_received(self):
+    def packets_received(self, members=None):
         """The members' count of packets received from clients (requests and pings)."""
         total = 0
-        for m in self.members:
+        for m in self.members if members is None else members:
             if not m.alive():
                 continue
             for line in four_letter(m.endpoint, "mntr").splitlines():
