@@ -134,6 +134,19 @@ class ZooKeeperTest(LockunitTestCase):
         self.assertStopsAtOnceOnSigterm(waiter)
         self.assertIn("waiters: 0", run(["status"] + self.args())[1])
 
+    def test_sigterm_while_the_server_does_not_answer_exits_at_once(self):
+        # The waiter talks to member 0 only, which is then stopped (for well under the
+        # ensemble's syncLimit, so no election follows).
+        first, second = self.zk.members[:2]
+        self.hold(url=self.zk.url([second]))
+        waiter = self.start(self.args(url=self.zk.url([first])) + ["--", "true"], label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        first.proc.send_signal(signal.SIGSTOP)
+        try:
+            self.assertStopsAtOnceOnSigterm(waiter)
+        finally:
+            first.proc.send_signal(signal.SIGCONT)
+
     # ---- failures ----
 
     def test_holder_sigkilled_a_waiter_takes_over_after_the_session_timeout(self):

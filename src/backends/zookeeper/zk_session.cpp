@@ -7,6 +7,7 @@
 #include <list>
 #include <memory>
 #include <poll.h>
+#include <sys/socket.h>
 #include <zookeeper/zookeeper.h>
 
 #include "util/log.hpp"
@@ -139,7 +140,14 @@ Session::Session(ZkUrl url, Duration timeout, std::optional<std::string> digest)
     : url_(std::move(url)), requested_(timeout), digest_(std::move(digest)) {}
 
 Session::~Session() {
-    if (zh_) zookeeper_close(zh_); // runs what is still pending with ZCLOSING, then pending_ goes
+    if (!zh_) return;
+    // zookeeper_close() sends the close request and then waits up to 1.5 s for its answer,
+    // which a server that does not answer would make hold up a stop. The answer is not needed
+    // (the server ends the session, and deletes its ephemeral nodes, when it reads the
+    // request): with its read side shut, the socket reads end-of-file and the client stops
+    // waiting at once. It runs what is still pending with ZCLOSING; pending_ goes after.
+    if (fd_ >= 0 && state_ == ZOO_CONNECTED_STATE) ::shutdown(fd_, SHUT_RD);
+    zookeeper_close(zh_);
 }
 
 void Session::onLog(const char* message) {
