@@ -22,8 +22,8 @@ TEST(ZooKeeperUrl, ARootChrootIsNone) {
 }
 
 TEST(ZooKeeperUrl, RefusesMalformedUrlsAsConfigErrors) {
-    for (const char* rest : {"", ",", "h:", "h:0", "h:65536", "h:12ab", "a,,b", "[::1",
-                             "h/a//b", "alice:pw@h"}) {
+    for (const char* rest :
+         {"", ",", "h:", "h:0", "h:65536", "h:12ab", "a,,b", "[::1", "h/a//b", "alice:pw@h"}) {
         auto url = parseUrl(rest);
         ASSERT_FALSE(url) << rest;
         EXPECT_EQ(url.error().code, Errc::Config) << rest;

@@ -27,7 +27,9 @@ namespace {
 // explains why a session never connected (a refused connection) is logged by the client only.
 std::string g_lastClientError;
 
-Pending* pendingOf(const void* data) { return static_cast<Pending*>(const_cast<void*>(data)); }
+Pending* pendingOf(const void* data) {
+    return static_cast<Pending*>(const_cast<void*>(data));
+}
 
 void takeStat(Reply& r, const Stat* stat) {
     if (!stat) return;
@@ -79,13 +81,16 @@ std::string clientReason() {
     auto errno_at = g_lastClientError.find("errno=");
     if (errno_at == std::string::npos) return {};
     std::string reason = g_lastClientError.substr(errno_at);
-    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
+    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' '))
+        reason.pop_back();
     return " (" + reason + ")";
 }
 
 constexpr Duration kPingSlack = std::chrono::milliseconds(5);
 
-Duration millis(long long ms) { return std::chrono::milliseconds(std::max(0LL, ms)); }
+Duration millis(long long ms) {
+    return std::chrono::milliseconds(std::max(0LL, ms));
+}
 
 } // namespace
 
@@ -95,11 +100,12 @@ Result<ZkUrl> parseUrl(const std::string& rest) {
     std::string hosts = rest.substr(0, slash);
     if (slash != std::string::npos) {
         url.chroot = rest.substr(slash);
-        while (url.chroot.size() > 1 && url.chroot.back() == '/') url.chroot.pop_back();
+        while (url.chroot.size() > 1 && url.chroot.back() == '/')
+            url.chroot.pop_back();
         if (url.chroot == "/") url.chroot.clear();
         if (url.chroot.find("//") != std::string::npos)
-            return makeError(Errc::Config, "zookeeper: empty path component in chroot '" +
-                                               url.chroot + "'");
+            return makeError(Errc::Config,
+                             "zookeeper: empty path component in chroot '" + url.chroot + "'");
     }
     if (hosts.find('@') != std::string::npos)
         return makeError(Errc::Config, "zookeeper: credentials do not go in the URL; use "
@@ -118,15 +124,15 @@ Result<ZkUrl> parseUrl(const std::string& rest) {
         if (bracketed && close == std::string::npos)
             return makeError(Errc::Config, "zookeeper: unclosed '[' in '" + rest + "'");
         auto colon = host.rfind(':');
-        const bool hasPort = bracketed ? colon != std::string::npos && colon > close
-                                       : colon != std::string::npos;
+        const bool hasPort =
+            bracketed ? colon != std::string::npos && colon > close : colon != std::string::npos;
         if (hasPort) {
             std::string port = host.substr(colon + 1);
             if (port.empty() || port.size() > 5 ||
                 !std::all_of(port.begin(), port.end(), ::isdigit) || std::stoi(port) == 0 ||
                 std::stoi(port) > 65535)
-                return makeError(Errc::Config, "zookeeper: bad port '" + port + "' in '" + rest +
-                                                   "'");
+                return makeError(Errc::Config,
+                                 "zookeeper: bad port '" + port + "' in '" + rest + "'");
         }
         if (!url.hosts.empty()) url.hosts += ",";
         url.hosts += hasPort ? host : host + ":" + std::to_string(kDefaultPort);
@@ -170,7 +176,9 @@ void Session::onEvent(zhandle_t* zh, int type, int state, const char*, void*) {
     if (state == ZOO_CONNECTED_STATE || self->ended_) self->watchFired_ = true;
 }
 
-Duration Session::timeout() const { return millis(zh_ ? zoo_recv_timeout(zh_) : 0); }
+Duration Session::timeout() const {
+    return millis(zh_ ? zoo_recv_timeout(zh_) : 0);
+}
 
 Error Session::endedError() const {
     if (state_ == ZOO_AUTH_FAILED_STATE)
@@ -204,8 +212,8 @@ Result<void> Session::connect(TimePoint deadline, Interrupt& interrupt) {
                                      " in time: a server accepted the connection but did not "
                                      "answer as ZooKeeper does (is it a ZooKeeper client "
                                      "port?)");
-            return makeError(Errc::Unavailable, "cannot reach ZooKeeper at " + url_.hosts +
-                                                    clientReason());
+            return makeError(Errc::Unavailable,
+                             "cannot reach ZooKeeper at " + url_.hosts + clientReason());
         }
     }
     if (ended_) return endedError();
@@ -214,8 +222,8 @@ Result<void> Session::connect(TimePoint deadline, Interrupt& interrupt) {
     auto auth = std::make_unique<Pending>();
     Pending* p = auth.get();
     pending_.push_back(std::move(auth));
-    int rc = zoo_add_auth(zh_, "digest", digest_->data(), static_cast<int>(digest_->size()),
-                          onVoid, p);
+    int rc =
+        zoo_add_auth(zh_, "digest", digest_->data(), static_cast<int>(digest_->size()), onVoid, p);
     if (rc != ZOK)
         return makeError(Errc::Unavailable, std::string("ZooKeeper auth: ") + zerror(rc));
     if (auto r = driveUntil(p->done, deadline, interrupt, "ZooKeeper auth"); !r) return r;

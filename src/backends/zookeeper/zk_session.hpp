@@ -58,7 +58,16 @@ public:
     // One request, waited for. Every ZooKeeper error comes back as Reply::rc; only our own
     // wait (timed out, interrupted) or the session's end is an Error.
     // Create makes a persistent node, CreateSequential an ephemeral sequential one.
-    enum class Op { Create, CreateSequential, Delete, Exists, WatchExists, Get, Children, WatchChildren };
+    enum class Op {
+        Create,
+        CreateSequential,
+        Delete,
+        Exists,
+        WatchExists,
+        Get,
+        Children,
+        WatchChildren
+    };
     Result<Reply> call(Op op, const std::string& path, TimePoint deadline, Interrupt& interrupt,
                        const std::string& data = {}, int version = -1);
 

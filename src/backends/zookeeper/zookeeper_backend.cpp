@@ -132,8 +132,10 @@ public:
         Result<void> out;
         if (!session_->ended()) {
             auto r = session_->call(Op::Delete, node_, deadline, interrupt, {}, version_);
-            if (!r) out = r.error();
-            else if (r->rc != ZOK && r->rc != ZNONODE) out = replyError(*r, node_);
+            if (!r)
+                out = r.error();
+            else if (r->rc != ZOK && r->rc != ZNONODE)
+                out = replyError(*r, node_);
         }
         node_.clear();
         session_.reset(); // closing the session removes the node too, if the delete failed
@@ -223,8 +225,8 @@ private:
             watching_ = false;
             if (node_.empty())
                 if (auto r = enqueue(deadline, interrupt); !r) return r.error();
-            auto children = session_->call(holders_ == 1 ? Op::Children : Op::WatchChildren,
-                                           base_, deadline, interrupt);
+            auto children = session_->call(holders_ == 1 ? Op::Children : Op::WatchChildren, base_,
+                                           deadline, interrupt);
             if (!children) return children.error();
             if (children->rc != ZOK) return replyError(*children, base_);
             auto queue = inQueueOrder(children->children);
@@ -242,8 +244,8 @@ private:
             behind_ = *(at - 1);
             if (holders_ == 1) {
                 // The node just before ours: its deletion is our turn (or its holder's end).
-                auto watched = session_->call(Op::WatchExists, base_ + "/" + behind_, deadline,
-                                              interrupt);
+                auto watched =
+                    session_->call(Op::WatchExists, base_ + "/" + behind_, deadline, interrupt);
                 if (!watched) return watched.error();
                 if (watched->rc == ZNONODE) continue; // gone meanwhile: look again
                 if (watched->rc != ZOK) return replyError(*watched, behind_);
@@ -264,8 +266,8 @@ private:
             auto children = session_->call(Op::Children, base_, deadline, interrupt);
             if (!children) return children.error();
             for (const std::string& name : children->children)
-                if (name.rfind(prefix_, 0) == 0) return adoptOwn(base_ + "/" + name, deadline,
-                                                                 interrupt);
+                if (name.rfind(prefix_, 0) == 0)
+                    return adoptOwn(base_ + "/" + name, deadline, interrupt);
         }
         HolderRecord record = self_;
         record.since = formatWallTime(std::time(nullptr));
@@ -314,8 +316,8 @@ private:
         long long czxid = 0;
         int version = 0;
         if (!(in >> path >> czxid >> version) || path.rfind(base_ + "/", 0) != 0)
-            return makeError(Errc::Usage, "not a ZooKeeper lock node of this lock: '" + adopt_ +
-                                              "'");
+            return makeError(Errc::Usage,
+                             "not a ZooKeeper lock node of this lock: '" + adopt_ + "'");
         if (auto s = ensureSession(BootClock::now() + settings_.connectTimeout, interrupt); !s)
             return s;
         auto found = session_->call(Op::Exists, path, deadline, interrupt);
