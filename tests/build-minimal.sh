@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Two build-system promises, checked on one small build (run by tests/run-all.sh):
-# - -Dredis=disabled -Detcd=disabled -Dpostgres=disabled builds lockunit with the file backend
+# - -Dredis=disabled -Detcd=disabled -Dpostgres=disabled -Dzookeeper=disabled builds lockunit with the file backend
 #   alone, and the unit tests hold there (the registry holds exactly the backends meson enabled);
 # - `meson install` under a prefix that is not the system's writes nothing outside it, also as
 #   root: the unit and catalog follow the prefix, and /etc/lockunit becomes PREFIX/etc/lockunit.
@@ -14,7 +14,7 @@ prefix=$work/prefix
 
 fail() { echo "build-minimal: FAIL: $*" >&2; exit 1; }
 
-setup=(--prefix="$prefix" -Dredis=disabled -Detcd=disabled -Dpostgres=disabled)
+setup=(--prefix="$prefix" -Dredis=disabled -Detcd=disabled -Dpostgres=disabled -Dzookeeper=disabled)
 if [ -d "$build" ]; then setup+=(--reconfigure); fi
 meson setup "$build" "${setup[@]}" >"$work/setup.log" || { cat "$work/setup.log"; fail "meson setup"; }
 ninja -C "$build" >"$work/ninja.log" || { tail -50 "$work/ninja.log"; fail "build"; }
@@ -51,7 +51,7 @@ grep -q "^ExecStart=$prefix/bin/lockunit " "$prefix/lib/systemd/system/lockunit@
     || fail "the unit does not run $prefix/bin/lockunit"
 find "$prefix" -name 'lockunit-scope.so' | grep -q . || fail "no scope module installed"
 if find "$prefix" -name 'lockunit-redis.so' -o -name 'lockunit-etcd*.so' \
-        -o -name 'lockunit-postgres.so' | grep -q .; then
+        -o -name 'lockunit-postgres.so' -o -name 'lockunit-zookeeper.so' | grep -q .; then
     fail "a disabled backend's module was installed"
 fi
 

@@ -120,6 +120,8 @@ Result<std::unique_ptr<LockBackend>> makeBackend(const Config& config, const Hol
     params.lockName = config.name.value;
     params.ttl = config.ttl.value;
     params.renew = config.renew.value;
+    params.deadlineBudget =
+        config.renew.value + config.stopTimeout.value + config.margin() + config.drift();
     params.holders = static_cast<int>(config.holders.value);
     params.self = self;
     params.self.stopBudget = config.stopTimeout.value + config.margin(); // a waiter's lock-delay

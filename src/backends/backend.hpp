@@ -103,6 +103,10 @@ struct BackendParams {
     Duration ttl{};
     Duration renew{};
     int holders = 1; // semaphore size; 1 = a mutex
+    // renew + stop_timeout + safety margin: the deadline rule needs every lease to be longer.
+    // A backend whose server may shorten the ttl (a ZooKeeper session timeout) checks what it
+    // got against it. Zero: unknown (no check).
+    Duration deadlineBudget{};
     HolderRecord self;
     const BackendSettings* settings = nullptr; // this backend's config table, validated
     // Release mode (`lockunit` run by the lock guard after the main process died): the

@@ -290,14 +290,12 @@ class SentinelBackend(RedisBackend):
             port, promoted)
 
 
-class EtcdBackend(_LeaseBackend):
-    """A three-member etcd cluster; each node reaches each member through its own proxy."""
-    name = "etcd"
-    programs = ["etcd"]
+class _QuorumBackend(_LeaseBackend):
+    """A lease on a three-member quorum (self.cluster: members, leader(), kill(), restart()),
+    each member reached by each node through its own proxy."""
 
     def start(self):
-        from etcd_fixture import EtcdCluster
-        self.cluster = EtcdCluster(size=3).start()
+        self.cluster = self.make_cluster()
         self.make_proxies([m.client_port for m in self.cluster.members])
 
     def stop(self):
@@ -305,7 +303,7 @@ class EtcdBackend(_LeaseBackend):
             self.cluster.stop()
 
     def url(self, node):
-        return "etcd://" + ",".join(p.address for p in self.proxies[node])
+        return self.name + "://" + ",".join(p.address for p in self.proxies[node])
 
     def kill_and_restart(self, rng, log):
         leader = self.cluster.leader()
@@ -318,5 +316,27 @@ class EtcdBackend(_LeaseBackend):
                                                          else "")
 
 
+class EtcdBackend(_QuorumBackend):
+    """A three-member etcd cluster."""
+    name = "etcd"
+    programs = ["etcd"]
+
+    def make_cluster(self):
+        from etcd_fixture import EtcdCluster
+        return EtcdCluster(size=3).start()
+
+
+class ZooKeeperBackend(_QuorumBackend):
+    """A three-member ZooKeeper ensemble. Its session timeout is the lease: a session that the
+    ensemble stops hearing from expires `ttl` after the last request it heard, and its
+    ephemeral node goes with it."""
+    name = "zookeeper"
+    programs = ["java", "/usr/share/java/zookeeper.jar"]
+
+    def make_cluster(self):
+        from zookeeper_fixture import ZooKeeperEnsemble
+        return ZooKeeperEnsemble(3, tick_ms=500).start()
+
+
 BACKENDS.update({"redis": RedisBackend, "redis+sentinel": SentinelBackend,
-                 "redlock": RedlockBackend, "etcd": EtcdBackend})
+                 "redlock": RedlockBackend, "etcd": EtcdBackend, "zookeeper": ZooKeeperBackend})

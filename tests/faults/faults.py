@@ -34,7 +34,7 @@ from checker import Report, describe_overlap  # noqa: E402
 from cluster import Node, Records, Settings  # noqa: E402
 from proxy import Hub  # noqa: E402
 
-ALL_BACKENDS = ["file", "postgres", "redis", "redis+sentinel", "redlock", "etcd"]
+ALL_BACKENDS = ["file", "postgres", "redis", "redis+sentinel", "redlock", "etcd", "zookeeper"]
 NODES = 3
 
 

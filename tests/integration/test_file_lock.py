@@ -179,7 +179,8 @@ class FileLock(LockunitTestCase):
         code, out, err = run(self.base("jobs", "--", "sh", "-c", "cat /proc/$(cut -d' ' -f4 /proc/$PPID/stat)/maps"))
         self.assertEqual(code, 0, err)
         self.assertIn("lockunit", out)
-        unneeded = ["lockunit-redis", "lockunit-etcd", "lockunit-postgres", "lockunit-scope",
+        unneeded = ["lockunit-redis", "lockunit-etcd", "lockunit-postgres", "lockunit-zookeeper",
+                    "lockunit-scope", "libzookeeper",
                     "libpq", "libssl", "libnghttp2", "libprotobuf", "libhiredis",
                     "libsdbus-c++", "libtomlplusplus"]
         if not os.path.exists("/run/systemd/system"):

@@ -23,6 +23,7 @@ from lockunit_test import (EX_LOST, LockunitTestCase, holder_spans, main, payloa
 from etcd_fixture import ETCD, EtcdCluster  # noqa: E402
 from postgres_fixture import POSTGRES, SUPERUSER_PASSWORD, PostgresServer  # noqa: E402
 import redis_fixture  # noqa: E402
+import zookeeper_fixture  # noqa: E402
 
 STOP_TIMEOUT = 2.0  # the daemon child ignores SIGTERM: the tree ends at the SIGKILL after this
 LINGER_MS = 1000
@@ -231,6 +232,27 @@ class EtcdGuardTest(LeaseGuardCase):
 
     def backend_args(self):
         return ["--backend=" + self.etcd.url()]
+
+
+class ZooKeeperGuardTest(LeaseGuardCase):
+    """The session timeout is the ttl (at most the ensemble's maxSessionTimeout)."""
+
+    @classmethod
+    def setUpClass(cls):
+        require(zookeeper_fixture.JAVA, zookeeper_fixture.ZOOKEEPER_JAR)
+        cls.zk = zookeeper_fixture.ZooKeeperEnsemble(1, tick_ms=500, max_session_ms=60000)
+        try:
+            cls.zk.start()
+        except Exception:
+            cls.zk.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.zk.stop()
+
+    def backend_args(self):
+        return ["--backend=" + self.zk.url()]
 
 
 del GuardCase, LeaseGuardCase  # only the concrete backends run
