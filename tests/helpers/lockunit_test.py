@@ -81,6 +81,17 @@ class Instance:
             self.proc.kill()
             self.proc.wait()
 
+    def kill_with_guard(self):
+        """SIGKILL to lockunit and its lock guard at once (a node that dies): nobody is left
+        to release the lock; the payload's main process dies with the guard
+        (PR_SET_PDEATHSIG)."""
+        with open("/proc/%d/task/%d/children" % (self.pid, self.pid)) as f:
+            below = [int(p) for p in f.read().split()]
+        self.proc.kill()
+        for pid in below:
+            os.kill(pid, signal.SIGKILL)
+        self.proc.wait(5)
+
 
 def run(args, timeout=30, env=None):
     """Runs lockunit to completion; returns (exit code, stdout, stderr)."""

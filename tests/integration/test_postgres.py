@@ -197,13 +197,8 @@ class Postgres(LockunitTestCase):
         wlog = self.path("waiter.log")
         waiter = self.start(self.base("node") + ["--"] + payload(wlog, "waiter"), label="waiter")
         self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
-        with open("/proc/%d/task/%d/children" % (holder.pid, holder.pid)) as f:
-            below = [int(p) for p in f.read().split()]
         t0 = time.monotonic()
-        holder.signal(signal.SIGKILL)
-        for pid in below:  # the guard, and with it the payload (PR_SET_PDEATHSIG)
-            os.kill(pid, signal.SIGKILL)
-        holder.wait(5)
+        holder.kill_with_guard()
         self.assertTrue(wait_for(lambda: read_runs(wlog), 10), waiter.stderr())
         took = time.monotonic() - t0
         print("takeover after the holder's node died: %.0f ms" % (took * 1000))

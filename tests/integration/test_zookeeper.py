@@ -156,13 +156,8 @@ class ZooKeeperTest(LockunitTestCase):
         holder, log = self.hold()
         waiter = self.start(self.args() + ["--"] + payload(log, "waiter"), label="waiter")
         self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
-        with open("/proc/%d/task/%d/children" % (holder.pid, holder.pid)) as f:
-            below = [int(p) for p in f.read().split()]
         killed = time.time_ns()
-        holder.signal(signal.SIGKILL)
-        for pid in below:  # the guard, and with it the payload (PR_SET_PDEATHSIG)
-            os.kill(pid, signal.SIGKILL)
-        holder.wait(5)
+        holder.kill_with_guard()
         self.assertTrue(wait_for(lambda: any(r.node == "waiter" for r in read_runs(log)), 20),
                         waiter.stderr())
         took = ([r for r in read_runs(log) if r.node == "waiter"][0].start - killed) / 1e9
