@@ -49,6 +49,11 @@ Result<CommandLine> parse(std::vector<std::string> argv) {
 
 } // namespace
 
+// Skips a test that needs a backend's config table in a build without that backend.
+#define NEEDS_BACKEND(name)                                                                    \
+    if (std::string_view(LOCKUNIT_ENABLED_BACKENDS).find(name) == std::string_view::npos)      \
+    GTEST_SKIP() << "built without the " name " backend (-D" name "=disabled)"
+
 TEST_F(ConfigFile, DefaultsFollowTheDesign) {
     auto c = load("command = [\"/bin/true\"]\n");
     ASSERT_TRUE(c.ok()) << c.error().message;
@@ -116,8 +121,7 @@ TEST_F(ConfigFile, BackendTablesAreCheckedAgainstTheBackendsKeys) {
 }
 
 TEST_F(ConfigFile, BackendTimeoutsCannotBeInfinite) {
-    if (std::string_view(LOCKUNIT_ENABLED_BACKENDS).find("postgres") == std::string_view::npos)
-        GTEST_SKIP() << "built without the postgres backend (-Dpostgres=disabled)";
+    NEEDS_BACKEND("postgres");
     auto c = load("command = [\"/bin/true\"]\n[postgres]\nconnect_timeout = \"infinity\"\n");
     ASSERT_FALSE(c.ok());
     EXPECT_NE(c.error().message.find(path_ + ":3:19: postgres.connect_timeout: expected a "
@@ -329,6 +333,7 @@ TEST(SecretFiles, AreJudgedAsSshAndLibpqJudgeThem) {
 }
 
 TEST_F(ConfigFile, SecretFilesOthersCanReadAreRefusedBeforeAnyLock) {
+    NEEDS_BACKEND("redis");
     std::string pw = dir_ + "/pw";
     std::ofstream(pw) << "secret\n";
     ::chmod(pw.c_str(), 0644);
@@ -347,6 +352,7 @@ TEST_F(ConfigFile, SecretFilesOthersCanReadAreRefusedBeforeAnyLock) {
 }
 
 TEST_F(ConfigFile, AGroupReadableSecretOfAnotherOwnerIsUsedWithAWarning) {
+    NEEDS_BACKEND("postgres");
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the file to another user";
     std::string pw = dir_ + "/pw";
     std::ofstream(pw) << "secret\n";
@@ -363,6 +369,7 @@ TEST_F(ConfigFile, AGroupReadableSecretOfAnotherOwnerIsUsedWithAWarning) {
 }
 
 TEST_F(ConfigFile, FilesUnderTheCredentialsDirectoryAreTrustedAsSystemdMadeThem) {
+    NEEDS_BACKEND("redis");
     std::string pw = dir_ + "/pw";
     std::ofstream(pw) << "secret\n";
     ::chmod(pw.c_str(), 0644); // a credential's mode is systemd's business (it may add ACLs)
