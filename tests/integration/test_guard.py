@@ -234,6 +234,45 @@ class EtcdGuardTest(LeaseGuardCase):
         return ["--backend=" + self.etcd.url()]
 
 
+class RedlockGuardTest(LeaseGuardCase):
+    """Three independent servers: the guard's release frees the key on every one."""
+
+    @classmethod
+    def setUpClass(cls):
+        require(redis_fixture.REDIS_SERVER)
+        cls.workdir = tempfile.mkdtemp(prefix="lockunit-guard-redlock-")
+        cls.nodes = [redis_fixture.Server(cls.workdir, "node%d" % i) for i in range(3)]
+        for n in cls.nodes:
+            n.start()
+        cls.nodes[-1].ready_for_ttl(15)  # a node younger than one ttl does not vote
+
+    @classmethod
+    def tearDownClass(cls):
+        for n in cls.nodes:
+            n.stop()
+        shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    def backend_args(self):
+        return ["--backend=redlock://" + ",".join("127.0.0.1:%d" % n.port for n in self.nodes)]
+
+
+class SentinelGuardTest(LeaseGuardCase):
+    @classmethod
+    def setUpClass(cls):
+        require(redis_fixture.REDIS_SERVER)
+        cls.workdir = tempfile.mkdtemp(prefix="lockunit-guard-sentinel-")
+        cls.cluster = redis_fixture.Sentinels(cls.workdir).start()
+        cls.cluster.master.ready_for_ttl(15)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.stop()
+        shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    def backend_args(self):
+        return ["--backend=" + self.cluster.url()]
+
+
 class ZooKeeperGuardTest(LeaseGuardCase):
     """The session timeout is the ttl (at most the ensemble's maxSessionTimeout)."""
 
