@@ -134,4 +134,23 @@ Result<std::optional<std::string>> loadPassword(const BackendSettings& settings)
     return std::optional<std::string>();
 }
 
+Error settingError(const BackendSettings& s, const std::string& table, const std::string& key,
+                   const std::string& what) {
+    std::string at = s.origin(key);
+    return makeError(Errc::Config, (at.empty() ? "" : at + ": ") + table + "." + key + ": " + what);
+}
+
+Result<Duration> requestTimeout(const BackendSettings& s, const std::string& table,
+                                Duration fallback, Duration renew) {
+    Duration timeout = s.duration("request_timeout", fallback);
+    if (timeout <= Duration::zero())
+        return settingError(s, table, "request_timeout", "must be more than 0");
+    if (timeout >= renew)
+        return settingError(s, table, "request_timeout",
+                            formatDuration(timeout) + " must stay under renew " +
+                                formatDuration(renew) +
+                                ", or a hung request could delay the next renewal past it");
+    return timeout;
+}
+
 } // namespace lockunit

@@ -83,4 +83,13 @@ Result<std::string> checkFilePermissions(const std::string& path, KeyType type);
 // $CREDENTIALS_DIRECTORY). No key set: nullopt. The secret never leaves the backend.
 Result<std::optional<std::string>> loadPassword(const BackendSettings& settings);
 
+// A config error about one key of a backend's table: "FILE:LINE:COL: TABLE.KEY: what".
+Error settingError(const BackendSettings& s, const std::string& table, const std::string& key,
+                   const std::string& what);
+
+// The request_timeout key of a network backend's table (`fallback` if unset): more than 0 and
+// under `renew`, or a hung request could delay the next renewal past it.
+Result<Duration> requestTimeout(const BackendSettings& s, const std::string& table,
+                                Duration fallback, Duration renew);
+
 } // namespace lockunit

@@ -43,6 +43,31 @@ def _scratch_dir(prefix):
     return tempfile.mkdtemp(prefix=prefix, dir=base)
 
 
+def stop_members(members, scratch_dir):
+    """SIGTERM to every live member, SIGKILL to one that is still there 10 s later, by PID;
+    then the scratch directory goes. For any ensemble of server processes (etcd, ZooKeeper)."""
+    for m in members:
+        if m.proc is not None and m.proc.poll() is None:
+            m.proc.send_signal(signal.SIGTERM)
+    for m in members:
+        if m.proc is None:
+            continue
+        try:
+            m.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            m.proc.kill()
+            m.proc.wait()
+        if m.log:
+            m.log.close()
+    shutil.rmtree(scratch_dir, ignore_errors=True)
+
+
+def kill_member(member, sig=signal.SIGKILL):
+    member.proc.send_signal(sig)
+    if sig == signal.SIGKILL:
+        member.proc.wait(timeout=10)
+
+
 class Member:
     def __init__(self, name, client_port, peer_port):
         self.name = name
@@ -113,25 +138,10 @@ class EtcdCluster:
         return self
 
     def stop(self):
-        for m in self.members:
-            if m.proc is not None and m.proc.poll() is None:
-                m.proc.send_signal(signal.SIGTERM)
-        for m in self.members:
-            if m.proc is None:
-                continue
-            try:
-                m.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                m.proc.kill()
-                m.proc.wait()
-            if m.log:
-                m.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_members(self.members, self.dir)
 
     def kill(self, member, sig=signal.SIGKILL):
-        member.proc.send_signal(sig)
-        if sig == signal.SIGKILL:
-            member.proc.wait(timeout=10)
+        kill_member(member, sig)
 
     def restart(self, member):
         """Starts a killed member again on its data directory (it rejoins the cluster)."""

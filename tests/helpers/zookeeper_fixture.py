@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 
-from etcd_fixture import free_ports
+from etcd_fixture import free_ports, kill_member, stop_members
 
 JAVA = shutil.which("java") or "/usr/bin/java"
 ZOOKEEPER_JAR = "/usr/share/java/zookeeper.jar"
@@ -115,25 +115,10 @@ class ZooKeeperEnsemble:
                                   stdin=subprocess.DEVNULL)
 
     def stop(self):
-        for m in self.members:
-            if m.alive():
-                m.proc.send_signal(signal.SIGTERM)
-        for m in self.members:
-            if m.proc is None:
-                continue
-            try:
-                m.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                m.proc.kill()
-                m.proc.wait()
-            if m.log:
-                m.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_members(self.members, self.dir)
 
     def kill(self, member, sig=signal.SIGKILL):
-        member.proc.send_signal(sig)
-        if sig == signal.SIGKILL:
-            member.proc.wait(timeout=10)
+        kill_member(member, sig)
 
     def restart(self, member):
         """Starts a killed member again on its data directory (it rejoins the ensemble)."""

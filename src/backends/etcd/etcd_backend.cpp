@@ -568,8 +568,7 @@ constexpr KeySpec kKeys[] = {
 };
 
 Error settingError(const BackendSettings& s, const std::string& key, const std::string& what) {
-    std::string at = s.origin(key);
-    return makeError(Errc::Config, (at.empty() ? "" : at + ": ") + "etcd." + key + ": " + what);
+    return settingError(s, "etcd", key, what);
 }
 
 Result<Settings> readSettings(const BackendParams& p) {
@@ -583,15 +582,10 @@ Result<Settings> readSettings(const BackendParams& p) {
         if (prefix->empty()) return settingError(s, "prefix", "must not be empty");
         out.prefix = *prefix;
     }
-    Duration fallback = std::min<Duration>(kDefaultRequestTimeout, p.renew / 2);
-    out.requestTimeout = s.duration("request_timeout", fallback);
-    if (out.requestTimeout <= Duration::zero())
-        return settingError(s, "request_timeout", "must be more than 0");
-    if (out.requestTimeout >= p.renew)
-        return settingError(s, "request_timeout",
-                            formatDuration(out.requestTimeout) + " must stay under renew " +
-                                formatDuration(p.renew) +
-                                ", or a hung request could delay the next renewal past it");
+    auto timeout =
+        requestTimeout(s, "etcd", std::min<Duration>(kDefaultRequestTimeout, p.renew / 2), p.renew);
+    if (!timeout) return timeout.error();
+    out.requestTimeout = *timeout;
     out.connectTimeout = s.duration("connect_timeout", kDefaultConnectTimeout);
     if (out.connectTimeout <= Duration::zero())
         return settingError(s, "connect_timeout", "must be more than 0");

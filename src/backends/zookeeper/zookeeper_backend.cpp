@@ -363,9 +363,7 @@ constexpr KeySpec kKeys[] = {
 };
 
 Error settingError(const BackendSettings& s, const std::string& key, const std::string& what) {
-    std::string at = s.origin(key);
-    return makeError(Errc::Config,
-                     (at.empty() ? "" : at + ": ") + "zookeeper." + key + ": " + what);
+    return settingError(s, "zookeeper", key, what);
 }
 
 Result<Settings> readSettings(const BackendParams& p) {
@@ -375,15 +373,10 @@ Result<Settings> readSettings(const BackendParams& p) {
     auto url = zk::parseUrl(p.rest);
     if (!url) return url.error();
     out.url = *url;
-    out.requestTimeout =
-        s.duration("request_timeout", std::min<Duration>(kDefaultRequestTimeout, p.renew / 2));
-    if (out.requestTimeout <= Duration::zero())
-        return settingError(s, "request_timeout", "must be more than 0");
-    if (out.requestTimeout >= p.renew)
-        return settingError(s, "request_timeout",
-                            formatDuration(out.requestTimeout) + " must stay under renew " +
-                                formatDuration(p.renew) +
-                                ", or a hung request could delay the next renewal past it");
+    auto timeout = requestTimeout(
+        s, "zookeeper", std::min<Duration>(kDefaultRequestTimeout, p.renew / 2), p.renew);
+    if (!timeout) return timeout.error();
+    out.requestTimeout = *timeout;
     out.connectTimeout = s.duration("connect_timeout", kDefaultConnectTimeout);
     if (out.connectTimeout <= Duration::zero())
         return settingError(s, "connect_timeout", "must be more than 0");
