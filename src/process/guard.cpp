@@ -267,13 +267,14 @@ void closeHeld() {
     // another), and close the rest.
     int high[kMaxHeld + 2];
     int n = 0;
-    high[n++] = ::fcntl(g.handoff, F_DUPFD, 100);
+    high[n++] = ::fcntl(g.handoff, F_DUPFD_CLOEXEC, 100);
     for (int i = 0; i < g.heldCount; ++i)
-        high[n++] = ::fcntl(g.held[i], F_DUPFD, 100);
+        high[n++] = ::fcntl(g.held[i], F_DUPFD_CLOEXEC, 100);
     int exe = ::fcntl(g.exe, F_DUPFD_CLOEXEC, 100);
     for (int i = 0; i < n; ++i)
         ::dup2(high[i], 3 + i); // dup2 clears FD_CLOEXEC: these survive the exec
-    ::close_range(3 + n, 99, 0);
+    // Everything else, the high copies and exe included, closes at the exec.
+    ::close_range(3 + n, ~0U, CLOSE_RANGE_CLOEXEC);
     int e = 0;
     for (char** v = g.envp; *v && e < 8190; ++v)
         if (std::strncmp(*v, "LOCKUNIT_RELEASE_FD=", 20) != 0) releaseEnv[e++] = *v;
