@@ -48,4 +48,12 @@ HolderRecord HolderRecord::parse(const std::string& text) {
     return r;
 }
 
+void addLockDelay(Lease& lease, const std::string& what, const std::string& previous,
+                  Duration budget) {
+    if (budget <= lease.delay) return;
+    lease.delay = budget;
+    lease.delayReason = "the " + what + " of its previous holder " + previous +
+                        " ended without a release";
+}
+
 } // namespace lockunit

@@ -66,6 +66,14 @@ struct Lease {
     std::string warning;
 };
 
+// The lock-delay's one rule, for every backend that can tell a release from an unclean end:
+// the lock is ours, but the WHAT ("session", "lease", "key") of `previous`, a holder this waiter
+// saw, ended without a release, so its payload may be stopping for up to its stop budget. Sets
+// lease.delay to the longest such budget seen (a record without one, from an older lockunit or
+// another program, adds nothing) and lease.delayReason; the supervisor does the waiting.
+void addLockDelay(Lease& lease, const std::string& what, const std::string& previous,
+                  Duration budget);
+
 // What `lockunit status` and the waiting STATUS line show.
 struct LockState {
     std::vector<HolderRecord> holders; // empty: free (or the backend cannot tell)
@@ -113,6 +121,13 @@ struct BackendParams {
     // handoff() of the holder whose lock release() must free. Empty in every other mode.
     std::string adopt;
 };
+
+// The stop budget a holder's record carries on a backend where the holder learns that its lock
+// ended behind its back (a revoked lease, a deleted key) only at its next renewal: up to `renew`
+// later, and then its payload takes up to its stop budget to stop.
+inline Duration noticedAtRenewal(const BackendParams& p) {
+    return p.self.stopBudget > Duration::zero() ? p.self.stopBudget + p.renew : Duration::zero();
+}
 
 // The contract every backend keeps.
 //

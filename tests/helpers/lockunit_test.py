@@ -279,6 +279,70 @@ class LockunitTestCase(unittest.TestCase):
         bad = overlaps(runs, holders)
         self.assertEqual(bad, [], "payload runs overlapped: %r" % bad[:5])
 
+    # --- the lock-delay (docs/guarantees.md), the same on every backend ---------------------
+
+    def lingering_holder_and_waiter(self, args_for, stop_timeout="4s", linger_ms=2000):
+        """A holder whose payload lingers `linger_ms` on SIGTERM, and a waiter that waits.
+        args_for(*extra) gives a lockunit's arguments (backend, name) before its payload."""
+        log = self.path("holder.log")
+        holder = self.start(args_for("--ttl=15s", "--renew=5s", "--stop-timeout=" + stop_timeout)
+                            + ["--"] + payload(log, "holder", "--linger", linger_ms), label="holder")
+        self.assertTrue(wait_for(lambda: read_runs(log), 15), holder.stderr())
+        wlog = self.path("waiter.log")
+        waiter = self.start(args_for() + ["--"] + payload(wlog, "waiter"), label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        time.sleep(0.3)  # the waiter has looked the holder up and queued for the lock
+        return holder, log, waiter, wlog
+
+    def assertNextStartsOnlyAfterTheOldTreeIsGone(self, old_log, new_log, timeout):
+        """Samples every 10 ms until the next payload starts: the old one is dead by then.
+        Returns the gap between the old payload's last record and the new one's start (s)."""
+        old_pid = read_runs(old_log)[0].pid
+        deadline = time.monotonic() + timeout
+        while not read_runs(new_log):
+            self.assertLess(time.monotonic(), deadline, "the next payload never started")
+            time.sleep(0.01)
+        self.assertFalse(pid_alive(old_pid), "the next payload started while the old one "
+                         "(pid %d) still ran" % old_pid)
+        old, new = read_runs(old_log)[0], read_runs(new_log)[0]
+        self.assertTrue(old.ended, "the lingering payload never finished: %r" % old)
+        self.assertGreater(new.start, old.last, "overlap: %r then %r" % (old, new))
+        return (new.start - old.last) / 1e9
+
+    def assertCleanHandoverOfALingeringPayload(self, args_for):
+        """SIGTERM to a holder whose payload lingers: its release is clean, so the waiter
+        starts within 0.5 s of the old payload's end, with no lock-delay."""
+        holder, log, waiter, wlog = self.lingering_holder_and_waiter(args_for)
+        holder.signal(signal.SIGTERM)
+        gap = self.assertNextStartsOnlyAfterTheOldTreeIsGone(log, wlog, 15)
+        self.assertEqual(holder.wait(10), 0, holder.stderr())
+        print("graceful handover of a lingering payload: next payload %.1f ms after the old "
+              "one's last beat" % (gap * 1000))
+        self.assertNotIn("lock-delay", waiter.stderr())
+        self.assertLess(gap, 0.5)
+
+    def assertUncleanEndCostsTheLockDelay(self, args_for, forget, fault, holder_exit=None,
+                                          delay=("4s500ms", 4.5)):
+        """forget() ends the holder's lock behind its back (stop_timeout 4 s, a payload that
+        lingers 2 s on SIGTERM): the waiter takes the lock, says why it waits, and starts only
+        after the delay (its text and seconds: the holder's stop budget, 4 s + 0.5 s, plus its
+        renew of 5 s on a backend where it notices at its next renewal), never beside the old
+        payload. Returns the takeover time (s)."""
+        holder, log, waiter, wlog = self.lingering_holder_and_waiter(args_for)
+        t0 = time.monotonic()
+        forget(holder)
+        self.assertTrue(wait_for(lambda: "lock-delay of" in waiter.stderr(), 10), waiter.stderr())
+        gap = self.assertNextStartsOnlyAfterTheOldTreeIsGone(log, wlog, 20)
+        took = time.monotonic() - t0
+        print("%s → next payload after %.0f ms (%.0f ms after the old one's last beat)"
+              % (fault, took * 1000, gap * 1000))
+        self.assertIn("lock-delay of " + delay[0], waiter.stderr())
+        self.assertIn("ended without a release", waiter.stderr())
+        self.assertGreaterEqual(took, delay[1])
+        if holder_exit is not None:
+            self.assertEqual(holder.wait(20), holder_exit, holder.stderr())
+        return took
+
 
 def main():
     """unittest.main, with exit code 77 when every test was skipped."""

@@ -175,9 +175,12 @@ class SingleNode(EtcdTestCase):
         runs = read_runs(log)
         took = ([r for r in runs if r.node == "waiter"][0].start - killed) / 1e9
         print("takeover %.2f s after SIGKILL (ttl 3 s, renew 1 s)" % took)
-        # The lease was renewed at most 1 s before the kill: etcd keeps it ≥ 2 s more.
-        self.assertGreater(took, 1.5)
-        self.assertLess(took, 8.0)
+        # The lease was renewed at most 1 s before the kill: etcd keeps it ≥ 2 s more. An
+        # expired lease is not a release: then the lock-delay (renew 1 s + stop_timeout 1 s
+        # + 0.5 s).
+        self.assertIn("lock-delay of 2s500ms", waiter.stderr())
+        self.assertGreater(took, 1.5 + 2.5)
+        self.assertLess(took, 10.5)
         self.assertNoOverlap(runs)
 
     def test_sigstop_past_the_ttl_stops_the_payload_on_wake_before_any_backend_io(self):
@@ -244,6 +247,41 @@ class SingleNode(EtcdTestCase):
         self.assertEqual(holder.wait(10), EX_LOST, holder.stderr())
         self.assertIn("deleted", holder.stderr())
         self.assertFalse(pid_alive(read_runs(log)[0].pid))
+
+    # --- the lock-delay (docs/backends/etcd.md, "Lock-delay") -------------------------------
+
+    def holder_lease(self, holder):
+        """The lease id (hex) of the key whose record names `holder`."""
+        (key,) = [k for k, v in self.queue().items() if "pid=%d\n" % holder.pid in v]
+        return key.rsplit("/", 1)[1]
+
+    def test_graceful_release_of_a_lingering_payload_costs_no_lock_delay(self):
+        self.assertCleanHandoverOfALingeringPayload(self.args)
+
+    def test_a_revoked_lease_makes_the_waiter_wait_out_the_lingering_payload(self):
+        def revoke(holder):
+            self.etcd.etcdctl("lease", "revoke", self.holder_lease(holder))
+        self.assertUncleanEndCostsTheLockDelay(self.args, revoke, "etcdctl lease revoke",
+                                               holder_exit=EX_LOST, delay=("9s500ms", 9.5))
+
+    def test_sigterm_during_the_lock_delay_releases_and_exits_0(self):
+        holder, log, waiter, wlog = self.lingering_holder_and_waiter(self.args)
+        self.etcd.etcdctl("lease", "revoke", self.holder_lease(holder))
+        self.assertTrue(wait_for(lambda: "lock-delay of" in waiter.stderr(), 10), waiter.stderr())
+        self.assertStopsAtOnceOnSigterm(waiter)
+        self.assertEqual(read_runs(wlog), [])
+        self.assertTrue(wait_for(lambda: not self.queue(), 5), self.queue())
+
+    def test_a_wait_shorter_than_the_lock_delay_releases_and_exits_75(self):
+        holder, log = self.hold("--ttl=15s", "--renew=5s", "--stop-timeout=4s")
+        waiter = self.start(self.args("--wait=2s") + ["--"] + payload(self.path("w.log"), "w"),
+                            label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        self.etcd.etcdctl("lease", "revoke", self.holder_lease(holder))
+        self.assertEqual(waiter.wait(10), EX_BUSY, waiter.stderr())
+        self.assertIn("longer than --wait allows", waiter.stderr())
+        self.assertIn("ended without a release", waiter.stderr())
+        self.assertEqual(self.queue(), {})
 
     def test_status_shows_the_holder_record_and_token(self):
         holder, log = self.hold()

@@ -99,6 +99,16 @@ class GuardCase(LockunitTestCase):
     def test_sigkill_of_lockunit_passes_the_lock_only_after_the_tree_and_without_the_ttl(self):
         self.kill_main_and_check(signal.SIGKILL)
 
+    def test_the_release_after_a_dead_lockunit_is_clean(self):
+        # The guard releases in release mode once the tree is gone: the waiter owes no
+        # lock-delay (docs/guarantees.md, "Lock-delay").
+        a, b = self.start_holder_and_waiter("clean")
+        a.signal(signal.SIGKILL)
+        a.wait(10)
+        self.assertTrue(wait_for(lambda: "B" in holder_spans(read_runs(self.log)), 30),
+                        b.stderr())
+        self.assertNotIn("lock-delay", b.stderr())
+
     def test_sigsegv_of_lockunit_passes_the_lock_only_after_the_tree(self):
         self.kill_main_and_check(signal.SIGSEGV)
 
@@ -191,14 +201,6 @@ class PostgresGuardTest(GuardCase):
             with open(conf, "w") as f:
                 f.write('[postgres]\npassword_file = "%s"\n' % pw)
         return ["--conf=" + conf, "--backend=" + self.server.url()]
-
-    def test_the_release_after_a_dead_lockunit_is_clean(self):
-        a, b = self.start_holder_and_waiter("clean")
-        a.signal(signal.SIGKILL)
-        a.wait(10)
-        self.assertTrue(wait_for(lambda: "B" in holder_spans(read_runs(self.log)), 30),
-                        b.stderr())
-        self.assertNotIn("lock-delay", b.stderr())
 
 
 class RedisGuardTest(LeaseGuardCase):

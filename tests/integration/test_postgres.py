@@ -208,30 +208,8 @@ class Postgres(LockunitTestCase):
         self.assertNoOverlap(read_runs(log) + read_runs(wlog))
 
     def lingering_holder_and_waiter(self, name, stop_timeout="4s", linger_ms=2000):
-        """A holder whose payload lingers `linger_ms` on SIGTERM, and a waiter that waits."""
-        log = self.path("holder.log")
-        holder = self.start(self.base(name, "--ttl=15s", "--renew=5s", "--stop-timeout=" + stop_timeout)
-                            + ["--"] + payload(log, "holder", "--linger", linger_ms), label="holder")
-        self.assertTrue(wait_for(lambda: read_runs(log), 15), holder.stderr())
-        wlog = self.path("waiter.log")
-        waiter = self.start(self.base(name) + ["--"] + payload(wlog, "waiter"), label="waiter")
-        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
-        time.sleep(0.3)  # the waiter has looked the holder up and queued for the lock
-        return holder, log, waiter, wlog
-
-    def assertNextStartsOnlyAfterTheOldTreeIsGone(self, old_log, new_log, timeout):
-        """Samples every 10 ms until the next payload starts: the old one is dead by then."""
-        old_pid = read_runs(old_log)[0].pid
-        deadline = time.monotonic() + timeout
-        while not read_runs(new_log):
-            self.assertLess(time.monotonic(), deadline, "the next payload never started")
-            time.sleep(0.01)
-        self.assertFalse(pid_alive(old_pid), "the next payload started while the old one "
-                         "(pid %d) still ran" % old_pid)
-        old, new = read_runs(old_log)[0], read_runs(new_log)[0]
-        self.assertTrue(old.ended, "the lingering payload never finished: %r" % old)
-        self.assertGreater(new.start, old.last, "overlap: %r then %r" % (old, new))
-        return (new.start - old.last) / 1e9
+        return super().lingering_holder_and_waiter(lambda *extra: self.base(name, *extra),
+                                                   stop_timeout, linger_ms)
 
     def test_terminated_backend_makes_the_waiter_wait_out_the_lingering_payload(self):
         holder, log, waiter, wlog = self.lingering_holder_and_waiter("forget")
@@ -290,14 +268,7 @@ class Postgres(LockunitTestCase):
         self.assertTrue(holders[1].alive(), "the other slot's holder was disturbed")
 
     def test_graceful_release_of_a_lingering_payload_costs_no_lock_delay(self):
-        holder, log, waiter, wlog = self.lingering_holder_and_waiter("clean-linger")
-        holder.signal(signal.SIGTERM)
-        gap = self.assertNextStartsOnlyAfterTheOldTreeIsGone(log, wlog, 15)
-        self.assertEqual(holder.wait(10), 0, holder.stderr())
-        print("graceful handover of a lingering payload: next payload %.1f ms after the old "
-              "one's last beat" % (gap * 1000))
-        self.assertNotIn("lock-delay", waiter.stderr())
-        self.assertLess(gap, 0.5)
+        self.assertCleanHandoverOfALingeringPayload(lambda *extra: self.base("clean-linger", *extra))
 
     def test_terminated_backend_stops_the_payload_and_a_waiter_takes_over(self):
         holder, log = self.hold_lock("term", "--ttl=12s", "--renew=4s", "--stop-timeout=1s")

@@ -26,10 +26,20 @@
 // increasing.
 // Release revokes the lease, which deletes the key; renew is a keepalive (TTL 0 or none: lost)
 // plus a read of the own key (gone: lost).
+//
+// The lock-delay (docs/backends/etcd.md, "Lock-delay"): a holder's release first overwrites its
+// key with kReleased (a txn that compares the key's lease), then revokes the lease. A waiter
+// watches deletions with their previous value (prev_kv): a key deleted with kReleased was
+// released; one deleted with its holder record carrying a token (written once it held) ended
+// otherwise — its lease revoked by someone else, or expired — and its payload may still be
+// stopping. When such a key was below ours, the waiter that gets its turn waits out that
+// holder's stop budget (addLockDelay) before its payload starts.
 
 #include <algorithm>
 #include <ctime>
+#include <map>
 #include <optional>
+#include <string_view>
 #include <unistd.h>
 
 #include "backends/etcd/etcd_api.hpp"
@@ -55,6 +65,8 @@ constexpr Duration kMinRetryInterval = std::chrono::milliseconds(10);
 constexpr Duration kGiveUpBudget = std::chrono::milliseconds(500);
 // Between two attempts at a release that etcd could not take (no leader for a moment).
 constexpr Duration kReleaseRetry = std::chrono::milliseconds(100);
+// What a releasing holder leaves in its key for the moment before its lease is revoked.
+constexpr std::string_view kReleased = "released\n";
 
 struct KeyValue {
     std::string key;
@@ -114,8 +126,14 @@ public:
           prefixEnd_(etcd::prefixEnd(prefix_)), holders_(p.holders), self_(p.self),
           ttlSeconds_(etcd::ttlSeconds(p.ttl)), requestTimeout_(s.requestTimeout),
           retryInterval_(std::min<Duration>(kMaxRetryInterval, p.renew / 2)), renew_(p.renew) {
-        // Release mode: revoking the dead holder's lease deletes its key, and nothing else.
-        if (!p.adopt.empty()) lease_ = std::strtoll(p.adopt.c_str(), nullptr, 10);
+        self_.stopBudget = noticedAtRenewal(p);
+        // Release mode: the dead holder's key is marked released and its lease revoked, which
+        // deletes the key, and nothing else.
+        if (!p.adopt.empty()) {
+            lease_ = std::strtoll(p.adopt.c_str(), nullptr, 10);
+            key_ = prefix_ + etcd::leaseHex(lease_);
+            holding_ = true;
+        }
     }
 
     ~EtcdBackend() override {
@@ -169,6 +187,7 @@ public:
         // etcd no longer has counts as done), so that a stop right after a leader restart
         // still hands the lock over at once.
         const long long lease = lease_;
+        const bool holding = holding_;
         const TimePoint expires = BootClock::now() + std::chrono::seconds(ttlSeconds_);
         for (;;) {
             const TimePoint now = BootClock::now();
@@ -176,7 +195,8 @@ public:
             if (r || r.error().code != Errc::Unavailable ||
                 now + kReleaseRetry + requestTimeout_ / 4 >= expires)
                 return r;
-            lease_ = lease; // dropKeyAndLease() forgot it
+            lease_ = lease; // dropKeyAndLease() forgot them
+            holding_ = holding;
             if (auto w = io::sleepUntil(now + kReleaseRetry, interrupt); !w) return w;
         }
     }
@@ -229,7 +249,6 @@ private:
     // Where our key stands in the queue, as one txn saw it.
     struct Position {
         bool ownKey = false;         // our key still exists with our create-revision
-        bool recordWritten = false;  // this txn wrote our holder record (it created the key)
         bool complete = true;        // false: the keys before ours were not read
         std::vector<KeyValue> below; // keys with a lower create-revision, nearest first
         long long revision = 0;      // the store revision the txn saw
@@ -312,7 +331,7 @@ private:
         pos.revision = txn.header().revision();
         if (txn.succeeded()) {
             myRevision_ = pos.revision; // created by this txn
-            pos.ownKey = pos.recordWritten = true;
+            pos.ownKey = true;
             for (const KeyValue& kv : txnRange(txn, 1))
                 if (kv.key != key_) pos.below.push_back(kv);
             return pos;
@@ -428,13 +447,19 @@ private:
             lastCheck_ = start;
             if (static_cast<int>(pos.below.size()) < holders_) {
                 // Our turn: the check that said so also found our own key, in the same txn.
-                // The holder record gets its time of acquisition without holding up the
-                // payload; it only says who holds the lock, and its compare keeps it from
-                // ever recreating a key that is gone.
-                if (!pos.recordWritten) writeRecord(deadline);
+                // The holder record gets its time of acquisition and its token without holding
+                // up the payload; it says who holds the lock, and its token tells a waiter that
+                // this key held it (the lock-delay); its compare keeps it from ever recreating
+                // a key that is gone.
+                writeRecord(deadline);
                 watchKey_.clear(); // its stream is closed by the first renew() or release()
                 holding_ = true;
-                return Lease{validity, std::to_string(myRevision_)};
+                Lease lease{validity, std::to_string(myRevision_)};
+                for (const auto& [revision, holder] : unreleased_)
+                    if (revision < myRevision_)
+                        addLockDelay(lease, "etcd lease", holder.describe(), holder.stopBudget);
+                unreleased_.clear();
+                return lease;
             }
             behind_ = pos.below.front().key;
             watch(pos);
@@ -483,6 +508,7 @@ private:
         create->set_key(key);
         create->set_start_revision(pos.revision + 1);
         create->add_filters(pb::WatchCreateRequest::NOPUT);
+        create->set_prev_kv(true); // a deleted key's last value: released or not
         if (holders_ != 1) create->set_range_end(prefixEnd_);
         watchBroken_ = false;
         if (log::verbose())
@@ -498,6 +524,14 @@ private:
         const bool parsed = response.ParseFromArray(message.data(), static_cast<int>(message.size()));
         const bool ended = !parsed || response.canceled();
         if (ended) watchBroken_ = true;
+        for (const pb::Event& e : response.events()) {
+            if (e.type() != pb::Event::DELETE || !e.has_prev_kv()) continue;
+            const pb::KeyValue& gone = e.prev_kv();
+            if (gone.value() == kReleased) continue;
+            // A holder record with a token: the key held the lock and was not released.
+            HolderRecord holder = HolderRecord::parse(gone.value());
+            if (!holder.token.empty()) unreleased_[gone.create_revision()] = holder;
+        }
         if (response.events_size() > 0 || ended) {
             wakePending_ = true;
             api_->grpc().wake();
@@ -514,6 +548,23 @@ private:
         api_->grpc().stopStream();
         watchKey_.clear();
         if (lease_ == 0) return {};
+        // A holder says "released" in its key before the revoke deletes it (see the top).
+        if (holding_) {
+            pb::TxnRequest txn;
+            pb::Compare* compare = txn.add_compare();
+            compare->set_key(key_);
+            compare->set_target(pb::Compare::LEASE);
+            compare->set_result(pb::Compare::EQUAL);
+            compare->set_lease(lease_);
+            *txn.add_success() = putOp(key_, std::string(kReleased), lease_);
+            ApiCall mark(method::kTxn, txn);
+            auto ran = api_->call({&mark}, deadline, interrupt);
+            if (!ran) {
+                forgetLease();
+                return ran.error();
+            }
+            // Refused (not ours any more, say): revoke anyway; a waiter then waits its delay.
+        }
         // Revoking the lease deletes our key with it, in the same raft entry: one request,
         // and one write for etcd to apply before the next in line can read its turn.
         pb::LeaseRevokeRequest request;
@@ -531,7 +582,7 @@ private:
     std::unique_ptr<EtcdApi> api_;
     const std::string prefix_, prefixEnd_;
     const int holders_;
-    const HolderRecord self_;
+    HolderRecord self_;
     const long long ttlSeconds_;
     const Duration requestTimeout_, retryInterval_, renew_;
 
@@ -549,6 +600,9 @@ private:
     std::string watchKey_, watchEndpoint_;
     bool watchBroken_ = false;
     bool wakePending_ = false;
+    // Keys that held the lock and were deleted without a release while we waited, by their
+    // create-revision: the lock-delay we owe when our turn comes.
+    std::map<long long, HolderRecord> unreleased_;
 };
 
 // ---- configuration ----

@@ -310,9 +310,7 @@ private:
         auto it = lastEvent_.find(heldSlot_);
         if (it == lastEvent_.end() || it->second.released || it->second.budget <= Duration::zero())
             return lease;
-        lease.delay = it->second.budget;
-        lease.delayReason =
-            "the session of its previous holder " + it->second.holder + " ended without a release";
+        addLockDelay(lease, "session", it->second.holder, it->second.budget);
         const long until = static_cast<long>(std::time(nullptr)) +
                            std::chrono::ceil<std::chrono::seconds>(lease.delay).count();
         [[maybe_unused]] auto r = conn_.exec(
