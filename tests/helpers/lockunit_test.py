@@ -281,11 +281,12 @@ class LockunitTestCase(unittest.TestCase):
 
     # --- the lock-delay (docs/guarantees.md), the same on every backend ---------------------
 
-    def lingering_holder_and_waiter(self, args_for, stop_timeout="4s", linger_ms=2000):
+    def lingering_holder_and_waiter(self, args_for, stop_timeout="4s", linger_ms=2000,
+                                    timing=("--ttl=15s", "--renew=5s")):
         """A holder whose payload lingers `linger_ms` on SIGTERM, and a waiter that waits.
         args_for(*extra) gives a lockunit's arguments (backend, name) before its payload."""
         log = self.path("holder.log")
-        holder = self.start(args_for("--ttl=15s", "--renew=5s", "--stop-timeout=" + stop_timeout)
+        holder = self.start(args_for(*timing, "--stop-timeout=" + stop_timeout)
                             + ["--"] + payload(log, "holder", "--linger", linger_ms), label="holder")
         self.assertTrue(wait_for(lambda: read_runs(log), 15), holder.stderr())
         wlog = self.path("waiter.log")
@@ -309,26 +310,29 @@ class LockunitTestCase(unittest.TestCase):
         self.assertGreater(new.start, old.last, "overlap: %r then %r" % (old, new))
         return (new.start - old.last) / 1e9
 
-    def assertCleanHandoverOfALingeringPayload(self, args_for):
+    def assertCleanHandoverOfALingeringPayload(self, args_for, bound=0.5, **holder):
         """SIGTERM to a holder whose payload lingers: its release is clean, so the waiter
-        starts within 0.5 s of the old payload's end, with no lock-delay."""
-        holder, log, waiter, wlog = self.lingering_holder_and_waiter(args_for)
+        starts within `bound` s of the old payload's end (its retry interval where nothing
+        wakes it), with no lock-delay. `holder`: the holder's timing
+        (lingering_holder_and_waiter())."""
+        holder, log, waiter, wlog = self.lingering_holder_and_waiter(args_for, **holder)
         holder.signal(signal.SIGTERM)
         gap = self.assertNextStartsOnlyAfterTheOldTreeIsGone(log, wlog, 15)
         self.assertEqual(holder.wait(10), 0, holder.stderr())
         print("graceful handover of a lingering payload: next payload %.1f ms after the old "
               "one's last beat" % (gap * 1000))
         self.assertNotIn("lock-delay", waiter.stderr())
-        self.assertLess(gap, 0.5)
+        self.assertLess(gap, bound)
 
     def assertUncleanEndCostsTheLockDelay(self, args_for, forget, fault, holder_exit=None,
-                                          delay=("4s500ms", 4.5)):
+                                          delay=("4s500ms", 4.5), **holder):
         """forget() ends the holder's lock behind its back (stop_timeout 4 s, a payload that
         lingers 2 s on SIGTERM): the waiter takes the lock, says why it waits, and starts only
         after the delay (its text and seconds: the holder's stop budget, 4 s + 0.5 s, plus its
         renew of 5 s on a backend where it notices at its next renewal), never beside the old
-        payload. Returns the takeover time (s)."""
-        holder, log, waiter, wlog = self.lingering_holder_and_waiter(args_for)
+        payload. `holder`: the holder's timing (lingering_holder_and_waiter()). Returns the
+        takeover time (s)."""
+        holder, log, waiter, wlog = self.lingering_holder_and_waiter(args_for, **holder)
         t0 = time.monotonic()
         forget(holder)
         self.assertTrue(wait_for(lambda: "lock-delay of" in waiter.stderr(), 10), waiter.stderr())

@@ -100,6 +100,23 @@ class RedisLock(RedisTestCase):
         waiter.signal(signal.SIGTERM)
         self.assertEqual(waiter.wait(10), 0)
 
+    # --- the lock-delay (docs/backends/redis.md, "Lock-delay") ------------------------------
+    # A holder with ttl 3 s, renew 1 s, stop_timeout 1 s whose payload lingers 0.7 s on
+    # SIGTERM: its budget is renew + stop_timeout + 0.5 s.
+    LINGER = dict(stop_timeout="1s", linger_ms=700, timing=("--ttl=3s", "--renew=1s"))
+
+    def lock_args(self, name):
+        return lambda *extra: ["--backend=" + self.url(), "--name=" + name, "--scope=no"] + list(
+            extra or TIMING)
+
+    def test_graceful_release_of_a_lingering_payload_costs_no_lock_delay(self):
+        self.assertCleanHandoverOfALingeringPayload(self.lock_args("clean-linger"), **self.LINGER)
+
+    def test_a_key_deleted_by_hand_makes_the_waiter_wait_out_the_lingering_payload(self):
+        self.assertUncleanEndCostsTheLockDelay(
+            self.lock_args("del-linger"), lambda holder: self.server.cmd("DEL", "lockunit:del-linger"),
+            "DEL of the lock key", holder_exit=EX_LOST, delay=("2s500ms", 2.5), **self.LINGER)
+
     def test_three_holders_six_contenders_never_more_than_three(self):
         log = self.path("runs.log")
         insts = [self.start(self.base("sem", "--holders=3") + ["--"] +

@@ -90,6 +90,32 @@ class Redlock(LockunitTestCase):
         self.assertFalse(pid_alive(run_.pid))
         self.assertLess(run_.last / 1e9, killed_at + TTL)
 
+    def lock_args(self, name):
+        return lambda *extra: self.base(name)[:3] + list(extra or TIMING)
+
+    LINGER = dict(stop_timeout="1s", linger_ms=700, timing=("--ttl=3s", "--renew=1s"))
+
+    def test_graceful_release_of_a_lingering_payload_costs_no_lock_delay(self):
+        # No release message on redlock: the waiter looks again every 0.3 to 1 s.
+        self.assertCleanHandoverOfALingeringPayload(self.lock_args("clean-linger"), bound=1.2,
+                                                    **self.LINGER)
+
+    def test_keys_deleted_by_hand_on_a_majority_make_the_waiter_wait_out_the_lingering_payload(self):
+        def forget(holder):
+            for n in self.nodes[:3]:
+                n.cmd("DEL", "lockunit:del-linger")
+        self.assertUncleanEndCostsTheLockDelay(
+            self.lock_args("del-linger"), forget, "DEL on 3 of 5 redlock nodes",
+            holder_exit=EX_LOST, delay=("2s500ms", 2.5), **self.LINGER)
+
+    def test_a_node_that_may_evict_the_lock_key_is_refused(self):
+        self.nodes[2].cmd("CONFIG", "SET", "maxmemory", "100mb")
+        self.nodes[2].cmd("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        code, _, err = run(self.base("evict", "--wait=0") + ["--", "true"])
+        self.assertEqual(code, EX_UNAVAILABLE, err)
+        self.assertIn("may evict the lock key 'lockunit:evict'", err)
+        self.assertIn("127.0.0.1:%d" % self.nodes[2].port, err)
+
     def test_holder_killed_waiter_takes_over_after_the_ttl(self):
         log = self.path("runs.log")
         holder = self.start(self.base("kill") + ["--"] + payload(log, "holder"), label="holder")

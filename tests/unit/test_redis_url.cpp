@@ -103,10 +103,13 @@ TEST(RedisRecord, IsStoredWithoutItsTokenLine) {
     r.id = "h:1:ab";
     r.host = "h";
     r.pid = 1;
+    r.stopBudget = std::chrono::milliseconds(5500);
     std::string text = recordWithoutToken(r);
     EXPECT_EQ(text.find("token="), std::string::npos);
     EXPECT_EQ(text.rfind("id=h:1:ab\n", 0), 0u);
     EXPECT_EQ(HolderRecord::parse(text + "token=42\n").token, "42");
+    // The lines after the token's (the stop budget, for the lock-delay) stay.
+    EXPECT_EQ(HolderRecord::parse(text).stopBudget, std::chrono::milliseconds(5500));
 }
 
 TEST(Sha1, MatchesKnownDigests) {

@@ -61,7 +61,8 @@ public:
         lockKey_ = holders_ > 1 ? base + ":holders" : base;
         fenceKey_ = base + ":fence";
         recordsKey_ = base + ":records";
-        channel_ = base + ":released";
+        channel_ = releasedKey_ = base + ":released"; // a channel and a key: two namespaces
+        self_.stopBudget = noticedAtRenewal(p);
         login_.requireMaster = url_.kind == RedisUrl::Kind::Sentinel;
         // A young server may have lost a holder's key: wait out one ttl plus drift.
         minUptime_ = ttl_ + ttl_ / 100 + std::chrono::milliseconds(2);
@@ -127,8 +128,9 @@ public:
         const TimePoint deadline = BootClock::now() + timeouts_.command;
         Result<Reply> r = holders_ > 1 ? eval(script(scripts::kSemRelease), semKeys(),
                                               {self_.id, channel_}, deadline, interrupt)
-                                       : eval(script(scripts::kRelease), {lockKey_},
-                                              {record_, channel_}, deadline, interrupt);
+                                       : eval(script(scripts::kRelease), {lockKey_, releasedKey_},
+                                              {record_, channel_, ms(releaseMarkLasts(ttl_))},
+                                              deadline, interrupt);
         if (!r) return r.error();
         held_ = false;
         return {};
@@ -204,20 +206,9 @@ private:
     Result<Lease> evictionRisk(TimePoint deadline, Interrupt& interrupt) {
         auto r = eval(script(scripts::kMemoryInfo), {}, {}, deadline, interrupt);
         if (!r) return r.error();
-        auto field = [&](const std::string& name) {
-            auto at = r->str.find("\n" + name + ":");
-            if (at == std::string::npos) return std::string();
-            at += name.size() + 2;
-            return r->str.substr(at, r->str.find_first_of("\r\n", at) - at);
-        };
-        const std::string maxmemory = field("maxmemory"), policy = field("maxmemory_policy");
-        if (maxmemory.empty() || maxmemory == "0" || policy == "noeviction" || policy.empty())
-            return Lease{};
-        return makeError(Errc::Refused,
-                         "redis " + main_.target().describe() + " may evict the lock key '" +
-                             lockKey_ + "' while its holder runs (maxmemory " + maxmemory +
-                             " bytes, maxmemory-policy " + policy +
-                             "): set maxmemory-policy noeviction, or maxmemory 0, on it");
+        if (auto ok = refuseEviction(r->str, main_.target().describe(), lockKey_); !ok)
+            return ok.error();
+        return Lease{};
     }
 
     // min_replicas: WAIT until that many replicas acknowledged our writes (the key), within
@@ -258,7 +249,7 @@ private:
                 ? eval(script(scripts::kSemAcquire), semKeys(),
                        {self_.id, ms(ttl_), prefix, std::to_string(holders_), ms(minUptime_)},
                        deadline, interrupt)
-                : eval(script(scripts::kAcquire), {lockKey_, fenceKey_},
+                : eval(script(scripts::kAcquire), {lockKey_, fenceKey_, releasedKey_},
                        {self_.id, ms(ttl_), prefix, ms(minUptime_)}, deadline, interrupt);
         if (!r) return r.error();
         const auto& e = r->elements;
@@ -278,7 +269,10 @@ private:
                 everReached_ = true; // the server works: keep waiting
                 return w.error();
             }
-            return Lease{ttl_, token_};
+            Lease lease{ttl_, token_};
+            if (e.size() >= 4) addDelayForUnreleased(lease, e[2].str, e[3].str);
+            seen_ = {};
+            return lease;
         }
         Duration wait = e.size() >= 3 ? Duration(e[2].asInteger(-1)) : Duration(-1);
         const Duration cap = sub_.isOpen() ? kPollWithSubscription : kPollWithoutSubscription;
@@ -294,11 +288,27 @@ private:
         waitReason_.clear();
         LockState state;
         if (e.size() >= 2 && !e[1].str.empty()) {
+            if (holders_ == 1) seen_ = HolderRecord::parse(e[1].str);
             state.holders.push_back(HolderRecord::parse(e[1].str));
             if (wait.count() >= 0) state.leaseLeft = wait;
         }
         busyState_ = holders_ > 1 ? std::nullopt : std::optional<LockState>(state);
         return makeError(Errc::Busy, "held");
+    }
+
+    // The lock-delay (docs/backends/redis.md, "Lock-delay"). A release leaves its record in
+    // the released key, so when the token handed out last (`last`, read by the acquire script
+    // before ours) is the token of that record, the last holder released the lock. Otherwise
+    // its key vanished without a release (a DEL, a FLUSHALL, an expiry, a restart without the
+    // data, which also loses the fence: `last` empty). A waiter that saw no holder does not wait;
+    // one that saw a holder waits its stop budget, also when another took and lost the lock
+    // between two of its looks (then the last holder is known only by its token).
+    void addDelayForUnreleased(Lease& lease, const std::string& last, const std::string& released) {
+        if (seen_.id.empty() || (!last.empty() && HolderRecord::parse(released).token == last))
+            return;
+        addLockDelay(lease, "key",
+                     last.empty() || last == seen_.token ? seen_.describe() : "with token " + last,
+                     seen_.stopBudget);
     }
 
     // Behind sentinels, asks which server is the master before every operation: after a
@@ -428,7 +438,8 @@ private:
     int minReplicas_ = 0;
     std::string waitReason_; // see waitReason()
     int holders_;
-    std::string lockKey_, fenceKey_, recordsKey_, channel_;
+    std::string lockKey_, fenceKey_, recordsKey_, channel_, releasedKey_;
+    HolderRecord seen_; // the last holder a busy attempt saw (a mutex's lock-delay)
 
     Connection main_, sub_, sentinelConn_;
     Target master_;

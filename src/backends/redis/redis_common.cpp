@@ -32,10 +32,28 @@ Result<Timeouts> readTimeouts(const BackendSettings& settings, Duration renew) {
 }
 
 std::string recordWithoutToken(const HolderRecord& self) {
+    // Only the token line goes: the lines after it (the stop budget) stay.
     std::string text = self.serialize();
-    auto pos = text.rfind("token=");
-    if (pos != std::string::npos) text.erase(pos);
+    auto pos = text.rfind("\ntoken=");
+    if (pos != std::string::npos) text.erase(pos + 1, text.find('\n', pos + 1) - pos);
     return text;
+}
+
+Result<void> refuseEviction(const std::string& info, const std::string& server,
+                            const std::string& key) {
+    auto field = [&](const std::string& name) {
+        auto at = info.find("\n" + name + ":");
+        if (at == std::string::npos) return std::string();
+        at += name.size() + 2;
+        return info.substr(at, info.find_first_of("\r\n", at) - at);
+    };
+    const std::string maxmemory = field("maxmemory"), policy = field("maxmemory_policy");
+    if (maxmemory.empty() || maxmemory == "0" || policy == "noeviction" || policy.empty())
+        return {};
+    return makeError(Errc::Refused, "redis " + server + " may evict the lock key '" + key +
+                                        "' while its holder runs (maxmemory " + maxmemory +
+                                        " bytes, maxmemory-policy " + policy +
+                                        "): set maxmemory-policy noeviction, or maxmemory 0, on it");
 }
 
 Script::Script(const char* t) : text(t), sha(sha1Hex(t)) {}

@@ -57,6 +57,18 @@ Result<Reply> runScript(Connection& conn, const Script& s, const std::vector<std
                         const std::vector<std::string>& args, TimePoint deadline,
                         Interrupt& interrupt);
 
+// Refuses a server that may evict the lock key, from its INFO memory text (maxmemory set, a
+// maxmemory-policy other than noeviction): the key has an expiry, so every volatile-* and
+// allkeys-* policy may drop it while its holder runs. Errc::Refused naming `server` and `key`.
+Result<void> refuseEviction(const std::string& infoMemory, const std::string& server,
+                            const std::string& key);
+
+// How long the mark of a release lasts (kRelease): long enough for every waiter to see it
+// when it takes the lock next.
+inline Duration releaseMarkLasts(Duration ttl) {
+    return 3 * ttl;
+}
+
 // Milliseconds as Redis wants them.
 inline std::string ms(Duration d) {
     return std::to_string(d.count());

@@ -33,9 +33,12 @@ namespace lockunit::redis::scripts {
     "  return {2, '', tonumber(" ARG ") - up * 1000}\n"                                            \
     "end\n"
 
-// KEYS: lock, fence. ARGV: holder id, ttl ms, record without its token line, min uptime ms.
-// → {1, record} acquired (or already ours: a retried call), {0, holder record, pttl ms} busy,
-//   {2, '', ms} the server is too young to grant.
+// KEYS: lock, fence, released. ARGV: holder id, ttl ms, record without its token line, min
+// uptime ms.
+// → {1, record, last token, last released record} acquired (the token handed out before ours,
+//   and the record a release left in KEYS[3], '' when missing: the lock-delay), {1, record}
+//   already ours (a retried call), {0, holder record, pttl ms} busy, {2, '', ms} the server is
+//   too young to grant.
 inline constexpr const char* kAcquire =
     "if redis.replicate_commands then redis.replicate_commands() end\n"
     "local cur = redis.call('GET', KEYS[1])\n"
@@ -45,10 +48,11 @@ inline constexpr const char* kAcquire =
     "    return {1, cur}\n"
     "  end\n"
     "  return {0, cur, redis.call('PTTL', KEYS[1])}\n"
-    "end\n" LOCKUNIT_REDIS_YOUNG("ARGV[4]") LOCKUNIT_REDIS_NEXT_TOKEN
+    "end\n" LOCKUNIT_REDIS_YOUNG("ARGV[4]")
+    "local last = redis.call('GET', KEYS[2]) or ''\n" LOCKUNIT_REDIS_NEXT_TOKEN
     "local rec = ARGV[3] .. 'token=' .. token .. '\\n'\n"
     "redis.call('SET', KEYS[1], rec, 'PX', ARGV[2])\n"
-    "return {1, rec}\n";
+    "return {1, rec, last, redis.call('GET', KEYS[3]) or ''}\n";
 
 // KEYS: lock. ARGV: our record, ttl ms. → 1 extended, 0 not ours (lost).
 inline constexpr const char* kExtend =
@@ -57,10 +61,13 @@ inline constexpr const char* kExtend =
     "end\n"
     "return 0\n";
 
-// KEYS: lock. ARGV: our record, channel. → 1 released (waiters told), 0 not ours.
+// KEYS: lock, released. ARGV: our record, channel, ms the mark lasts (0: no mark, an undone
+// attempt). → 1 released (marked, waiters told), 0 not ours. The mark, our record in KEYS[2],
+// is how the next holder tells this release from a key that vanished otherwise (lock-delay).
 inline constexpr const char* kRelease =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
     "  redis.call('DEL', KEYS[1])\n"
+    "  if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3]) end\n"
     "  redis.call('PUBLISH', ARGV[2], 'released')\n"
     "  return 1\n"
     "end\n"
@@ -136,14 +143,14 @@ inline constexpr const char* kSemInspect =
     "end\n"
     "return out\n";
 
-// Redlock, per node. KEYS: lock. ARGV: our value, ttl ms, min uptime ms.
-// → 1 set (or already ours), 0 held by another, {2, '', ms} too young to vote.
+// Redlock, per node. KEYS: lock, released. ARGV: our value, ttl ms, min uptime ms.
+// → {1, last released value or ''} set (or already ours), {0, holder's value} held by another,
+//   {2, '', ms} too young to vote.
 inline constexpr const char* kRedlockAcquire =
     "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
-    "if cur then return 0 end\n" LOCKUNIT_REDIS_YOUNG("ARGV[3]")
+    "if cur and cur ~= ARGV[1] then return {0, cur} end\n" LOCKUNIT_REDIS_YOUNG("ARGV[3]")
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-    "return 1\n";
+    "return {1, redis.call('GET', KEYS[2]) or ''}\n";
 
 #undef LOCKUNIT_REDIS_NEXT_TOKEN
 #undef LOCKUNIT_REDIS_SEM_NOW

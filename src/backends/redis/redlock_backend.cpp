@@ -14,6 +14,13 @@
 //
 // There is no fencing token: the nodes share no counter, and a token from one node's INCR
 // would not be ordered across quorums. LOCKUNIT_TOKEN is empty.
+//
+// Every attempt first reads INFO memory on every node and refuses a node that may evict the
+// lock key, as redis:// does (refuseEviction()). The lock-delay: a release leaves its value in
+// KEY:released on each node (kRelease); a waiter remembers the value it saw on a quorum (the
+// holder), and when it wins, the holder released if any node that voted for it shows that
+// value there. If none does, the holder's keys vanished otherwise (DEL on a majority, expiry,
+// restarts without data): it waits the holder's stop budget (docs/backends/redis.md).
 
 #include <map>
 
@@ -36,6 +43,10 @@ const Script& releaseScript() {
     static const Script s(scripts::kRelease);
     return s;
 }
+const Script& memoryInfoScript() {
+    static const Script s(scripts::kMemoryInfo);
+    return s;
+}
 const Script& inspectScript() {
     static const Script s(scripts::kInspect);
     return s;
@@ -52,7 +63,8 @@ public:
         }
         quorum_ = static_cast<int>(nodes_.size() / 2 + 1);
         key_ = prefix + p.lockName;
-        channel_ = key_ + ":released";
+        channel_ = releasedKey_ = key_ + ":released"; // a channel and a key: two namespaces
+        self_.stopBudget = noticedAtRenewal(p);
         drift_ = ttl_ / 100 + std::chrono::milliseconds(2);
         // Release mode (the lock guard): the value of the holder whose keys release() deletes.
         if (!p.adopt.empty()) {
@@ -66,6 +78,8 @@ public:
 
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
         const TimePoint start = BootClock::now();
+        if (auto evicting = refuseEvictingNodes(start + timeouts_.command, interrupt); !evicting)
+            return evicting.error();
         HolderRecord rec = self_;
         rec.since = formatWallTime(std::time(nullptr));
         value_ = rec.serialize();
@@ -73,23 +87,41 @@ public:
                              start + timeouts_.command, interrupt);
         if (!results) return results.error();
         int ok = 0, failed = 0;
+        bool released = false;                 // a node that voted for us shows seen_'s release
+        std::map<std::string, int> holderVotes; // value → nodes that hold it
         std::string problems;
         for (auto& r : *results) {
             if (!r) {
                 ++failed;
                 problems += (problems.empty() ? "" : "; ") + r.error().message;
-            } else if (r->type == Reply::Type::Integer && r->integer == 1) {
+                continue;
+            }
+            if (r->elements.size() < 2) continue;
+            const long long status = r->elements[0].asInteger(-1);
+            if (status == 1) {
                 ++ok;
+                released = released || r->elements[1].str == seen_;
+            } else if (status == 0) {
+                ++holderVotes[r->elements[1].str];
             }
         }
         const Duration elapsed = std::chrono::duration_cast<Duration>(BootClock::now() - start);
         if (ok >= quorum_ && elapsed < ttl_ - drift_) {
             held_ = true;
             reachedQuorum_ = true;
-            return Lease{ttl_, ""};
+            Lease lease{ttl_, ""};
+            if (!seen_.empty() && !released) {
+                const HolderRecord previous = HolderRecord::parse(seen_);
+                addLockDelay(lease, "keys", previous.describe(), previous.stopBudget);
+            }
+            seen_.clear();
+            return lease;
         }
-        // Undo whatever we got, on every node (a node that timed out may have said yes).
-        [[maybe_unused]] auto undone = releaseAll(interrupt);
+        for (const auto& [value, votes] : holderVotes)
+            if (votes >= quorum_) seen_ = value; // that value holds the lock
+        // Undo whatever we got, on every node (a node that timed out may have said yes), with
+        // no release mark: this was no holder.
+        [[maybe_unused]] auto undone = releaseAll(false, interrupt);
         retry_ = std::chrono::milliseconds(300) + jitter(std::chrono::milliseconds(700));
         const int reachable = static_cast<int>(nodes_.size()) - failed;
         if (reachable < quorum_) {
@@ -143,7 +175,7 @@ public:
     Result<void> release(Interrupt& interrupt) override {
         if (!held_) return {};
         held_ = false;
-        return releaseAll(interrupt);
+        return releaseAll(true, interrupt);
     }
 
     Result<LockState> inspect(Interrupt& interrupt) override {
@@ -193,7 +225,8 @@ private:
                 if (auto o = c.open(targets_[i], login_, connectBy, interrupt); !o) return o;
             }
             reused[i] = c.used();
-            c.append(full[i] ? evalArgs(s, {key_}, args) : evalShaArgs(s, {key_}, args));
+            const std::vector<std::string> keys{key_, releasedKey_};
+            c.append(full[i] ? evalArgs(s, keys, args) : evalShaArgs(s, keys, args));
             return {};
         };
         for (size_t i = 0; i < n; ++i) {
@@ -233,8 +266,22 @@ private:
         return all;
     }
 
-    Result<void> releaseAll(Interrupt& interrupt) {
-        auto results = onAll(releaseScript(), {value_, channel_},
+    // A node that may evict our key could drop it while we hold the lock: refused, as the
+    // redis backend refuses its server.
+    Result<void> refuseEvictingNodes(TimePoint deadline, Interrupt& interrupt) {
+        auto results = onAll(memoryInfoScript(), {}, deadline, interrupt);
+        if (!results) return results.error();
+        for (size_t i = 0; i < results->size(); ++i)
+            if (auto& r = (*results)[i]; r)
+                if (auto ok = refuseEviction(r->str, targets_[i].describe(), key_); !ok)
+                    return ok.error();
+        return {};
+    }
+
+    // Deletes our value on every node; `mark`: leave the release mark (we held the lock).
+    Result<void> releaseAll(bool mark, Interrupt& interrupt) {
+        const std::string lasts = mark ? ms(releaseMarkLasts(ttl_)) : "0";
+        auto results = onAll(releaseScript(), {value_, channel_, lasts},
                              BootClock::now() + timeouts_.command, interrupt);
         if (!results) return results.error();
         int answered = 0;
@@ -257,7 +304,8 @@ private:
     std::vector<std::unique_ptr<Connection>> nodes_;
     std::vector<Target> targets_;
     int quorum_ = 1;
-    std::string key_, channel_, value_;
+    std::string key_, channel_, releasedKey_, value_;
+    std::string seen_; // the value a quorum held at our last busy attempt (the lock-delay)
     bool held_ = false, reachedQuorum_ = false;
     Duration retry_ = std::chrono::seconds(1);
 };
