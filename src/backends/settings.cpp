@@ -5,9 +5,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "util/file.hpp"
 
 namespace lockunit {
 
@@ -103,10 +104,9 @@ Result<std::string> checkFilePermissions(const std::string& path, KeyType type) 
 namespace {
 
 Result<std::string> readFirstLine(const std::string& path, const std::string& what) {
-    std::ifstream in(path);
-    if (!in) return makeError(Errc::Config, "cannot read " + what + " '" + path + "'");
-    std::string line;
-    std::getline(in, line);
+    auto text = readFile(path);
+    if (!text) return makeError(Errc::Config, "cannot read " + what + " '" + path + "'");
+    std::string line = text->substr(0, text->find('\n'));
     while (!line.empty() && (line.back() == '\r' || line.back() == '\n'))
         line.pop_back();
     return line;

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <sstream>
 #include <toml++/toml.h>
@@ -14,6 +15,7 @@
 #include "backends/registry.hpp"
 #include "systemd/scope_spec.hpp"
 #include "util/exitcode.hpp"
+#include "util/file.hpp"
 #include "util/signals.hpp"
 
 namespace lockunit {
@@ -511,8 +513,15 @@ void loadBackendTable(Config& config, const BackendInfo& info, const toml::table
 
 void loadFile(Config& config, const std::string& path, Problems& problems) {
     toml::table root;
+    // Read without iostream (util/file.hpp: toml::parse_file would build the C++ locale).
+    auto text = readFile(path);
+    if (!text) {
+        problems.lines.push_back(path + ": cannot read it: " + std::strerror(errno));
+        problems.fromFile = true;
+        return;
+    }
     try {
-        root = toml::parse_file(path);
+        root = toml::parse(*text, path);
     } catch (const toml::parse_error& e) {
         Origin at;
         at.file = path;

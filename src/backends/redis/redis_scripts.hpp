@@ -144,13 +144,14 @@ inline constexpr const char* kSemInspect =
     "return out\n";
 
 // Redlock, per node. KEYS: lock, released. ARGV: our value, ttl ms, min uptime ms.
-// → {1, last released value or ''} set (or already ours), {0, holder's value} held by another,
-//   {2, '', ms} too young to vote.
+// → {1, last released value or '', INFO memory} set (or already ours; the caller refuses the
+//   node if it may evict the key), {0, holder's value} held by another, {2, '', ms} too young to
+//   vote.
 inline constexpr const char* kRedlockAcquire =
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur and cur ~= ARGV[1] then return {0, cur} end\n" LOCKUNIT_REDIS_YOUNG("ARGV[3]")
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-    "return {1, redis.call('GET', KEYS[2]) or ''}\n";
+    "return {1, redis.call('GET', KEYS[2]) or '', redis.call('INFO', 'memory')}\n";
 
 #undef LOCKUNIT_REDIS_NEXT_TOKEN
 #undef LOCKUNIT_REDIS_SEM_NOW

@@ -15,8 +15,8 @@
 // There is no fencing token: the nodes share no counter, and a token from one node's INCR
 // would not be ordered across quorums. LOCKUNIT_TOKEN is empty.
 //
-// Every attempt first reads INFO memory on every node and refuses a node that may evict the
-// lock key, as redis:// does (refuseEviction()). The lock-delay: a release leaves its value in
+// Every node that votes for us also sends its INFO memory, and a node that may evict the lock
+// key is refused, as redis:// refuses its server (refuseEviction()): the attempt is undone. The lock-delay: a release leaves its value in
 // KEY:released on each node (kRelease); a waiter remembers the value it saw on a quorum (the
 // holder), and when it wins, the holder released if any node that voted for it shows that
 // value there. If none does, the holder's keys vanished otherwise (DEL on a majority, expiry,
@@ -41,10 +41,6 @@ const Script& extendScript() {
 }
 const Script& releaseScript() {
     static const Script s(scripts::kRelease);
-    return s;
-}
-const Script& memoryInfoScript() {
-    static const Script s(scripts::kMemoryInfo);
     return s;
 }
 const Script& inspectScript() {
@@ -78,8 +74,6 @@ public:
 
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
         const TimePoint start = BootClock::now();
-        if (auto evicting = refuseEvictingNodes(start + timeouts_.command, interrupt); !evicting)
-            return evicting.error();
         HolderRecord rec = self_;
         rec.since = formatWallTime(std::time(nullptr));
         value_ = rec.serialize();
@@ -90,7 +84,9 @@ public:
         bool released = false;                 // a node that voted for us shows seen_'s release
         std::map<std::string, int> holderVotes; // value → nodes that hold it
         std::string problems;
-        for (auto& r : *results) {
+        Result<void> evicting;
+        for (size_t i = 0; i < results->size(); ++i) {
+            auto& r = (*results)[i];
             if (!r) {
                 ++failed;
                 problems += (problems.empty() ? "" : "; ") + r.error().message;
@@ -101,11 +97,17 @@ public:
             if (status == 1) {
                 ++ok;
                 released = released || r->elements[1].str == seen_;
+                if (r->elements.size() >= 3 && evicting)
+                    evicting = refuseEviction(r->elements[2].str, targets_[i].describe(), key_);
             } else if (status == 0) {
                 ++holderVotes[r->elements[1].str];
             }
         }
         const Duration elapsed = std::chrono::duration_cast<Duration>(BootClock::now() - start);
+        if (!evicting) {
+            [[maybe_unused]] auto undone = releaseAll(false, interrupt);
+            return evicting.error();
+        }
         if (ok >= quorum_ && elapsed < ttl_ - drift_) {
             held_ = true;
             reachedQuorum_ = true;
@@ -264,18 +266,6 @@ private:
         for (size_t i = 0; i < n; ++i)
             all.push_back(std::move(*out[i]));
         return all;
-    }
-
-    // A node that may evict our key could drop it while we hold the lock: refused, as the
-    // redis backend refuses its server.
-    Result<void> refuseEvictingNodes(TimePoint deadline, Interrupt& interrupt) {
-        auto results = onAll(memoryInfoScript(), {}, deadline, interrupt);
-        if (!results) return results.error();
-        for (size_t i = 0; i < results->size(); ++i)
-            if (auto& r = (*results)[i]; r)
-                if (auto ok = refuseEviction(r->str, targets_[i].describe(), key_); !ok)
-                    return ok.error();
-        return {};
     }
 
     // Deletes our value on every node; `mark`: leave the release mark (we held the lock).
