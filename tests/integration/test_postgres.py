@@ -207,12 +207,12 @@ class Postgres(LockunitTestCase):
         self.assertLess(took, 4.0)
         self.assertNoOverlap(read_runs(log) + read_runs(wlog))
 
-    def lingering_holder_and_waiter(self, name, stop_timeout="4s", linger_ms=2000):
-        return super().lingering_holder_and_waiter(lambda *extra: self.base(name, *extra),
-                                                   stop_timeout, linger_ms)
+    def args_for(self, name):
+        """lockunit's arguments for lock `name`, before the payload (for the shared helpers)."""
+        return lambda *extra: self.base(name, *extra)
 
     def test_terminated_backend_makes_the_waiter_wait_out_the_lingering_payload(self):
-        holder, log, waiter, wlog = self.lingering_holder_and_waiter("forget")
+        holder, log, waiter, wlog = self.lingering_holder_and_waiter(self.args_for("forget"))
         backend = self.backend_pid_of(holder.pid)
         t0 = time.monotonic()
         self.assertEqual(self.server.sql("SELECT pg_terminate_backend(%d)" % backend), "t")
@@ -227,7 +227,7 @@ class Postgres(LockunitTestCase):
         self.assertLess(took, 4.5 + 2.5)
 
     def test_server_restart_makes_the_waiter_wait_out_the_lingering_payload(self):
-        holder, log, waiter, wlog = self.lingering_holder_and_waiter("restart-linger")
+        holder, log, waiter, wlog = self.lingering_holder_and_waiter(self.args_for("restart-linger"))
         t0 = time.monotonic()
         self.server.stop()
         self.server.start()
@@ -268,7 +268,7 @@ class Postgres(LockunitTestCase):
         self.assertTrue(holders[1].alive(), "the other slot's holder was disturbed")
 
     def test_graceful_release_of_a_lingering_payload_costs_no_lock_delay(self):
-        self.assertCleanHandoverOfALingeringPayload(lambda *extra: self.base("clean-linger", *extra))
+        self.assertCleanHandoverOfALingeringPayload(self.args_for("clean-linger"))
 
     def test_terminated_backend_stops_the_payload_and_a_waiter_takes_over(self):
         holder, log = self.hold_lock("term", "--ttl=12s", "--renew=4s", "--stop-timeout=1s")
