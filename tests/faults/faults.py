@@ -84,8 +84,11 @@ class Driver:
     def recovery_bound(self):
         # From the moment a fault ends: one ttl for a lease to run out, one ttl for a restarted
         # server to be old enough to grant locks (redis), one more for a retry or an election,
-        # RestartSec for a node to come back, and 10 s for a loaded machine.
-        return 3 * self.s.ttl + self.s.restart_sec + 10
+        # RestartSec for a node to come back, the lock-delay after a lease that ended without a
+        # release (at most the holder's renew + stop_timeout + 0.5 s; postgres: no renew),
+        # and 10 s for a loaded machine.
+        lock_delay = self.s.renew + self.s.stop_timeout + 0.5
+        return 3 * self.s.ttl + self.s.restart_sec + lock_delay + 10
 
     # -- one backend ----------------------------------------------------------------------------
     def run_backend(self, cls):

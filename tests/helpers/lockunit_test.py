@@ -87,6 +87,10 @@ class Instance:
         (PR_SET_PDEATHSIG)."""
         with open("/proc/%d/task/%d/children" % (self.pid, self.pid)) as f:
             below = [int(p) for p in f.read().split()]
+        # Stopped first: a guard that saw lockunit die before its own SIGKILL came would stop
+        # the payload and release the lock cleanly (a loaded machine, between two kill()s).
+        for pid in below:
+            os.kill(pid, signal.SIGSTOP)
         self.proc.kill()
         for pid in below:
             os.kill(pid, signal.SIGKILL)
