@@ -16,11 +16,13 @@
 // would not be ordered across quorums. LOCKUNIT_TOKEN is empty.
 //
 // Every node that votes for us also sends its INFO memory, and a node that may evict the lock
-// key is refused, as redis:// refuses its server (refuseEviction()): the attempt is undone. The lock-delay: a release leaves its value in
-// KEY:released on each node (kRelease); a waiter remembers the value it saw on a quorum (the
-// holder), and when it wins, the holder released if any node that voted for it shows that
-// value there. If none does, the holder's keys vanished otherwise (DEL on a majority, expiry,
-// restarts without data): it waits the holder's stop budget (docs/backends/redis.md).
+// key is refused, as redis:// refuses its server (refuseEviction()): the attempt is undone.
+//
+// The lock-delay: a release leaves its value in KEY:released on each node (kRelease); a waiter
+// remembers the value it saw on a quorum (the holder), and when it wins, the holder released
+// if any node that voted for it shows that value there. If none does, the holder's keys
+// vanished otherwise (DEL on a majority, expiry, restarts without data): it waits the holder's
+// stop budget (docs/backends/redis.md).
 
 #include <map>
 
