@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "backends/backend.hpp"
-#include "systemd/payload.hpp"
+#include "process/payload.hpp"
 #include "util/clock.hpp"
 #include "util/fd.hpp"
 #include "util/result.hpp"

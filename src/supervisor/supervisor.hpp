@@ -13,7 +13,7 @@
 #include "supervisor/lease.hpp"
 #include "systemd/notify.hpp"
 #include "systemd/notify_relay.hpp"
-#include "systemd/payload.hpp"
+#include "process/payload.hpp"
 #include "util/clock.hpp"
 #include "util/exitcode.hpp"
 #include "util/fd.hpp"

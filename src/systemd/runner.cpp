@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "systemd/libsystemd.hpp"
-#include "systemd/process_group.hpp"
+#include "util/libsystemd.hpp"
+#include "process/process_group.hpp"
 #include "systemd/scope.hpp"
 #include "util/log.hpp"
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "process/guard.hpp"
-#include "systemd/payload.hpp"
+#include "process/payload.hpp"
 #include "systemd/scope_spec.hpp"
 
 namespace lockunit {
