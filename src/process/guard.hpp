@@ -99,6 +99,9 @@ private:
     bool lost_ = false;
     bool tookOver_ = false;
     bool empty_ = false;
+    // finish() came after the guard reported the tree empty: the tree stays empty (nothing but
+    // the tree makes processes of the tree), so the guard's own exit need not be waited for.
+    bool finishedEmpty_ = false;
     bool spawned_ = false;
     pid_t payload_ = -1;
     std::optional<int> started_; // the guard's answer to spawn(): a pid, or -errno
