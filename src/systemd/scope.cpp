@@ -187,22 +187,19 @@ Result<void> DbusScopeRunner::waitUntil(const std::function<bool()>& done, TimeP
         if (done()) return {};
         TimePoint now = BootClock::now();
         if (now >= deadline) return makeError(Errc::Unavailable, what + ": timed out");
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-        pollfd fds[2] = {{bus_->fd, POLLIN, 0}, {interrupt.fd(), POLLIN, 0}};
+        // sdbus-c++'s poll data: the bus fd, the events it waits for, and its own timeout.
+        pollfd p{bus_->fd, POLLIN, 0};
+        TimePoint until = deadline;
         try {
             auto data = bus_->connection->getEventLoopPollData();
-            fds[0].events = data.events;
+            p.events = data.events;
             if (auto rel = data.getRelativeTimeout())
-                left = std::min(left, std::chrono::ceil<std::chrono::milliseconds>(*rel));
+                until = std::min(until, now + std::chrono::ceil<std::chrono::milliseconds>(*rel));
         } catch (const sdbus::Error& e) {
             broken_ = true;
             return makeError(Errc::Unavailable, what + ": " + e.getMessage());
         }
-        int r = ::poll(fds, 2, static_cast<int>(std::clamp<long long>(left.count(), 0, 60'000)));
-        if (r < 0 && errno != EINTR)
-            return makeError(Errc::System, what + ": poll: " + std::strerror(errno));
-        if (r > 0 && (fds[1].revents & POLLIN) && interrupt.stopRequested())
-            return makeError(Errc::Interrupted, what + ": interrupted");
+        if (auto r = interrupt.wait({&p, 1}, until, what.c_str()); !r) return r;
     }
 }
 

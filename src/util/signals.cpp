@@ -5,6 +5,11 @@
 #include <cctype>
 #include <csignal>
 #include <cstring>
+#include <stdexcept>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "util/result.hpp"
 
 namespace lockunit {
 namespace {
@@ -71,6 +76,27 @@ std::string signalName(int sig) {
         if (s.number == sig) return std::string("SIG") + s.name;
     if (sig >= SIGRTMIN && sig <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
     return std::to_string(sig);
+}
+
+SignalSource::SignalSource(const std::vector<int>& forwarded) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2})
+        sigaddset(&set, sig);
+    for (int sig : forwarded)
+        sigaddset(&set, sig);
+    if (sigprocmask(SIG_BLOCK, &set, nullptr) < 0)
+        throw std::runtime_error(errnoMessage("sigprocmask"));
+    fd_.reset(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (!fd_.valid()) throw std::runtime_error(errnoMessage("signalfd"));
+}
+
+std::vector<int> SignalSource::drain() {
+    std::vector<int> out;
+    signalfd_siginfo info{};
+    while (::read(fd_.get(), &info, sizeof info) == sizeof info)
+        out.push_back(static_cast<int>(info.ssi_signo));
+    return out;
 }
 
 } // namespace lockunit

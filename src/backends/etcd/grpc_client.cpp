@@ -740,16 +740,16 @@ Result<void> GrpcClient::driveAll(int timeoutMs, Interrupt* interrupt) {
         fds.push_back({fd, events, 0});
         which.push_back(c.get());
     }
-    if (interrupt) fds.push_back({interrupt->fd(), POLLIN, 0});
-    int r = fds.empty() ? 0 : ::poll(fds.data(), fds.size(), timeoutMs);
-    if (r < 0 && errno != EINTR)
-        return makeError(Errc::System, std::string("poll: ") + std::strerror(errno));
-    if (interrupt && r > 0 && (fds.back().revents & POLLIN) && interrupt->stopRequested())
-        return makeError(Errc::Interrupted, "interrupted");
+    if (!fds.empty()) {
+        NoInterrupt none;
+        Interrupt& waiter = interrupt ? *interrupt : none;
+        const TimePoint until = BootClock::now() + std::chrono::milliseconds(timeoutMs);
+        if (auto r = waiter.wait(fds, until, "etcd"); !r) return r.error();
+    }
     for (size_t i = 0; i < which.size(); ++i) {
         Connection& c = *which[i];
         if (c.state == Connection::State::Dead) continue;
-        short revents = r > 0 ? fds[i].revents : 0;
+        short revents = fds[i].revents;
         if (c.state == Connection::State::Resolving && fds[i].fd < 0) revents = POLLIN;
         if (revents) step(c, revents);
     }

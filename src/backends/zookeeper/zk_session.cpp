@@ -336,20 +336,11 @@ Result<bool> Session::step(TimePoint until, Interrupt& interrupt, const std::str
     until = std::min(until, now + next);
     short events = static_cast<short>(((interest & ZOOKEEPER_READ) ? POLLIN : 0) |
                                       ((interest & ZOOKEEPER_WRITE) ? POLLOUT : 0));
-    pollfd fds[2] = {{events ? fd : -1, events, 0}, {interrupt.fd(), POLLIN, 0}};
-    for (;;) {
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
-        int n = ::poll(fds, 2, static_cast<int>(std::clamp<long long>(left, 0, 60'000)));
-        if (n >= 0) break;
-        if (errno != EINTR)
-            return makeError(Errc::System, what + ": poll: " + std::strerror(errno));
-        now = BootClock::now();
-    }
-    if ((fds[1].revents & POLLIN) && interrupt.stopRequested())
-        return makeError(Errc::Interrupted, what + ": interrupted");
+    pollfd p{events ? fd : -1, events, 0};
+    if (auto r = interrupt.wait({&p, 1}, until, what.c_str()); !r) return r.error();
     int ready = 0;
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) ready |= ZOOKEEPER_READ;
-    if (fds[0].revents & POLLOUT) ready |= ZOOKEEPER_WRITE;
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) ready |= ZOOKEEPER_READ;
+    if (p.revents & POLLOUT) ready |= ZOOKEEPER_WRITE;
     rc = zookeeper_process(zh_, ready);
     // The client's own codes say what happened to one connection; only its state says
     // whether the session ended.
