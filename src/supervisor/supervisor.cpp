@@ -282,7 +282,7 @@ std::optional<int> Supervisor::sitOutLockDelay(const Lease& lease, TimePoint giv
     }
 }
 
-int Supervisor::runPayload() {
+std::optional<int> Supervisor::startPayload() {
     const auto& cfg = d_.config;
     phase_ = Phase::Running;
     since_ = formatWallTime(std::time(nullptr));
@@ -299,25 +299,62 @@ int Supervisor::runPayload() {
         if (pid.error().code == Errc::Interrupted && stopRequested_) return exitcode::Ok;
         if (pid.error().code == Errc::Lost || lease_.mustStop(d_.clock.now())) {
             d_.notifier.stopping("stopping: lost lock '" + cfg.name.value + "'");
-            log::event(log::Level::Error,
-                       {log::EventKind::Lost, cfg.name.value, backendScheme(), token_},
-                       "lost lock '" + cfg.name.value + "': " + pid.error().message);
+            logLost(pid.error().message);
             return exitcode::Lost;
         }
         log::error("cannot start the payload: " + pid.error().message);
         return exitcode::Unavailable;
     }
     payloadPid_ = *pid;
-    d_.notifier.status("active: holding '" + cfg.name.value + "'" +
-                       (token_.empty() ? "" : " (token " + token_ + ")") + " since " + since_ +
-                       ", payload PID " + std::to_string(payloadPid_) + " in " + d_.runner.where());
+    const std::string token = token_.empty() ? "" : " (token " + token_ + ")";
+    const std::string where = "payload PID " + std::to_string(payloadPid_) + " in " +
+                              d_.runner.where();
+    d_.notifier.status("active: holding '" + cfg.name.value + "'" + token + " since " + since_ +
+                       ", " + where);
     log::event(log::Level::Notice,
                {log::EventKind::Acquired, cfg.name.value, backendScheme(), token_, payloadPid_},
-               "acquired lock '" + cfg.name.value + "'" +
-                   (token_.empty() ? "" : " (token " + token_ + ")") + ", payload PID " +
-                   std::to_string(payloadPid_) + " in " + d_.runner.where());
+               "acquired lock '" + cfg.name.value + "'" + token + ", " + where);
     if (cfg.notify.value == NotifyMode::Running) d_.notifier.ready();
+    return std::nullopt;
+}
 
+std::optional<int> Supervisor::mustStopNow(TimePoint now) {
+    const auto& name = d_.config.name.value;
+    // Deadline first, before any I/O: after a SIGSTOP or a suspend it may already be gone.
+    if (lease_.mustStop(now))
+        return stopPayload(exitcode::Lost, "lease of '" + name + "' could not be renewed in time",
+                           "its lease could not be renewed before the deadline");
+    if (auto trouble = guardTrouble(); !trouble.empty()) {
+        if (d_.guard.tookOver())
+            log::event(log::Level::Error,
+                       {log::EventKind::GuardStopped, name, backendScheme(), token_, payloadPid_},
+                       "the lock guard stopped the payload of lock '" + name +
+                           "': lockunit missed the lease's stop time");
+        return stopPayload(exitcode::Lost, trouble, trouble);
+    }
+    if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
+    return std::nullopt;
+}
+
+int Supervisor::payloadExited(int code) {
+    log::info("payload exited with " + std::to_string(code));
+    phase_ = Phase::Stopping;
+    d_.runner.stop(); // whatever it left behind goes too, before the lock is released
+    waitUntilStopped();
+    // systemd may stop the scope (BindsTo=) a moment before our SIGTERM arrives: that is still
+    // a requested stop, which exits 0. Asked only now that nothing runs.
+    drainSignals();
+    if (!stopRequested_ && d_.runner.ownUnitStopping()) {
+        log::info("this unit is being stopped");
+        stopRequested_ = true;
+    }
+    return stopRequested_ ? exitcode::Ok : code;
+}
+
+int Supervisor::runPayload() {
+    const auto& cfg = d_.config;
+    if (auto failed = startPayload()) return *failed;
+    SignalInterrupt interrupt(*this);
     // Renewals count from the acquisition, not from the payload's start, which a slow scope
     // start job may have delayed; from an earlier keepalive if that is what the lease rests on.
     TimePoint nextRenew = lease_.renewDue(cfg.renew.value, cfg.ttl.value);
@@ -325,38 +362,9 @@ int Supervisor::runPayload() {
     // retried at the speed of an fd that stays readable.
     bool watchLoss = true;
     for (;;) {
-        // Deadline first, before any I/O: after a SIGSTOP or a suspend it may already be gone.
-        TimePoint now = d_.clock.now();
-        if (lease_.mustStop(now))
-            return stopPayload(exitcode::Lost,
-                               "lease of '" + cfg.name.value + "' could not be renewed in time",
-                               "lost lock '" + cfg.name.value +
-                                   "': its lease could not be renewed before the deadline");
-        if (auto trouble = guardTrouble(); !trouble.empty()) {
-            if (d_.guard.tookOver())
-                log::event(log::Level::Error,
-                           {log::EventKind::GuardStopped, cfg.name.value, backendScheme(), token_,
-                            payloadPid_},
-                           "the lock guard stopped the payload of lock '" + cfg.name.value +
-                               "': lockunit missed the lease's stop time");
-            return stopPayload(exitcode::Lost, trouble,
-                               "lost lock '" + cfg.name.value + "': " + trouble);
-        }
-        if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
-        if (auto code = d_.runner.mainExit()) {
-            log::info("payload exited with " + std::to_string(*code));
-            phase_ = Phase::Stopping;
-            d_.runner.stop(); // whatever it left behind goes too, before the lock is released
-            waitUntilStopped();
-            // systemd may stop the scope (BindsTo=) a moment before our SIGTERM arrives: that
-            // is still a requested stop, which exits 0. Asked only now that nothing runs.
-            drainSignals();
-            if (!stopRequested_ && d_.runner.ownUnitStopping()) {
-                log::info("this unit is being stopped");
-                stopRequested_ = true;
-            }
-            return stopRequested_ ? exitcode::Ok : *code;
-        }
+        const TimePoint now = d_.clock.now();
+        if (auto code = mustStopNow(now)) return *code;
+        if (auto code = d_.runner.mainExit()) return payloadExited(*code);
         if (now >= nextRenew) {
             auto renewed = d_.backend.renew(interrupt);
             if (renewed) {
@@ -366,8 +374,7 @@ int Supervisor::runPayload() {
             } else if (renewed.error().code == Errc::Lost) {
                 takenAway_ = true;
                 return stopPayload(exitcode::Lost, "lock '" + cfg.name.value + "' lost",
-                                   "lost lock '" + cfg.name.value +
-                                       "': " + renewed.error().message);
+                                   renewed.error().message);
             } else if (renewed.error().code != Errc::Interrupted) {
                 log::event(log::Level::Warning, {log::EventKind::RenewFailed, cfg.name.value,
                                                  backendScheme(), token_, payloadPid_},
@@ -388,6 +395,12 @@ int Supervisor::runPayload() {
             nextRenew = std::min(nextRenew, d_.clock.now());
         }
     }
+}
+
+void Supervisor::logLost(const std::string& why) {
+    log::event(log::Level::Error,
+               {log::EventKind::Lost, d_.config.name.value, backendScheme(), token_, payloadPid_},
+               "lost lock '" + d_.config.name.value + "': " + why);
 }
 
 void Supervisor::relayNotifications() {
@@ -412,10 +425,7 @@ int Supervisor::stopPayload(int exitCode, const std::string& why, const std::str
     phase_ = Phase::Stopping;
     d_.notifier.stopping("stopping: " + why + "; stopping payload PID " +
                          std::to_string(payloadPid_));
-    if (!lost.empty())
-        log::event(log::Level::Error, {log::EventKind::Lost, d_.config.name.value,
-                                       backendScheme(), token_, payloadPid_},
-                   lost);
+    if (!lost.empty()) logLost(lost);
     log::info("stopping the payload (" + why + ")");
     d_.runner.stop();
     waitUntilStopped();

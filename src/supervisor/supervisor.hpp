@@ -57,8 +57,16 @@ private:
     static constexpr int kWaitAgain = -1;
     std::optional<int> sitOutLockDelay(const Lease& lease, TimePoint giveUp);
     int runPayload();
-    // Stops the payload; `lost`, when given, is logged as the "lost" event once STATUS= says so.
+    // The parts of runPayload(): start the payload (an exit code if that failed); stop it if
+    // the lease, the guard or a stop request says so (the exit code); wait for its tree once
+    // its main process exited (the exit code).
+    std::optional<int> startPayload();
+    std::optional<int> mustStopNow(TimePoint now);
+    int payloadExited(int code);
+    // Stops the payload; `lost`, when given, is logged as the "lost" event ("lost lock 'NAME':
+    // LOST") once STATUS= says so.
     int stopPayload(int exitCode, const std::string& why, const std::string& lost = {});
+    void logLost(const std::string& why);
     // Serves the runner and the guard until every process of the payload is gone, the lock
     // guard has left, and (scope mode) the scope has ended; or until `giveUp`.
     void waitUntilStopped(TimePoint giveUp = TimePoint::max());
