@@ -33,12 +33,14 @@ int timerOrThrow() {
     return fd;
 }
 
-void control(int epoll, int op, int fd, uint32_t events, uint64_t data) {
+// False for an fd that is not open (EBADF); throws on anything else, which is a bug.
+bool control(int epoll, int op, int fd, uint32_t events, uint64_t data) {
     epoll_event ev{};
     ev.events = events;
     ev.data.u64 = data;
-    if (::epoll_ctl(epoll, op, fd, &ev) < 0 && op != EPOLL_CTL_DEL)
-        throw std::runtime_error(errnoMessage("epoll_ctl"));
+    if (::epoll_ctl(epoll, op, fd, &ev) == 0 || op == EPOLL_CTL_DEL) return true;
+    if (errno == EBADF) return false;
+    throw std::runtime_error(errnoMessage("epoll_ctl"));
 }
 
 } // namespace
@@ -104,7 +106,9 @@ void EventLoop::watch(Entry& e, int fd) {
     for (int set : {all_.get(), e.priority == Priority::Urgent ? urgent_.get() : -1}) {
         if (set < 0) continue;
         if (e.fd >= 0) control(set, EPOLL_CTL_DEL, e.fd, 0, 0);
-        if (fd >= 0) control(set, EPOLL_CTL_ADD, fd, e.events, e.id);
+        // A descriptor its owner closed already (a client that dropped its socket and has not
+        // made a new one) is not watched, as poll() would skip it; the owner's next call sees.
+        if (fd >= 0 && !control(set, EPOLL_CTL_ADD, fd, e.events, e.id)) fd = -1;
     }
     e.fd = fd;
 }
@@ -219,7 +223,12 @@ Result<void> EventLoop::wait(std::span<pollfd> fds, TimePoint until,
             added.push_back(p.fd);
             continue;
         }
-        if (errno != EEXIST) return makeError(Errc::System, errnoMessage(std::string(what) + ": epoll_ctl"));
+        if (errno == EBADF) { // as poll() says of an fd that is not open
+            p.revents = POLLNVAL;
+            return {};
+        }
+        if (errno != EEXIST)
+            return makeError(Errc::System, errnoMessage(std::string(what) + ": epoll_ctl"));
         for (const auto& [id, e] : entries_)
             if (e->fd == p.fd && e->priority == Priority::Urgent) served.emplace_back(id, i);
     }
