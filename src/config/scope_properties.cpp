@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-#include "systemd/scope_spec.hpp"
+#include "config/scope_properties.hpp"
 
 #include <algorithm>
 #include <charconv>

@@ -13,7 +13,8 @@
 
 namespace lockunit {
 
-// The pure half of scope mode: the scope's name and its properties, without D-Bus.
+// The pure half of scope mode: the scope's name and its properties, without D-Bus. It sits in
+// config/, below systemd/, because the config checks each --property with parseScopeProperty().
 
 // Escapes text for use inside a unit name exactly as `systemd-escape` does: '/' becomes '-',
 // and every byte that is not an ASCII letter, digit, ':', '_' or '.' (and a leading '.')
