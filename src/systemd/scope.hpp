@@ -4,9 +4,9 @@
 #include <memory>
 #include <string>
 
-#include "config/scope_properties.hpp"
 #include "process/guard.hpp"
 #include "process/payload.hpp"
+#include "systemd/scope_spec.hpp"
 
 namespace lockunit {
 
