@@ -35,6 +35,7 @@
 #include "backends/etcd/etcd_api.hpp"
 #include "backends/io.hpp"
 #include "backends/registry.hpp"
+#include "util/module.hpp"
 #include "util/log.hpp"
 
 namespace lockunit {
@@ -637,12 +638,17 @@ Result<std::unique_ptr<LockBackend>> createEtcd(const BackendParams& p) {
 
 } // namespace
 
-LOCKUNIT_REGISTER_BACKEND(BackendInfo{
-    {"etcd", "etcds"},
-    "etcd",
-    "etcd v3 lease + fair queue of keys ordered by create-revision (gRPC)",
-    {std::begin(kKeys), std::end(kKeys)},
-    createEtcd,
-});
+LOCKUNIT_MODULE(etcd, BackendModule) {
+    static const BackendModule module{{
+        BackendInfo{
+            {"etcd", "etcds"},
+            "etcd",
+            "etcd v3 lease + fair queue of keys ordered by create-revision (gRPC)",
+            {std::begin(kKeys), std::end(kKeys)},
+            createEtcd,
+        },
+    }};
+    return &module;
+}
 
 } // namespace lockunit

@@ -224,11 +224,11 @@ Result<void> GrpcClient::init() {
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, event_.get(), &ev) < 0)
         return makeError(Errc::System, std::string("epoll_ctl: ") + std::strerror(errno));
     if (options_.url.tls) {
-        auto factory = modules::symbol(kTlsModule, kTlsFactorySymbol);
-        if (!factory) return makeError(factory.error().code, "etcds:// " + factory.error().message);
+        auto module = modules::entry<TlsModule>(kTlsModule);
+        if (!module) return makeError(module.error().code, "etcds:// " + module.error().message);
         TlsFiles files{options_.caFile, options_.certFile, options_.keyFile};
         std::string error;
-        tls_.reset(reinterpret_cast<TlsContextFactory>(*factory)(files, &error));
+        tls_ = (*module)->context(files, &error);
         if (!tls_) return makeError(Errc::Config, "etcds:// " + error);
     }
     return {};

@@ -27,6 +27,7 @@
 #include "backends/postgres/pg_connection.hpp"
 #include "backends/postgres/pg_protocol.hpp"
 #include "backends/registry.hpp"
+#include "util/module.hpp"
 
 namespace lockunit {
 namespace {
@@ -539,12 +540,17 @@ Result<std::unique_ptr<LockBackend>> createPostgres(const BackendParams& p) {
 
 } // namespace
 
-LOCKUNIT_REGISTER_BACKEND(BackendInfo{
-    {"postgres", "postgresql"},
-    "postgres",
-    "PostgreSQL session advisory locks (pg_try_advisory_lock) on a dedicated session",
-    {kConnectTimeoutKey, kQueryTimeoutKey, kSchemaKey, kPasswordFileKey, kPasswordCredentialKey},
-    createPostgres,
-});
+LOCKUNIT_MODULE(postgres, BackendModule) {
+    static const BackendModule module{{
+        BackendInfo{
+            {"postgres", "postgresql"},
+            "postgres",
+            "PostgreSQL session advisory locks (pg_try_advisory_lock) on a dedicated session",
+            {kConnectTimeoutKey, kQueryTimeoutKey, kSchemaKey, kPasswordFileKey, kPasswordCredentialKey},
+            createPostgres,
+        },
+    }};
+    return &module;
+}
 
 } // namespace lockunit

@@ -28,6 +28,7 @@
 #include "backends/redis/redis_scripts.hpp"
 #include "backends/redis/redis_url.hpp"
 #include "backends/registry.hpp"
+#include "util/module.hpp"
 
 namespace lockunit {
 namespace redis {
@@ -479,21 +480,25 @@ Result<std::unique_ptr<LockBackend>> create(const BackendParams& p) {
 
 } // namespace redis
 
-LOCKUNIT_REGISTER_BACKEND(BackendInfo{
-    {"redis", "unix", "redis+sentinel"},
-    "redis",
-    "Redis (single server, Unix socket, or a master found through Sentinel): SET NX PX + "
-    "fencing counter, release published to waiters",
-    redis::keySpecs(),
-    redis::create,
-});
-
-LOCKUNIT_REGISTER_BACKEND(BackendInfo{
-    {"redlock"},
-    "redlock",
-    "Redlock over N independent Redis servers (quorum N/2+1); no fencing token",
-    redis::keySpecs(),
-    redis::create,
-});
+LOCKUNIT_MODULE(redis, BackendModule) {
+    static const BackendModule module{{
+        BackendInfo{
+            {"redis", "unix", "redis+sentinel"},
+            "redis",
+            "Redis (single server, Unix socket, or a master found through Sentinel): SET NX PX + "
+            "fencing counter, release published to waiters",
+            redis::keySpecs(),
+            redis::create,
+        },
+        BackendInfo{
+            {"redlock"},
+            "redlock",
+            "Redlock over N independent Redis servers (quorum N/2+1); no fencing token",
+            redis::keySpecs(),
+            redis::create,
+        },
+    }};
+    return &module;
+}
 
 } // namespace lockunit

@@ -33,6 +33,7 @@
 #include <zookeeper/zookeeper.h>
 
 #include "backends/registry.hpp"
+#include "util/module.hpp"
 #include "backends/zookeeper/zk_session.hpp"
 
 namespace lockunit {
@@ -404,12 +405,17 @@ Result<std::unique_ptr<LockBackend>> createZooKeeper(const BackendParams& p) {
 
 } // namespace
 
-LOCKUNIT_REGISTER_BACKEND(BackendInfo{
-    {"zookeeper", "zk"},
-    "zookeeper",
-    "ZooKeeper session + ephemeral sequential nodes, the next in line watching its predecessor",
-    {std::begin(kKeys), std::end(kKeys)},
-    createZooKeeper,
-});
+LOCKUNIT_MODULE(zookeeper, BackendModule) {
+    static const BackendModule module{{
+        BackendInfo{
+            {"zookeeper", "zk"},
+            "zookeeper",
+            "ZooKeeper session + ephemeral sequential nodes, the next in line watching its predecessor",
+            {std::begin(kKeys), std::end(kKeys)},
+            createZooKeeper,
+        },
+    }};
+    return &module;
+}
 
 } // namespace lockunit
