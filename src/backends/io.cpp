@@ -26,7 +26,7 @@ Result<void> waitFor(int fd, short events, TimePoint deadline, Interrupt& interr
         int r = ::poll(fds, 2, static_cast<int>(std::min<long long>(left, 60'000)));
         if (r < 0) {
             if (errno == EINTR) continue;
-            return makeError(Errc::System, std::string(what) + ": poll: " + std::strerror(errno));
+            return makeError(Errc::System, errnoMessage(std::string(what) + ": poll"));
         }
         if (fds[1].revents & POLLIN) {
             if (interrupt.stopRequested())
@@ -87,7 +87,7 @@ HostLookup::HostLookup(const std::string& host) {
     s->name = host;
     s->event = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->event < 0) {
-        done_ = makeError(Errc::System, std::string("eventfd: ") + std::strerror(errno));
+        done_ = makeError(Errc::System, errnoMessage("eventfd"));
         delete s;
         return;
     }

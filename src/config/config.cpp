@@ -25,8 +25,7 @@ std::string Origin::describe() const {
 }
 
 Duration Config::drift() const {
-    // Clock drift between us and the lock service: 1 % of the ttl plus 2 ms.
-    return ttl.value / 100 + std::chrono::milliseconds(2);
+    return clockDrift(ttl.value);
 }
 
 Duration Config::margin() const {

@@ -12,6 +12,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "backends/registry.hpp"
 #include "util/log.hpp"
 #include "util/signals.hpp"
 
@@ -37,9 +38,9 @@ SignalSource::SignalSource(const std::vector<int>& forwarded) {
     for (int sig : forwarded)
         sigaddset(&set, sig);
     if (sigprocmask(SIG_BLOCK, &set, nullptr) < 0)
-        throw std::runtime_error(std::string("sigprocmask: ") + std::strerror(errno));
+        throw std::runtime_error(errnoMessage("sigprocmask"));
     fd_.reset(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
-    if (!fd_.valid()) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+    if (!fd_.valid()) throw std::runtime_error(errnoMessage("signalfd"));
 }
 
 std::vector<int> SignalSource::drain() {
@@ -74,16 +75,15 @@ Supervisor::Supervisor(Deps deps, LaunchSpec spec, std::string holderId)
     : d_(deps), spec_(std::move(spec)), holderId_(std::move(holderId)),
       lease_(deps.config.drift(), deps.config.stopTimeout.value, deps.config.margin()) {
     timer_.reset(timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC));
-    if (!timer_.valid()) throw std::runtime_error(std::string("timerfd: ") + std::strerror(errno));
+    if (!timer_.valid()) throw std::runtime_error(errnoMessage("timerfd"));
     interruptFd_.reset(epoll_create1(EPOLL_CLOEXEC));
-    if (!interruptFd_.valid())
-        throw std::runtime_error(std::string("epoll: ") + std::strerror(errno));
+    if (!interruptFd_.valid()) throw std::runtime_error(errnoMessage("epoll"));
     for (int fd : {d_.signals.fd(), timer_.get()}) {
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.fd = fd;
         if (epoll_ctl(interruptFd_.get(), EPOLL_CTL_ADD, fd, &ev) < 0)
-            throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(errno));
+            throw std::runtime_error(errnoMessage("epoll_ctl"));
     }
     watchdogInterval_ = d_.notifier.watchdogInterval();
     // The dead-man switch only protects a lease that outlives it: a lockunit paused just
@@ -100,8 +100,7 @@ Supervisor::Supervisor(Deps deps, LaunchSpec spec, std::string holderId)
 }
 
 std::string Supervisor::backendScheme() const {
-    const std::string& url = d_.config.backend.value;
-    return url.substr(0, url.find("://"));
+    return backends::urlScheme(d_.config.backend.value);
 }
 
 void Supervisor::handleSignals() {
@@ -145,8 +144,7 @@ int Supervisor::pollOnce(TimePoint until, std::initializer_list<int> extras) {
     for (int fd : extras)
         fds.push_back({fd, POLLIN, 0}); // poll() ignores fd -1
     int r = ::poll(fds.data(), fds.size(), until > now ? -1 : 0);
-    if (r < 0 && errno != EINTR)
-        throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+    if (r < 0 && errno != EINTR) throw std::runtime_error(errnoMessage("poll"));
     uint64_t expirations;
     [[maybe_unused]] auto n = ::read(timer_.get(), &expirations, sizeof expirations);
     if (fds[0].revents) handleSignals();

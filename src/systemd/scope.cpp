@@ -199,8 +199,7 @@ Result<void> DbusScopeRunner::waitUntil(const std::function<bool()>& done, TimeP
             return makeError(Errc::Unavailable, what + ": " + e.getMessage());
         }
         int r = ::poll(fds, 2, static_cast<int>(std::clamp<long long>(left.count(), 0, 60'000)));
-        if (r < 0 && errno != EINTR)
-            return makeError(Errc::System, what + ": poll: " + std::strerror(errno));
+        if (r < 0 && errno != EINTR) return makeError(Errc::System, errnoMessage(what + ": poll"));
         if (r > 0 && (fds[1].revents & POLLIN) && interrupt.stopRequested())
             return makeError(Errc::Interrupted, what + ": interrupted");
     }
@@ -265,7 +264,8 @@ Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrup
     // The lock guard goes into the scope first, and starts the payload there once the scope
     // exists: every process of the payload is born in the scope, and the guard leaves the
     // service's cgroup, so that systemd's stop of a dead lockunit's service (which may
-    // SIGKILL what is left in it) does not reach the guard (docs/design.md).
+    // SIGKILL what is left in it) does not reach the guard (docs/design.md, "The lock guard",
+    // order of a stop).
     ScopeSettings settings;
     settings.pid = guard().pid();
     settings.ownUnit = options_.ownUnit;
