@@ -23,6 +23,12 @@ std::vector<std::string> names(std::string_view text, char sep) {
     return out;
 }
 
+std::vector<std::string> sortedOnce(std::vector<std::string> names) {
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    return names;
+}
+
 bool contains(const std::vector<std::string>& list, std::string_view item) {
     return std::find(list.begin(), list.end(), item) != list.end();
 }
@@ -117,14 +123,10 @@ std::vector<const BackendInfo*> all() {
 std::vector<std::string> schemes() {
     std::vector<std::string> out;
     for (const auto& info : table())
-        for (auto s : info.schemes)
-            out.emplace_back(s);
+        out.insert(out.end(), info.schemes.begin(), info.schemes.end());
     for (const auto& module : modules())
-        for (const auto& s : module.schemes)
-            out.push_back(s);
-    std::sort(out.begin(), out.end());
-    out.erase(std::unique(out.begin(), out.end()), out.end());
-    return out;
+        out.insert(out.end(), module.schemes.begin(), module.schemes.end());
+    return sortedOnce(std::move(out));
 }
 
 std::vector<std::string> tables() {
@@ -132,11 +134,8 @@ std::vector<std::string> tables() {
     for (const auto& info : table())
         out.emplace_back(info.table);
     for (const auto& module : modules())
-        for (const auto& t : module.tables)
-            out.push_back(t);
-    std::sort(out.begin(), out.end());
-    out.erase(std::unique(out.begin(), out.end()), out.end());
-    return out;
+        out.insert(out.end(), module.tables.begin(), module.tables.end());
+    return sortedOnce(std::move(out));
 }
 
 std::string urlScheme(std::string_view url) {

@@ -124,6 +124,16 @@ struct DbusScopeRunner::Call {
     std::string errorName, errorMessage;
     std::string job; // the job object path, for StartTransientUnit and StopUnit
     bool failed() const { return done && !errorName.empty(); }
+    // The reply handler of a call that answers with a job (StartTransientUnit, StopUnit).
+    void answered(const sdbus::Error* e, const sdbus::ObjectPath& path) {
+        done = true;
+        if (e) {
+            errorName = e->getName();
+            errorMessage = e->getMessage();
+        } else {
+            job = path;
+        }
+    }
 };
 
 DbusScopeRunner::DbusScopeRunner(Options options)
@@ -214,15 +224,8 @@ void sendStopUnit(sdbus::IProxy& manager, const std::string& name, std::shared_p
         .onInterface(kManager)
         .withTimeout(kCallTimeout)
         .withArguments(name, std::string("replace"))
-        .uponReplyInvoke([call](const sdbus::Error* e, sdbus::ObjectPath job) {
-            call->done = true;
-            if (e) {
-                call->errorName = e->getName();
-                call->errorMessage = e->getMessage();
-            } else {
-                call->job = job;
-            }
-        });
+        .uponReplyInvoke(
+            [call](const sdbus::Error* e, sdbus::ObjectPath job) { call->answered(e, job); });
 }
 
 } // namespace
@@ -293,13 +296,7 @@ Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrup
                 .withTimeout(kCallTimeout)
                 .withArguments(scope_, std::string("fail"), dbusProps, DbusAux{})
                 .uponReplyInvoke([call](const sdbus::Error* e, sdbus::ObjectPath path) {
-                    call->done = true;
-                    if (e) {
-                        call->errorName = e->getName();
-                        call->errorMessage = e->getMessage();
-                    } else {
-                        call->job = path;
-                    }
+                    call->answered(e, path);
                 });
         } catch (const sdbus::Error& e) {
             return makeError(Errc::Unavailable, what + ": " + e.getMessage());
