@@ -24,6 +24,7 @@
 #include "systemd/scope.hpp"
 #include "util/libsystemd.hpp"
 #include "util/log.hpp"
+#include "util/text.hpp"
 
 extern char** environ;
 
@@ -61,14 +62,9 @@ Result<std::string> resolveExecutable(const Setting<std::vector<std::string>>& c
     }
     const char* path = std::getenv("PATH");
     std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-    size_t start = 0;
-    while (start <= dirs.size()) {
-        size_t colon = dirs.find(':', start);
-        if (colon == std::string::npos) colon = dirs.size();
-        std::string dir = dirs.substr(start, colon - start);
-        std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    for (std::string_view dir : split(dirs, ':')) {
+        std::string candidate = std::string(dir.empty() ? "." : dir) + "/" + name;
         if (usable(candidate)) return candidate;
-        start = colon + 1;
     }
     return makeError(code,
                      command.origin.describe() + ": command '" + name + "' not found in PATH");
@@ -107,10 +103,9 @@ std::vector<std::string> payloadEnvironment(const Config& config, const std::str
         env.emplace_back(kv);
     skip:;
     }
-    const std::string& url = config.backend.value;
     env.push_back("LOCKUNIT_NAME=" + config.name.value);
     env.push_back("LOCKUNIT_HOLDER=" + holderId);
-    env.push_back("LOCKUNIT_BACKEND=" + url.substr(0, url.find("://")));
+    env.push_back("LOCKUNIT_BACKEND=" + backends::urlScheme(config.backend.value));
     return env; // LOCKUNIT_TOKEN is added once the lock is held
 }
 
@@ -127,7 +122,7 @@ Result<std::unique_ptr<LockBackend>> makeBackend(const Config& config, const Hol
     params.holders = static_cast<int>(config.holders.value);
     params.self = self;
     params.self.stopBudget = config.stopTimeout.value + config.margin(); // a waiter's lock-delay
-    const std::string scheme = params.url.substr(0, params.url.find("://"));
+    const std::string scheme = backends::urlScheme(params.url);
     auto info = backends::byScheme(scheme);
     if (!info) return info.error();
     params.settings = &config.backendSettings(*info ? std::string((*info)->table) : scheme);
@@ -157,7 +152,7 @@ int run(const Config& config, char** argv) {
     log::setEventSource(self.id, self.unit);
     auto backend = makeBackend(config, self);
     if (!backend) {
-        log::error("backend '" + config.backend.value.substr(0, config.backend.value.find("://")) +
+        log::error("backend '" + backends::urlScheme(config.backend.value) +
                    "': " + backend.error().message);
         return exitCodeFor(backend.error());
     }
@@ -265,9 +260,9 @@ int releaseDeadHolder(const Config& config, const std::string& handoff) {
                    r.error().message + " (it ends with its lease)");
         return exitCodeFor(r.error());
     }
-    const std::string& url = config.backend.value;
     log::event(log::Level::Notice,
-               {log::EventKind::GuardReleased, config.name.value, url.substr(0, url.find("://")), ""},
+               {log::EventKind::GuardReleased, config.name.value,
+                backends::urlScheme(config.backend.value), ""},
                "released lock '" + config.name.value +
                    "' for a lockunit that died, once its payload had ended");
     return exitcode::Ok;
@@ -275,14 +270,8 @@ int releaseDeadHolder(const Config& config, const std::string& handoff) {
 
 // One line per problem, each pointing at its place.
 int configError(const Error& error) {
-    const std::string& text = error.message;
-    size_t start = 0;
-    while (start < text.size()) {
-        size_t nl = text.find('\n', start);
-        if (nl == std::string::npos) nl = text.size();
-        log::error(text.substr(start, nl - start));
-        start = nl + 1;
-    }
+    for (std::string_view line : splitTerminated(error.message, '\n'))
+        log::error(line);
     return exitCodeFor(error);
 }
 
@@ -291,7 +280,7 @@ LockReport ask(const Config& config) {
     LockReport report;
     report.lock = config.name.value;
     report.url = config.backend.value;
-    report.backend = report.url.substr(0, report.url.find("://"));
+    report.backend = backends::urlScheme(report.url);
     report.capacity = config.holders.value;
     auto backend = makeBackend(config, selfRecord());
     if (!backend) {

@@ -67,6 +67,13 @@ struct Lease {
     std::string warning;
 };
 
+// How far the lock service's clock may run ahead of ours over a lease of this ttl: 1 % of the
+// ttl plus 2 ms (docs/design.md, invariant 1). The supervisor's deadline for a lease is its
+// validity less this; Redlock's validity and the Redis waiter's young-server wait count it too.
+inline Duration clockDrift(Duration ttl) {
+    return ttl / 100 + std::chrono::milliseconds(2);
+}
+
 // What `lockunit status` and the waiting STATUS line show.
 struct LockState {
     std::vector<HolderRecord> holders; // empty: free (or the backend cannot tell)

@@ -76,7 +76,7 @@ HostLookup::HostLookup(const std::string& host) {
     s->name = host;
     s->event = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->event < 0) {
-        done_ = makeError(Errc::System, std::string("eventfd: ") + std::strerror(errno));
+        done_ = makeError(Errc::System, errnoMessage("eventfd"));
         delete s;
         return;
     }

@@ -43,6 +43,10 @@ Result<const BackendInfo*> byScheme(std::string_view scheme);
 Result<const BackendInfo*> byTable(std::string_view table);
 // Every backend, all modules loaded.
 std::vector<const BackendInfo*> all();
+// The scheme of a backend URL, which names its backend: "redis" for "redis://host:6379/0". A
+// text without "://" is returned whole (the config's check has refused it by the time a running
+// lockunit asks).
+std::string urlScheme(std::string_view url);
 // "etcd, etcds, file, postgres, …": every scheme, built in or in a module, sorted. Loads nothing.
 std::string schemeList();
 std::vector<std::string> schemes();

@@ -2,6 +2,8 @@
 // The Config type's own rules: where a setting came from, and the deadline rule's margins.
 #include "config/config.hpp"
 
+#include "backends/backend.hpp" // clockDrift()
+
 namespace lockunit {
 
 std::string Origin::describe() const {
@@ -11,8 +13,7 @@ std::string Origin::describe() const {
 }
 
 Duration Config::drift() const {
-    // Clock drift between us and the lock service: 1 % of the ttl plus 2 ms.
-    return ttl.value / 100 + std::chrono::milliseconds(2);
+    return clockDrift(ttl.value);
 }
 
 Duration Config::margin() const {

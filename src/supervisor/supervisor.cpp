@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "backends/registry.hpp"
 #include "util/log.hpp"
 #include "util/signals.hpp"
 
@@ -78,8 +79,7 @@ Supervisor::Supervisor(Deps deps, LaunchSpec spec, std::string holderId)
 }
 
 std::string Supervisor::backendScheme() const {
-    const std::string& url = d_.config.backend.value;
-    return url.substr(0, url.find("://"));
+    return backends::urlScheme(d_.config.backend.value);
 }
 
 void Supervisor::drainSignals() {

@@ -197,7 +197,8 @@ Result<pid_t> SystemdScopeRunner::start(const LaunchSpec& spec, Interrupt& inter
     // The lock guard goes into the scope first, and starts the payload there once the scope
     // exists: every process of the payload is born in the scope, and the guard leaves the
     // service's cgroup, so that systemd's stop of a dead lockunit's service (which may
-    // SIGKILL what is left in it) does not reach the guard (docs/design.md).
+    // SIGKILL what is left in it) does not reach the guard (docs/design.md, "The lock guard",
+    // order of a stop).
     ScopeSettings settings;
     settings.pid = guard().pid();
     settings.ownUnit = options_.ownUnit;

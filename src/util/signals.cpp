@@ -11,6 +11,8 @@
 
 #include "util/result.hpp"
 
+#include "util/text.hpp"
+
 namespace lockunit {
 namespace {
 
@@ -59,14 +61,10 @@ std::optional<int> parseSignal(std::string_view text) {
 std::optional<std::vector<int>> parseSignalList(std::string_view text) {
     std::vector<int> out;
     if (text.empty() || text == "none") return out;
-    size_t start = 0;
-    while (start <= text.size()) {
-        size_t comma = text.find(',', start);
-        if (comma == std::string_view::npos) comma = text.size();
-        auto sig = parseSignal(text.substr(start, comma - start));
+    for (std::string_view name : split(text, ',')) {
+        auto sig = parseSignal(name);
         if (!sig) return std::nullopt;
         if (std::find(out.begin(), out.end(), *sig) == out.end()) out.push_back(*sig);
-        start = comma + 1;
     }
     return out;
 }

@@ -54,7 +54,7 @@ const KeySpec kNetworkFilesystemsKey{
     "lose a lock without its holder noticing"};
 
 Error sysError(const std::string& what) {
-    return makeError(Errc::Unavailable, what + ": " + std::strerror(errno));
+    return makeError(Errc::Unavailable, errnoMessage(what));
 }
 
 Error refused(const std::string& what) {

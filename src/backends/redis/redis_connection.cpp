@@ -145,7 +145,7 @@ Result<std::optional<Reply>> Connection::advance(short revents) {
         int err = 0;
         socklen_t len = sizeof err;
         if (::getsockopt(c_->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-        if (err != 0) return fail(Errc::Unavailable, std::string("connect: ") + std::strerror(err));
+        if (err != 0) return fail(Errc::Unavailable, errnoMessage("connect", err));
         connecting_ = false;
     }
     if (c_->obuf && sdslen(c_->obuf) > 0) {

@@ -53,7 +53,7 @@ public:
         quorum_ = static_cast<int>(nodes_.size() / 2 + 1);
         key_ = prefix + p.lockName;
         channel_ = key_ + ":released";
-        drift_ = ttl_ / 100 + std::chrono::milliseconds(2);
+        drift_ = clockDrift(ttl_);
         // Release mode (the lock guard): the value of the holder whose keys release() deletes.
         if (!p.adopt.empty()) {
             value_ = p.adopt;

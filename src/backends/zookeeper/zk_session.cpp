@@ -11,6 +11,7 @@
 #include <zookeeper/zookeeper.h>
 
 #include "util/log.hpp"
+#include "util/text.hpp"
 
 namespace lockunit::zk {
 
@@ -111,10 +112,8 @@ Result<ZkUrl> parseUrl(const std::string& rest) {
         return makeError(Errc::Config, "zookeeper: credentials do not go in the URL; use "
                                        "[zookeeper] user with password_file or "
                                        "password_credential");
-    size_t start = 0;
-    while (start <= hosts.size()) {
-        auto comma = hosts.find(',', start);
-        std::string host = hosts.substr(start, comma == std::string::npos ? comma : comma - start);
+    for (std::string_view piece : split(hosts, ',')) {
+        std::string host(piece);
         if (host.empty())
             return makeError(Errc::Config, "zookeeper: expected host[:port][,host[:port]…]"
                                            "[/chroot], found an empty host in '" +
@@ -136,8 +135,6 @@ Result<ZkUrl> parseUrl(const std::string& rest) {
         }
         if (!url.hosts.empty()) url.hosts += ",";
         url.hosts += hasPort ? host : host + ":" + std::to_string(kDefaultPort);
-        if (comma == std::string::npos) break;
-        start = comma + 1;
     }
     return url;
 }
@@ -197,8 +194,8 @@ Result<void> Session::connect(TimePoint deadline, Interrupt& interrupt) {
     zh_ = zookeeper_init2(url_.hosts.c_str(), &Session::onEvent, static_cast<int>(ms), nullptr,
                           this, 0, &Session::onLog);
     if (!zh_)
-        return makeError(Errc::Unavailable, "cannot start a ZooKeeper client for '" + url_.hosts +
-                                                "': " + std::strerror(errno));
+        return makeError(Errc::Unavailable,
+                         errnoMessage("cannot start a ZooKeeper client for '" + url_.hosts + "'"));
     bool connected = false;
     for (;;) {
         connected = state_ == ZOO_CONNECTED_STATE;
