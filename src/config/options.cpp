@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "config/values.hpp"
+#include "util/text.hpp"
 
 namespace lockunit {
 
@@ -170,14 +171,9 @@ std::vector<OptionInfo> commandLineOptions() {
     for (const auto& o : options()) {
         if (!o.onCommandLine) continue;
         OptionInfo info{flagName(o.key), o.shortName, o.metavar ? o.metavar : "", o.help, {}};
-        if (info.metavar.find('|') != std::string::npos) {
-            size_t start = 0, bar;
-            while ((bar = info.metavar.find('|', start)) != std::string::npos) {
-                info.choices.push_back(info.metavar.substr(start, bar - start));
-                start = bar + 1;
-            }
-            info.choices.push_back(info.metavar.substr(start));
-        }
+        if (info.metavar.find('|') != std::string::npos)
+            for (auto choice : split(info.metavar, '|'))
+                info.choices.emplace_back(choice);
         out.push_back(std::move(info));
     }
     for (const auto& a : aliases())

@@ -63,9 +63,9 @@ void validate(Config& c, bool needCommand, Problems& problems) {
                                         c.name.value + "'");
     }
     if (c.backend.value.empty()) c.backend.value = defaultBackend();
-    auto sep = c.backend.value.find("://");
-    std::string scheme = sep == std::string::npos ? "" : c.backend.value.substr(0, sep);
-    if (sep == std::string::npos)
+    const bool hasScheme = c.backend.value.find("://") != std::string::npos;
+    const std::string scheme = hasScheme ? backends::urlScheme(c.backend.value) : "";
+    if (!hasScheme)
         problems.add(c.backend.origin,
                      "backend: expected a URL such as redis://host:6379, found '" +
                          c.backend.value + "' (available: " + backends::schemeList() + ")");
