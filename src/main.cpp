@@ -5,7 +5,7 @@
 #include <exception>
 
 #include "app/app.hpp"
-#include "supervisor/supervisor.hpp"
+#include "util/exitcode.hpp"
 #include "util/log.hpp"
 
 int main(int argc, char** argv) {

@@ -8,6 +8,7 @@
 
 #include "util/clock.hpp"
 #include "util/duration.hpp"
+#include "util/interrupt.hpp"
 #include "util/result.hpp"
 
 namespace lockunit {
@@ -74,6 +75,13 @@ struct Lease {
 void addLockDelay(Lease& lease, const std::string& what, const std::string& previous,
                   Duration budget);
 
+// How far the lock service's clock may run ahead of ours over a lease of this ttl: 1 % of the
+// ttl plus 2 ms (docs/design.md, invariant 1). The supervisor's deadline for a lease is its
+// validity less this; Redlock's validity and the Redis waiter's young-server wait count it too.
+inline Duration clockDrift(Duration ttl) {
+    return ttl / 100 + std::chrono::milliseconds(2);
+}
+
 // What `lockunit status` and the waiting STATUS line show.
 struct LockState {
     std::vector<HolderRecord> holders; // empty: free (or the backend cannot tell)
@@ -82,24 +90,6 @@ struct LockState {
     std::optional<int> waiters;        // waiting instances, where the backend can count them
     std::string notGranted; // why a free lock is granted to nobody yet, and until when (a
                             // young server: LockBackend::waitReason()); empty otherwise
-};
-
-// Lets a backend call that waits on I/O give way to a stop request (invariant 4: SIGTERM is
-// acted on within 100 ms in every state). Every wait in a backend polls fd() too; when it is
-// readable the backend calls stopRequested(), and abandons the call with Errc::Interrupted if
-// that returns true (otherwise it keeps waiting).
-class Interrupt {
-public:
-    virtual ~Interrupt() = default;
-    virtual int fd() const = 0;
-    virtual bool stopRequested() = 0;
-};
-
-// An Interrupt that never fires, for callers with nothing to be interrupted by.
-class NoInterrupt final : public Interrupt {
-public:
-    int fd() const override { return -1; }
-    bool stopRequested() override { return false; }
 };
 
 // What a backend is created from: the validated URL and settings, the lock's name and budget.

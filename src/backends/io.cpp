@@ -16,29 +16,18 @@ namespace lockunit::io {
 Result<void> waitFor(int fd, short events, TimePoint deadline, Interrupt& interrupt,
                      const char* what) {
     for (;;) {
-        auto now = BootClock::now();
-        if (now >= deadline) {
+        if (BootClock::now() >= deadline) {
             if (fd < 0) return {};
             return makeError(Errc::Unavailable, std::string(what) + ": timed out");
         }
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
-        pollfd fds[2] = {{fd, events, 0}, {interrupt.fd(), POLLIN, 0}};
-        int r = ::poll(fds, 2, static_cast<int>(std::min<long long>(left, 60'000)));
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return makeError(Errc::System, std::string(what) + ": poll: " + std::strerror(errno));
-        }
-        if (fds[1].revents & POLLIN) {
-            if (interrupt.stopRequested())
-                return makeError(Errc::Interrupted, std::string(what) + ": interrupted");
-        }
-        if (fd >= 0 && fds[0].revents) return {};
+        pollfd p{fd, events, 0};
+        if (auto r = interrupt.wait({&p, 1}, deadline, what); !r) return r;
+        if (fd >= 0 && p.revents) return {};
     }
 }
 
 Result<void> sleepUntil(TimePoint deadline, Interrupt& interrupt) {
-    auto r = waitFor(-1, 0, deadline, interrupt, "sleep");
-    return r;
+    return waitFor(-1, 0, deadline, interrupt, "sleep");
 }
 
 // What the lookup and glibc's helper thread share. Two references: the HostLookup's and the
@@ -87,7 +76,7 @@ HostLookup::HostLookup(const std::string& host) {
     s->name = host;
     s->event = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->event < 0) {
-        done_ = makeError(Errc::System, std::string("eventfd: ") + std::strerror(errno));
+        done_ = makeError(Errc::System, errnoMessage("eventfd"));
         delete s;
         return;
     }

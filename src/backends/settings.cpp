@@ -95,7 +95,7 @@ Result<std::string> checkFilePermissions(const std::string& path, KeyType type) 
     if (creds && *creds && path.rfind(std::string(creds) + "/", 0) == 0) return std::string();
     struct stat st {};
     if (::stat(path.c_str(), &st) < 0)
-        return makeError(Errc::Config, "cannot read '" + path + "': " + std::strerror(errno));
+        return makeError(Errc::Config, errnoMessage("cannot read '" + path + "'"));
     auto v = judgeFileMode(type, st.st_mode, st.st_uid, ::geteuid());
     if (!v.refusal.empty()) return makeError(Errc::Config, "'" + path + "' " + v.refusal);
     return v.warning.empty() ? v.warning : "'" + path + "' " + v.warning;

@@ -5,7 +5,7 @@
 // at "--" or at the first argument that is not one, so the command keeps its own flags.
 #include "cli/command_line.hpp"
 
-#include "config/config.hpp"
+#include "config/options.hpp"
 
 namespace lockunit {
 

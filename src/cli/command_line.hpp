@@ -2,32 +2,27 @@
 #pragma once
 
 #include <string>
-#include <utility>
 #include <vector>
 
+#include "config/load.hpp"
 #include "util/result.hpp"
 
 namespace lockunit {
 
-// The command line, before it is merged with the file: each value still as text.
-struct CommandLine {
+// The command line, before it is merged with the file: each value still as text. What it says
+// about the configuration (the file, the options, the command) is its CommandLineSettings,
+// which loadConfig() reads; the rest is for the action.
+struct CommandLine : CommandLineSettings {
     enum class Action { Run, Check, Status, Cleanup, Help, Version };
     Action action = Action::Run;
-    std::string confPath;
-    struct Option {
-        std::string key;   // the config key: "wait"
-        std::string value; // as given: "5"; empty for a flag
-        std::string flag;  // as spelled, for messages: "-w", "--timeout"
-    };
-    std::vector<Option> options; // in order
-    std::vector<std::string> command;
     // status: --format=text|json|openmetrics|prometheus (--json: json); --all: every lock of
     // the config directory (/etc/lockunit/*.toml), as --conf=DIRECTORY does for any directory.
     std::string format = "text";
     bool all = false;
 };
 
-// Parses argv. Errors are Errc::Usage.
+// Parses argv, the options as the option table (config/options.hpp) spells them. Errors are
+// Errc::Usage.
 Result<CommandLine> parseCommandLine(int argc, char** argv);
 
 } // namespace lockunit

@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "config/config.hpp"
-#include "systemd/scope_spec.hpp"
+#include "config/options.hpp"
+#include "config/scope_properties.hpp"
 
 using namespace lockunit;
 

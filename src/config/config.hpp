@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #pragma once
+// The configuration as the rest of lockunit sees it: one validated Config. How it is made, one
+// job per file: options.hpp (the option table), load.hpp (loadConfig(): the TOML file and the
+// command line), values.hpp and validate.hpp (the checks of one value, and across values),
+// print.hpp (`lockunit check` and --help), scope_properties.hpp (the scope's properties).
 
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "backends/settings.hpp"
-#include "cli/command_line.hpp"
 #include "util/duration.hpp"
-#include "util/result.hpp"
 
 namespace lockunit {
 
@@ -78,43 +79,5 @@ struct Config {
     Duration margin() const;
     const BackendSettings& backendSettings(const std::string& table) const;
 };
-
-// An option as the command line knows it: its config key, whether it takes a value, and the
-// value it stands for when it is an alias that takes none (-n, --nonblock: wait = "0").
-struct OptionLookup {
-    std::string key;
-    bool takesValue;
-    std::string fixedValue;
-};
-// The option spelled --FLAG (without the dashes), if there is one.
-std::optional<OptionLookup> findOption(std::string_view flag);
-// The option spelled -C, if there is one.
-std::optional<OptionLookup> findShortOption(char c);
-
-// Every option of the command line, for --help and the shell completions.
-struct OptionInfo {
-    std::string name;    // long name, without "--"
-    char shortName;      // 0 if none
-    std::string metavar; // empty: takes no value
-    std::string help;
-    std::vector<std::string> choices; // the values it takes, when they are a fixed set
-};
-std::vector<OptionInfo> commandLineOptions();
-
-// Reads the file (if any), applies the command line over it, fills in defaults and validates.
-// Errors (all of them, one per line) are Errc::Config, or Errc::Usage when every one of them
-// came from the command line. `needCommand` is false for `check` and `status`.
-Result<Config> loadConfig(const CommandLine& cli, bool needCommand);
-
-// The resolved configuration as TOML, each value annotated with where it came from.
-std::string formatConfig(const Config& config);
-
-// The text of --help, generated from the option table.
-std::string helpText();
-
-// Every long option --help lists (without "--"), for the man-page test.
-std::vector<std::string> optionNames();
-// Every top-level config key.
-std::vector<std::string> configKeys();
 
 } // namespace lockunit

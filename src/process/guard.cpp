@@ -235,18 +235,22 @@ void beginStop(bool sendSignal, int64_t now) {
 }
 
 void reapAll() {
-    int status = 0;
+    int status = 0, payloadStatus = 0;
+    bool payloadExited = false;
     pid_t pid;
     while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
         if (pid == g.payload && !g.payloadExited) {
-            g.payloadExited = true;
-            sendToMain(kExited, status);
+            g.payloadExited = payloadExited = true;
+            payloadStatus = status;
         }
     }
+    // "Empty" before "exited": main, told that the payload exited, then knows whether anything
+    // of the tree is left to stop, without another round trip.
     if (g.spawned && !g.emptySent && !hasChildren()) {
         g.emptySent = true;
         sendToMain(kEmpty);
     }
+    if (payloadExited) sendToMain(kExited, payloadStatus);
 }
 
 void closeHeld() {
@@ -673,6 +677,7 @@ void Guard::signal(int sig, bool toAll) {
 void Guard::stop(bool sendSignal) {
     if (stopping_) return;
     stopping_ = true;
+    if (alive_ && spawned_ && empty_) return; // nothing of the tree is left to stop
     if (send(kStop, 0, sendSignal ? 1 : 0)) return;
     signalLeftovers(stopSignal_);
     if (stopSignal_ != SIGCONT) signalLeftovers(SIGCONT);
@@ -691,7 +696,7 @@ std::optional<int> Guard::mainExit() const {
 }
 
 bool Guard::treeLeft() const {
-    if (!spawned_) return false;
+    if (!spawned_ || finishedEmpty_) return false;
     if (alive_) return !empty_;
     return reaper_.childrenLeft() || (payload_ > 0 && ::kill(-payload_, 0) == 0);
 }
@@ -703,6 +708,7 @@ void Guard::reap() {
 void Guard::finish() {
     // Not waited for: it exits at once, and nothing needs its exit but the end of the scope
     // (scope mode), which the runner waits for. Reaped on SIGCHLD, or by init after us.
+    finishedEmpty_ = alive_ && spawned_ && empty_;
     if (alive_) send(kBye);
     alive_ = false;
     sock_.reset();

@@ -8,12 +8,28 @@
 #include <vector>
 
 #include "backends/backend.hpp"
-#include "systemd/payload.hpp"
+#include "process/payload.hpp"
 #include "util/clock.hpp"
 #include "util/fd.hpp"
 #include "util/result.hpp"
 
 namespace lockunit {
+
+// What a payload runner asks of the lock guard: start the payload, signal and stop its tree,
+// learn how it ended. Guard is the one implementation; the scope runner's unit tests
+// (tests/unit/test_scope_runner.cpp) put a fake in its place.
+class PayloadGuard {
+public:
+    virtual ~PayloadGuard() = default;
+    virtual pid_t pid() const = 0;
+    virtual Result<pid_t> spawn(const LaunchSpec& spec, Duration slack, Interrupt& interrupt,
+                                TimePoint deadline) = 0;
+    virtual void signal(int sig, bool toAll) = 0;
+    virtual void stop(bool sendSignal) = 0;
+    virtual void reap() = 0;
+    virtual std::optional<int> mainExit() const = 0;
+    virtual bool treeLeft() const = 0;
+};
 
 // The lock guard (docs/design.md, "The lock guard"): a small process that lockunit forks at
 // start and that keeps the promise when lockunit's main process cannot, because it was
@@ -37,7 +53,7 @@ namespace lockunit {
 //   tree the same way and tells main, which then exits 79 (lost). The lock stays with main.
 // If the guard dies, main sees EOF on the socket: it stops the payload as on a lost lock (the
 // payload's processes are then reparented to main, a subreaper too) and exits 79.
-class Guard {
+class Guard final : public PayloadGuard {
 public:
     // Forks the guard. `argv` and `envp` are lockunit's own, for the release mode; call it
     // after the signals are blocked and before anything else is forked.
@@ -59,25 +75,25 @@ public:
     // Starts the payload (in scope mode, once the guard is in the scope). `slack`: how long
     // after the published stop time the guard steps in for a stalled main.
     Result<pid_t> spawn(const LaunchSpec& spec, Duration slack, Interrupt& interrupt,
-                        TimePoint deadline);
+                        TimePoint deadline) override;
     // Passes a signal to the payload's main process, or to every process of its tree.
-    void signal(int sig, bool toAll);
+    void signal(int sig, bool toAll) override;
     // Stops the whole tree: the stop signal now (unless `sendSignal` is false, when systemd
     // sends it), SIGKILL once the stop timeout has passed.
-    void stop(bool sendSignal);
+    void stop(bool sendSignal) override;
 
-    pid_t pid() const { return pid_; }
+    pid_t pid() const override { return pid_; }
     pid_t payload() const { return payload_; }
-    std::optional<int> mainExit() const;
+    std::optional<int> mainExit() const override;
     // True while any process of the payload's tree is left.
-    bool treeLeft() const;
+    bool treeLeft() const override;
     bool alive() const { return alive_; }
     // True if the guard died on its own (not after finish()).
     bool lost() const { return lost_; }
     // True once the guard has stopped the tree on its own (main missed its stop time).
     bool tookOver() const { return tookOver_; }
     // On SIGCHLD: reaps the guard if it died, and the payload's processes reparented to main.
-    void reap();
+    void reap() override;
     // While the guard is dead: main's own SIGKILL escalation for what is left.
     std::optional<TimePoint> nextTimeout() const { return alive_ ? std::nullopt : killAt_; }
     void onTimeout(TimePoint now);
@@ -99,6 +115,9 @@ private:
     bool lost_ = false;
     bool tookOver_ = false;
     bool empty_ = false;
+    // finish() came after the guard reported the tree empty: the tree stays empty (nothing but
+    // the tree makes processes of the tree), so the guard's own exit need not be waited for.
+    bool finishedEmpty_ = false;
     bool spawned_ = false;
     pid_t payload_ = -1;
     std::optional<int> started_; // the guard's answer to spawn(): a pid, or -errno

@@ -5,13 +5,11 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <poll.h>
 #include <stdexcept>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "backends/registry.hpp"
 #include "util/log.hpp"
 #include "util/signals.hpp"
 
@@ -29,62 +27,43 @@ Duration renewRetry(Duration renew) {
 
 } // namespace
 
-SignalSource::SignalSource(const std::vector<int>& forwarded) {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2})
-        sigaddset(&set, sig);
-    for (int sig : forwarded)
-        sigaddset(&set, sig);
-    if (sigprocmask(SIG_BLOCK, &set, nullptr) < 0)
-        throw std::runtime_error(std::string("sigprocmask: ") + std::strerror(errno));
-    fd_.reset(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
-    if (!fd_.valid()) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
-}
-
-std::vector<int> SignalSource::drain() {
-    std::vector<int> out;
-    signalfd_siginfo info{};
-    while (::read(fd_.get(), &info, sizeof info) == sizeof info)
-        out.push_back(static_cast<int>(info.ssi_signo));
-    return out;
-}
-
-// Lets a backend call give way to SIGTERM/SIGINT while it waits on the network.
+// The wait under the backend's and the runner's calls: the loop's wait(), which meanwhile serves
+// the urgent sources (signals, the lease deadline, the lock guard), and gives way to a stop
+// request, or to the lease deadline while the payload runs: no call can hold up the deadline rule.
 class Supervisor::SignalInterrupt final : public Interrupt {
 public:
     explicit SignalInterrupt(Supervisor& s) : s_(s) {}
-    // Readable on a signal, or when the timer fires: while the payload runs the timer is armed
-    // at the lease's stop time, so that no backend call can hold up the deadline rule.
-    int fd() const override { return s_.interruptFd_.get(); }
-    bool stopRequested() override {
-        s_.handleSignals();
-        uint64_t expirations;
-        [[maybe_unused]] auto n = ::read(s_.timer_.get(), &expirations, sizeof expirations);
+    Result<void> wait(std::span<pollfd> fds, TimePoint until, const char* what) override {
+        s_.guardSource_.setFd(s_.d_.guard.fd());
+        return s_.loop_.wait(fds, until, [this] { return mustGiveWay(); }, what);
+    }
+
+private:
+    bool mustGiveWay() const {
         if (s_.phase_ == Phase::Releasing) return false;
         return s_.stopRequested_ ||
                (s_.phase_ == Phase::Running && s_.lease_.mustStop(s_.d_.clock.now()));
     }
-
-private:
     Supervisor& s_;
 };
 
 Supervisor::Supervisor(Deps deps, LaunchSpec spec, std::string holderId)
     : d_(deps), spec_(std::move(spec)), holderId_(std::move(holderId)),
-      lease_(deps.config.drift(), deps.config.stopTimeout.value, deps.config.margin()) {
-    timer_.reset(timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC));
-    if (!timer_.valid()) throw std::runtime_error(std::string("timerfd: ") + std::strerror(errno));
-    interruptFd_.reset(epoll_create1(EPOLL_CLOEXEC));
-    if (!interruptFd_.valid())
-        throw std::runtime_error(std::string("epoll: ") + std::strerror(errno));
-    for (int fd : {d_.signals.fd(), timer_.get()}) {
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.fd = fd;
-        if (epoll_ctl(interruptFd_.get(), EPOLL_CTL_ADD, fd, &ev) < 0)
-            throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(errno));
-    }
+      lease_(deps.config.drift(), deps.config.stopTimeout.value, deps.config.margin()),
+      loop_(deps.clock) {
+    using P = EventLoop::Priority;
+    signalSource_ = loop_.addSignals(d_.signals, [this](int sig) { onSignal(sig); });
+    guardSource_ = loop_.addFd(d_.guard.fd(), EPOLLIN, [this] { d_.guard.process(); }, P::Urgent);
+    // The lease deadline: a timer of its own, urgent, so that nothing can delay it. Its firing
+    // is all it takes: whoever waits then looks at the deadline (mustGiveWay(), runPayload()).
+    deadlineTimer_ = loop_.addTimer([] {}, P::Urgent);
+    runnerSource_ = loop_.addFd(-1, EPOLLIN, [this] { d_.runner.process(); });
+    relaySource_ = loop_.addFd(-1, EPOLLIN, [this] { relayNotifications(); });
+    wakeSource_ = loop_.addFd(-1, EPOLLIN, [this] {
+        holderChanged_ = true;
+        d_.backend.drainWake();
+    });
+    lossSource_ = loop_.addFd(-1, EPOLLIN, [this] { lossEvent_ = true; });
     watchdogInterval_ = d_.notifier.watchdogInterval();
     // The dead-man switch only protects a lease that outlives it: a lockunit paused just
     // before a renewal is killed WatchdogSec later, and its payload needs stop_timeout more.
@@ -100,61 +79,51 @@ Supervisor::Supervisor(Deps deps, LaunchSpec spec, std::string holderId)
 }
 
 std::string Supervisor::backendScheme() const {
-    const std::string& url = d_.config.backend.value;
-    return url.substr(0, url.find("://"));
+    return backends::urlScheme(d_.config.backend.value);
 }
 
-void Supervisor::handleSignals() {
-    for (int sig : d_.signals.drain()) {
-        if (sig == SIGCHLD) {
-            d_.runner.reap();
-        } else if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
-            // SIGQUIT too: its default (a core dump) would leave the payload to the guard,
-            // while a stop ends it in order and releases the lock at once.
-            if (!stopRequested_) log::info(signalName(sig) + " received, stopping");
-            stopRequested_ = true;
-        } else if (phase_ == Phase::Running || phase_ == Phase::Stopping) {
-            const auto& fwd = d_.config.forwardSignals.value;
-            if (std::find(fwd.begin(), fwd.end(), sig) != fwd.end()) {
-                log::debug("forwarding " + signalName(sig) + " to the payload");
-                d_.runner.forward(sig, d_.config.forwardTo.value == ForwardTo::All);
-            }
-        } else {
-            log::debug(signalName(sig) + " received while no payload runs, ignoring");
+void Supervisor::drainSignals() {
+    for (int sig : d_.signals.drain())
+        onSignal(sig);
+}
+
+void Supervisor::onSignal(int sig) {
+    if (sig == SIGCHLD) {
+        d_.runner.reap();
+    } else if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
+        // SIGQUIT too: its default (a core dump) would leave the payload to the guard,
+        // while a stop ends it in order and releases the lock at once.
+        if (!stopRequested_) log::info(signalName(sig) + " received, stopping");
+        stopRequested_ = true;
+    } else if (phase_ == Phase::Running || phase_ == Phase::Stopping) {
+        const auto& fwd = d_.config.forwardSignals.value;
+        if (std::find(fwd.begin(), fwd.end(), sig) != fwd.end()) {
+            log::debug("forwarding " + signalName(sig) + " to the payload");
+            d_.runner.forward(sig, d_.config.forwardTo.value == ForwardTo::All);
         }
+    } else {
+        log::debug(signalName(sig) + " received while no payload runs, ignoring");
     }
 }
 
-void Supervisor::armTimer(TimePoint at) {
-    auto now = d_.clock.now();
-    itimerspec spec{};
-    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(at - now);
-    if (at == TimePoint::max() || left > std::chrono::hours(24)) left = std::chrono::hours(24);
-    if (left <= std::chrono::nanoseconds::zero()) left = std::chrono::nanoseconds(1);
-    spec.it_value.tv_sec = left.count() / 1'000'000'000;
-    spec.it_value.tv_nsec = left.count() % 1'000'000'000;
-    timerfd_settime(timer_.get(), 0, &spec, nullptr);
+void Supervisor::dispatch(TimePoint until) {
+    dispatch(until, Watched{});
 }
 
-int Supervisor::pollOnce(TimePoint until, std::initializer_list<int> extras) {
-    auto now = d_.clock.now();
-    if (until > now) armTimer(until);
-    std::vector<pollfd> fds = {{d_.signals.fd(), POLLIN, 0},
-                               {timer_.get(), POLLIN, 0},
-                               {d_.guard.fd(), POLLIN, 0}};
-    for (int fd : extras)
-        fds.push_back({fd, POLLIN, 0}); // poll() ignores fd -1
-    int r = ::poll(fds.data(), fds.size(), until > now ? -1 : 0);
-    if (r < 0 && errno != EINTR)
-        throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
-    uint64_t expirations;
-    [[maybe_unused]] auto n = ::read(timer_.get(), &expirations, sizeof expirations);
-    if (fds[0].revents) handleSignals();
-    if (fds[2].revents) d_.guard.process();
-    int ready = 0;
-    for (size_t i = 3; i < fds.size(); ++i)
-        if (fds[i].fd >= 0 && fds[i].revents) ready |= 1 << (i - 3);
-    return ready;
+void Supervisor::dispatch(TimePoint until, Watched watched) {
+    // The fds that change (a backend that reconnects, a guard that left) are watched for this
+    // round only, so that none stays registered after it closed.
+    guardSource_.setFd(d_.guard.fd());
+    runnerSource_.setFd(d_.runner.fd());
+    wakeSource_.setFd(watched.wake);
+    lossSource_.setFd(watched.loss);
+    relaySource_.setFd(watched.relay && d_.relay ? d_.relay->fd() : -1);
+    loop_.dispatch(std::min(until, d_.runner.nextTimeout().value_or(TimePoint::max())));
+    runnerSource_.setFd(-1);
+    wakeSource_.setFd(-1);
+    lossSource_.setFd(-1);
+    relaySource_.setFd(-1);
+    d_.runner.onTimeout(d_.clock.now());
 }
 
 void Supervisor::feedWatchdog(TimePoint now, bool confirmed) {
@@ -195,7 +164,7 @@ std::optional<int> Supervisor::waitForLock() {
 
     if (cfg.notify.value == NotifyMode::Standby) d_.notifier.ready();
     for (;;) {
-        handleSignals();
+        drainSignals();
         if (stopRequested_) return exitcode::Ok;
         if (d_.guard.lost()) {
             log::error("cannot wait for lock '" + cfg.name.value + "' without the lock guard");
@@ -251,16 +220,13 @@ std::optional<int> Supervisor::waitForLock() {
         TimePoint until =
             std::min({now + d_.backend.retryInterval(), giveUp,
                       cfg.notify.value != NotifyMode::Standby ? nextExtend : TimePoint::max(),
-                      watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
-                      d_.runner.nextTimeout().value_or(TimePoint::max())});
+                      watchdogInterval_ ? nextWatchdog_ : TimePoint::max()});
         // A stop request read while asking for the holder must not wait for the next wake-up.
         if (stopRequested_) return exitcode::Ok;
         // The runner's D-Bus connection is served while we wait, so nothing piles up on it.
-        int ready = pollOnce(until, {d_.backend.wakeFd(), d_.runner.fd()});
-        holderChanged = ready & 1;
-        if (holderChanged) d_.backend.drainWake();
-        if (ready & 2) d_.runner.process();
-        d_.runner.onTimeout(d_.clock.now());
+        holderChanged_ = false;
+        dispatch(until, {.wake = d_.backend.wakeFd()});
+        holderChanged = holderChanged_;
     }
 }
 
@@ -311,15 +277,12 @@ std::optional<int> Supervisor::sitOutLockDelay(const Lease& lease, TimePoint giv
             continue;
         }
         feedWatchdog(now, true);
-        const TimePoint until = std::min({end, nextRenew, lease_.stopAt(),
-                                          watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
-                                          d_.runner.nextTimeout().value_or(TimePoint::max())});
-        if (pollOnce(until, {d_.runner.fd()})) d_.runner.process();
-        d_.runner.onTimeout(d_.clock.now());
+        dispatch(std::min({end, nextRenew, lease_.stopAt(),
+                           watchdogInterval_ ? nextWatchdog_ : TimePoint::max()}));
     }
 }
 
-int Supervisor::runPayload() {
+std::optional<int> Supervisor::startPayload() {
     const auto& cfg = d_.config;
     phase_ = Phase::Running;
     since_ = formatWallTime(std::time(nullptr));
@@ -336,25 +299,62 @@ int Supervisor::runPayload() {
         if (pid.error().code == Errc::Interrupted && stopRequested_) return exitcode::Ok;
         if (pid.error().code == Errc::Lost || lease_.mustStop(d_.clock.now())) {
             d_.notifier.stopping("stopping: lost lock '" + cfg.name.value + "'");
-            log::event(log::Level::Error,
-                       {log::EventKind::Lost, cfg.name.value, backendScheme(), token_},
-                       "lost lock '" + cfg.name.value + "': " + pid.error().message);
+            logLost(pid.error().message);
             return exitcode::Lost;
         }
         log::error("cannot start the payload: " + pid.error().message);
         return exitcode::Unavailable;
     }
     payloadPid_ = *pid;
-    d_.notifier.status("active: holding '" + cfg.name.value + "'" +
-                       (token_.empty() ? "" : " (token " + token_ + ")") + " since " + since_ +
-                       ", payload PID " + std::to_string(payloadPid_) + " in " + d_.runner.where());
+    const std::string token = token_.empty() ? "" : " (token " + token_ + ")";
+    const std::string where = "payload PID " + std::to_string(payloadPid_) + " in " +
+                              d_.runner.where();
+    d_.notifier.status("active: holding '" + cfg.name.value + "'" + token + " since " + since_ +
+                       ", " + where);
     log::event(log::Level::Notice,
                {log::EventKind::Acquired, cfg.name.value, backendScheme(), token_, payloadPid_},
-               "acquired lock '" + cfg.name.value + "'" +
-                   (token_.empty() ? "" : " (token " + token_ + ")") + ", payload PID " +
-                   std::to_string(payloadPid_) + " in " + d_.runner.where());
+               "acquired lock '" + cfg.name.value + "'" + token + ", " + where);
     if (cfg.notify.value == NotifyMode::Running) d_.notifier.ready();
+    return std::nullopt;
+}
 
+std::optional<int> Supervisor::mustStopNow(TimePoint now) {
+    const auto& name = d_.config.name.value;
+    // Deadline first, before any I/O: after a SIGSTOP or a suspend it may already be gone.
+    if (lease_.mustStop(now))
+        return stopPayload(exitcode::Lost, "lease of '" + name + "' could not be renewed in time",
+                           "its lease could not be renewed before the deadline");
+    if (auto trouble = guardTrouble(); !trouble.empty()) {
+        if (d_.guard.tookOver())
+            log::event(log::Level::Error,
+                       {log::EventKind::GuardStopped, name, backendScheme(), token_, payloadPid_},
+                       "the lock guard stopped the payload of lock '" + name +
+                           "': lockunit missed the lease's stop time");
+        return stopPayload(exitcode::Lost, trouble, trouble);
+    }
+    if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
+    return std::nullopt;
+}
+
+int Supervisor::payloadExited(int code) {
+    log::info("payload exited with " + std::to_string(code));
+    phase_ = Phase::Stopping;
+    d_.runner.stop(); // whatever it left behind goes too, before the lock is released
+    waitUntilStopped();
+    // systemd may stop the scope (BindsTo=) a moment before our SIGTERM arrives: that is still
+    // a requested stop, which exits 0. Asked only now that nothing runs.
+    drainSignals();
+    if (!stopRequested_ && d_.runner.ownUnitStopping()) {
+        log::info("this unit is being stopped");
+        stopRequested_ = true;
+    }
+    return stopRequested_ ? exitcode::Ok : code;
+}
+
+int Supervisor::runPayload() {
+    const auto& cfg = d_.config;
+    if (auto failed = startPayload()) return *failed;
+    SignalInterrupt interrupt(*this);
     // Renewals count from the acquisition, not from the payload's start, which a slow scope
     // start job may have delayed; from an earlier keepalive if that is what the lease rests on.
     TimePoint nextRenew = lease_.renewDue(cfg.renew.value, cfg.ttl.value);
@@ -362,40 +362,10 @@ int Supervisor::runPayload() {
     // retried at the speed of an fd that stays readable.
     bool watchLoss = true;
     for (;;) {
-        // Deadline first, before any I/O: after a SIGSTOP or a suspend it may already be gone.
-        TimePoint now = d_.clock.now();
-        if (lease_.mustStop(now))
-            return stopPayload(exitcode::Lost,
-                               "lease of '" + cfg.name.value + "' could not be renewed in time",
-                               "lost lock '" + cfg.name.value +
-                                   "': its lease could not be renewed before the deadline");
-        if (auto trouble = guardTrouble(); !trouble.empty()) {
-            if (d_.guard.tookOver())
-                log::event(log::Level::Error,
-                           {log::EventKind::GuardStopped, cfg.name.value, backendScheme(), token_,
-                            payloadPid_},
-                           "the lock guard stopped the payload of lock '" + cfg.name.value +
-                               "': lockunit missed the lease's stop time");
-            return stopPayload(exitcode::Lost, trouble,
-                               "lost lock '" + cfg.name.value + "': " + trouble);
-        }
-        if (stopRequested_) return stopPayload(exitcode::Ok, "stop requested");
-        if (auto code = d_.runner.mainExit()) {
-            log::info("payload exited with " + std::to_string(*code));
-            phase_ = Phase::Stopping;
-            d_.runner.stop(); // whatever it left behind goes too, before the lock is released
-            waitUntilStopped();
-            // systemd may stop the scope (BindsTo=) a moment before our SIGTERM arrives: that
-            // is still a requested stop, which exits 0. Asked only now that nothing runs.
-            handleSignals();
-            if (!stopRequested_ && d_.runner.ownUnitStopping()) {
-                log::info("this unit is being stopped");
-                stopRequested_ = true;
-            }
-            return stopRequested_ ? exitcode::Ok : *code;
-        }
+        const TimePoint now = d_.clock.now();
+        if (auto code = mustStopNow(now)) return *code;
+        if (auto code = d_.runner.mainExit()) return payloadExited(*code);
         if (now >= nextRenew) {
-            armTimer(lease_.stopAt()); // a renewal still pending then is abandoned
             auto renewed = d_.backend.renew(interrupt);
             if (renewed) {
                 confirmLease(now, renewed->validity);
@@ -404,8 +374,7 @@ int Supervisor::runPayload() {
             } else if (renewed.error().code == Errc::Lost) {
                 takenAway_ = true;
                 return stopPayload(exitcode::Lost, "lock '" + cfg.name.value + "' lost",
-                                   "lost lock '" + cfg.name.value +
-                                       "': " + renewed.error().message);
+                                   renewed.error().message);
             } else if (renewed.error().code != Errc::Interrupted) {
                 log::event(log::Level::Warning, {log::EventKind::RenewFailed, cfg.name.value,
                                                  backendScheme(), token_, payloadPid_},
@@ -417,19 +386,21 @@ int Supervisor::runPayload() {
             continue;
         }
         feedWatchdog(now, !lease_.mustStop(now));
-        TimePoint until = std::min({nextRenew, lease_.stopAt(),
-                                    watchdogInterval_ ? nextWatchdog_ : TimePoint::max(),
-                                    d_.runner.nextTimeout().value_or(TimePoint::max())});
-        const int lossFd = watchLoss ? d_.backend.watchFd() : -1;
-        int ready = pollOnce(until, {d_.runner.fd(), d_.relay ? d_.relay->fd() : -1, lossFd});
-        if (ready & 1) d_.runner.process();
-        if (ready & 2) relayNotifications();
-        if (ready & 4) {
+        lossEvent_ = false;
+        dispatch(std::min({nextRenew, lease_.stopAt(),
+                           watchdogInterval_ ? nextWatchdog_ : TimePoint::max()}),
+                 {.loss = watchLoss ? d_.backend.watchFd() : -1, .relay = true});
+        if (lossEvent_) {
             log::debug("backend reports an event on the held lock; renewing now");
             nextRenew = std::min(nextRenew, d_.clock.now());
         }
-        d_.runner.onTimeout(d_.clock.now());
     }
+}
+
+void Supervisor::logLost(const std::string& why) {
+    log::event(log::Level::Error,
+               {log::EventKind::Lost, d_.config.name.value, backendScheme(), token_, payloadPid_},
+               "lost lock '" + d_.config.name.value + "': " + why);
 }
 
 void Supervisor::relayNotifications() {
@@ -454,31 +425,28 @@ int Supervisor::stopPayload(int exitCode, const std::string& why, const std::str
     phase_ = Phase::Stopping;
     d_.notifier.stopping("stopping: " + why + "; stopping payload PID " +
                          std::to_string(payloadPid_));
-    if (!lost.empty())
-        log::event(log::Level::Error, {log::EventKind::Lost, d_.config.name.value,
-                                       backendScheme(), token_, payloadPid_},
-                   lost);
+    if (!lost.empty()) logLost(lost);
     log::info("stopping the payload (" + why + ")");
     d_.runner.stop();
     waitUntilStopped();
     return exitCode;
 }
 
-void Supervisor::waitUntilStopped() {
-    for (;;) {
+void Supervisor::waitUntilStopped(TimePoint giveUp) {
+    while (d_.clock.now() < giveUp) {
         // The tree is gone: the guard's work is done. It leaves first (in scope mode it is in
         // the scope, which can end only then), and the lock is released after that.
         if (d_.runner.mainExit() && !d_.guard.treeLeft() && d_.guard.alive()) d_.guard.finish();
         if (d_.runner.finished()) return;
-        if (pollOnce(d_.runner.nextTimeout().value_or(TimePoint::max()), {d_.runner.fd()}))
-            d_.runner.process();
-        d_.runner.onTimeout(d_.clock.now());
+        dispatch(giveUp);
     }
 }
 
 void Supervisor::confirmLease(TimePoint sentAt, Duration validity) {
     lease_.confirm(sentAt, validity);
-    d_.guard.publishStopAt(lease_.infinite() ? TimePoint::max() : lease_.stopAt());
+    const TimePoint stopAt = lease_.infinite() ? TimePoint::max() : lease_.stopAt();
+    deadlineTimer_.setTime(stopAt); // a renewal still pending then is abandoned
+    d_.guard.publishStopAt(stopAt);
 }
 
 std::string Supervisor::guardTrouble() const {
@@ -548,12 +516,10 @@ int Supervisor::run() {
         // still runs: stop it first, SIGKILL included, then let the error go on.
         phase_ = Phase::Stopping;
         d_.runner.stop();
-        const TimePoint giveUp = BootClock::now() + d_.config.stopTimeout.value + kExtendEvery;
-        while (!d_.runner.finished() && BootClock::now() < giveUp) {
-            d_.runner.reap();
-            d_.runner.process();
-            d_.runner.onTimeout(BootClock::now());
-            ::usleep(10'000);
+        try {
+            waitUntilStopped(d_.clock.now() + d_.config.stopTimeout.value + kExtendEvery);
+        } catch (...) {
+            // The loop itself failed: the lock guard still stops the tree when we are gone.
         }
         throw;
     }

@@ -13,29 +13,19 @@
 #include "supervisor/lease.hpp"
 #include "systemd/notify.hpp"
 #include "systemd/notify_relay.hpp"
-#include "systemd/payload.hpp"
+#include "process/payload.hpp"
 #include "util/clock.hpp"
 #include "util/exitcode.hpp"
+#include "util/event_loop.hpp"
 #include "util/fd.hpp"
+#include "util/signals.hpp"
 
 namespace lockunit {
 
-// Blocks the signals lockunit handles itself, and reads them from a signalfd. Must be created
-// before any other thread or child, and before the backend opens anything.
-class SignalSource {
-public:
-    explicit SignalSource(const std::vector<int>& forwarded);
-    int fd() const { return fd_.get(); }
-    // Every pending signal, oldest first (non-blocking).
-    std::vector<int> drain();
-
-private:
-    UniqueFd fd_;
-};
-
-// The state machine of docs/design.md ("Lifecycle"): Waiting → Starting → Running → Stopping → Releasing, in one
-// thread and one poll loop over the signalfd, the backend's wake-up fd, the runner's fd and a
-// CLOCK_BOOTTIME timer.
+// The state machine of docs/design.md ("Lifecycle"): Waiting → Starting → Running → Stopping →
+// Releasing, in one thread, on one EventLoop: the signalfd, the lease deadline's timer and the
+// lock guard's socket (urgent: served inside backend calls too), the runner's fd, the backend's
+// wake-up and loss fds, and the payload's notifications.
 class Supervisor {
 public:
     struct Deps {
@@ -67,11 +57,19 @@ private:
     static constexpr int kWaitAgain = -1;
     std::optional<int> sitOutLockDelay(const Lease& lease, TimePoint giveUp);
     int runPayload();
-    // Stops the payload; `lost`, when given, is logged as the "lost" event once STATUS= says so.
+    // The parts of runPayload(): start the payload (an exit code if that failed); stop it if
+    // the lease, the guard or a stop request says so (the exit code); wait for its tree once
+    // its main process exited (the exit code).
+    std::optional<int> startPayload();
+    std::optional<int> mustStopNow(TimePoint now);
+    int payloadExited(int code);
+    // Stops the payload; `lost`, when given, is logged as the "lost" event ("lost lock 'NAME':
+    // LOST") once STATUS= says so.
     int stopPayload(int exitCode, const std::string& why, const std::string& lost = {});
+    void logLost(const std::string& why);
     // Serves the runner and the guard until every process of the payload is gone, the lock
-    // guard has left, and (scope mode) the scope has ended.
-    void waitUntilStopped();
+    // guard has left, and (scope mode) the scope has ended; or until `giveUp`.
+    void waitUntilStopped(TimePoint giveUp = TimePoint::max());
     void releaseLock(bool takenAway);
     // A successful acquire or renewal: the new deadline, published to the lock guard too.
     void confirmLease(TimePoint sentAt, Duration validity);
@@ -79,13 +77,23 @@ private:
     // gone, or it stopped the payload itself. Empty if neither.
     std::string guardTrouble() const;
 
-    // Polls the signalfd, the timer, the lock guard's socket and the given fds (-1 = none)
-    // until one is ready or `until`. Handles the signals and the guard's messages that
-    // arrived; returns a bit mask with bit i set when extras[i] became readable.
-    int pollOnce(TimePoint until, std::initializer_list<int> extras = {});
+    // What a round of the loop watches besides the signals, the lease deadline, the lock
+    // guard and the runner: the backend's wake-up fd (waiting) or its loss fd (holding), and
+    // the payload's notifications (notify=relay, holding).
+    struct Watched {
+        int wake = -1;
+        int loss = -1;
+        bool relay = false;
+    };
+    // One round of the loop: runs the callbacks of the sources that are ready, waking at
+    // `until` (or the runner's next timeout) at the latest. The callbacks set holderChanged_
+    // and lossEvent_; the runner's timeouts are served after it.
+    void dispatch(TimePoint until, Watched watched);
+    void dispatch(TimePoint until);
     // notify=relay: passes the payload's READY=1 / STATUS= on to systemd.
     void relayNotifications();
-    void handleSignals();
+    void onSignal(int sig);
+    void drainSignals(); // the signals pending now, without waiting
     void feedWatchdog(TimePoint now, bool confirmed);
     void showWaitingStatus(const std::string& reason);
     std::string backendScheme() const;
@@ -102,11 +110,12 @@ private:
     bool relayedReady_ = false;
     bool takenAway_ = false; // the backend said the lock is no longer ours
     std::string lastWaitReason_; // why a free lock was not granted (waitReason()), if it was
-    // Arms timer_ (CLOCK_BOOTTIME) to fire at `at`.
-    void armTimer(TimePoint at);
+    bool holderChanged_ = false; // the backend's wake-up fd fired in the last round
+    bool lossEvent_ = false;     // the backend's loss fd fired in the last round
 
-    UniqueFd timer_;
-    UniqueFd interruptFd_; // epoll of the signalfd and timer_: what backend calls poll
+    EventLoop loop_;
+    EventLoop::Source signalSource_, guardSource_, deadlineTimer_, runnerSource_, relaySource_,
+        wakeSource_, lossSource_;
     std::optional<Duration> watchdogInterval_;
     TimePoint nextWatchdog_{};
 };

@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "systemd/libsystemd.hpp"
+#include "util/libsystemd.hpp"
 #include "util/duration.hpp"
 #include "util/result.hpp"
 

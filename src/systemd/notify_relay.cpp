@@ -8,16 +8,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "util/text.hpp"
+
 namespace lockunit {
 
 RelayedNotification parseNotification(std::string_view datagram) {
     RelayedNotification out;
-    size_t start = 0;
-    while (start < datagram.size()) {
-        size_t nl = datagram.find('\n', start);
-        if (nl == std::string_view::npos) nl = datagram.size();
-        std::string_view line = datagram.substr(start, nl - start);
-        start = nl + 1;
+    for (std::string_view line : splitTerminated(datagram, '\n')) {
         if (line == "READY=1")
             out.ready = true;
         else if (line.substr(0, 7) == "STATUS=")
@@ -43,8 +40,7 @@ Result<std::unique_ptr<NotifyRelay>> NotifyRelay::create() {
     std::unique_ptr<NotifyRelay> relay(new NotifyRelay());
     std::string templ = base + "/lockunit-notify.XXXXXX";
     if (!::mkdtemp(templ.data()))
-        return makeError(Errc::System,
-                         "notify relay: mkdtemp in '" + base + "': " + std::strerror(errno));
+        return makeError(Errc::System, errnoMessage("notify relay: mkdtemp in '" + base + "'"));
     relay->dir_ = templ;
     relay->path_ = templ + "/notify";
     sockaddr_un addr{};
@@ -53,12 +49,9 @@ Result<std::unique_ptr<NotifyRelay>> NotifyRelay::create() {
         return makeError(Errc::System, "notify relay: socket path '" + relay->path_ + "' too long");
     std::memcpy(addr.sun_path, relay->path_.c_str(), relay->path_.size() + 1);
     relay->fd_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!relay->fd_.valid())
-        return makeError(Errc::System,
-                         std::string("notify relay: socket: ") + std::strerror(errno));
+    if (!relay->fd_.valid()) return makeError(Errc::System, errnoMessage("notify relay: socket"));
     if (::bind(relay->fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-        return makeError(Errc::System,
-                         "notify relay: bind '" + relay->path_ + "': " + std::strerror(errno));
+        return makeError(Errc::System, errnoMessage("notify relay: bind '" + relay->path_ + "'"));
     return relay;
 }
 

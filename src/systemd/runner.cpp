@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "systemd/libsystemd.hpp"
-#include "systemd/process_group.hpp"
+#include "util/libsystemd.hpp"
+#include "process/process_group.hpp"
 #include "systemd/scope.hpp"
 #include "util/log.hpp"
 
@@ -20,8 +20,9 @@ Result<std::string> ownUnit(bool userManager) {
     if (r < 0 || !unit)
         return makeError(
             Errc::Unavailable,
-            std::string(userManager ? "sd_pid_get_user_unit" : "sd_pid_get_unit") +
-                "() found no unit for lockunit: " + std::strerror(r < 0 ? -r : ENODATA));
+            errnoMessage(std::string(userManager ? "sd_pid_get_user_unit" : "sd_pid_get_unit") +
+                             "() found no unit for lockunit",
+                         r < 0 ? -r : ENODATA));
     std::string name = unit;
     std::free(unit);
     if (!userManager) {

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "config/config.hpp"
-#include "systemd/payload.hpp"
+#include "process/payload.hpp"
 
 namespace lockunit {
 

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Scope mode over sdbus-c++: the module lockunit-scope.so (see systemd/scope.hpp).
+// Scope mode's logic over systemd's manager (systemd/systemd_manager.hpp): the scope's start,
+// its stop with the fall-backs to signals, and a stale scope's stop. Part of the module
+// lockunit-scope.so (see systemd/scope.hpp), with sdbus_manager.cpp, which connects it.
 #include "systemd/scope.hpp"
 
 #include <algorithm>
@@ -10,23 +12,18 @@
 #include <map>
 #include <optional>
 #include <poll.h>
-#include <sdbus-c++/sdbus-c++.h>
 
+#include "systemd/systemd_manager.hpp"
 #include "util/log.hpp"
+#include "util/module.hpp"
 
 namespace lockunit {
 
 namespace {
 
-constexpr const char* kService = "org.freedesktop.systemd1";
-constexpr const char* kPath = "/org/freedesktop/systemd1";
-constexpr const char* kManager = "org.freedesktop.systemd1.Manager";
 constexpr const char* kNoSuchUnit = "org.freedesktop.systemd1.NoSuchUnit";
 constexpr const char* kUnitExists = "org.freedesktop.systemd1.UnitExists";
 
-// One D-Bus call to systemd; a start job for a scope is quick, these bounds are for a
-// manager that does not answer at all.
-constexpr auto kCallTimeout = std::chrono::seconds(10);
 // From StartTransientUnit to the start job's end.
 constexpr Duration kStartTimeout = std::chrono::seconds(15);
 // A stale scope's stop: its own TimeoutStopUSec= (unknown to us) plus SIGKILL.
@@ -37,22 +34,12 @@ constexpr Duration kStopGrace = std::chrono::seconds(15);
 // well inside the deadline rule's 500 ms margin.
 constexpr Duration kKillSlack = std::chrono::milliseconds(200);
 
-using DbusProperties = std::vector<sdbus::Struct<std::string, sdbus::Variant>>;
-using DbusAux = std::vector<sdbus::Struct<std::string, DbusProperties>>;
-
-DbusProperties toDbus(const std::vector<ScopeProperty>& props) {
-    DbusProperties out;
-    for (const auto& p : props)
-        std::visit([&](const auto& v) { out.emplace_back(p.name, sdbus::Variant(v)); }, p.value);
-    return out;
-}
-
 } // namespace
 
-class DbusScopeRunner final : public ScopeRunner {
+class SystemdScopeRunner final : public ScopeRunner {
 public:
-    static Result<std::unique_ptr<ScopeRunner>> connect(Options options);
-    ~DbusScopeRunner() override;
+    SystemdScopeRunner(Options options, std::unique_ptr<SystemdManager> manager,
+                       const Clock& clock);
 
     // Stops a stale scope of the same name left by an earlier run (a crash, a restart).
     Result<void> prepare(Interrupt& interrupt) override;
@@ -71,9 +58,14 @@ public:
     bool ownUnitStopping() override;
 
 private:
-    struct Bus;
-    struct Call;
-    explicit DbusScopeRunner(Options options);
+    // One asynchronous call's outcome, filled in by its reply handler.
+    struct Call {
+        bool done = false;
+        SystemdManager::Reply reply;
+        bool failed() const { return done && reply.failed(); }
+    };
+    // A handler that fills in *call.
+    static SystemdManager::ReplyHandler into(std::shared_ptr<Call> call);
 
     // Dispatches everything the bus has for us; false once the connection is broken.
     bool dispatch();
@@ -85,11 +77,12 @@ private:
     void checkStopJob();
     // Without the bus: signal the payload's processes through the lock guard, whose
     // descendants they are, as the process-group runner does.
-    Guard& guard() const { return *options_.guard; }
+    PayloadGuard& guard() const { return *options_.guard; }
     void fallBackToSignals(const std::string& why);
 
     Options options_;
-    std::unique_ptr<Bus> bus_;
+    std::unique_ptr<SystemdManager> manager_;
+    const Clock& clock_;
     bool broken_ = false;
     // JobRemoved results of this scope's jobs, by job object path.
     std::map<std::string, std::string> jobs_;
@@ -109,145 +102,84 @@ private:
     std::optional<TimePoint> killAt_;
 };
 
-[[maybe_unused]] const bool provided = ScopeRunner::provide(&DbusScopeRunner::connect);
-
-// The connection and the proxy of systemd's manager object.
-struct DbusScopeRunner::Bus {
-    std::unique_ptr<sdbus::IConnection> connection;
-    std::unique_ptr<sdbus::IProxy> manager;
-    int fd = -1;
-};
-
-// One asynchronous call's outcome, filled in by its reply handler.
-struct DbusScopeRunner::Call {
-    bool done = false;
-    std::string errorName, errorMessage;
-    std::string job; // the job object path, for StartTransientUnit and StopUnit
-    bool failed() const { return done && !errorName.empty(); }
-};
-
-DbusScopeRunner::DbusScopeRunner(Options options)
-    : ScopeRunner(scopeNameFor(options.ownUnit)), options_(std::move(options)) {}
-
-DbusScopeRunner::~DbusScopeRunner() {
-    // The proxy goes before the connection it refers to.
-    if (bus_) bus_->manager.reset();
+std::unique_ptr<ScopeRunner> makeScopeRunner(ScopeRunner::Options options,
+                                             std::unique_ptr<SystemdManager> manager,
+                                             const Clock& clock) {
+    return std::make_unique<SystemdScopeRunner>(std::move(options), std::move(manager), clock);
 }
 
-Result<std::unique_ptr<ScopeRunner>> DbusScopeRunner::connect(Options options) {
-    std::unique_ptr<DbusScopeRunner> runner(new DbusScopeRunner(std::move(options)));
-    auto bus = std::make_unique<Bus>();
-    const char* which = runner->options_.userBus ? "user" : "system";
-    try {
-        bus->connection = runner->options_.userBus ? sdbus::createSessionBusConnection()
-                                                   : sdbus::createSystemBusConnection();
-        bus->connection->setMethodCallTimeout(kCallTimeout);
-        bus->manager = sdbus::createProxy(*bus->connection, kService, kPath);
-        DbusScopeRunner* self = runner.get();
-        // Subscribed before any job exists (sdbus-c++ 1.2 adds the match only in
-        // finishRegistration()), so no JobRemoved of ours can be missed.
-        bus->manager->uponSignal("JobRemoved")
-            .onInterface(kManager)
-            .call([self](uint32_t, const sdbus::ObjectPath& job, const std::string& unit,
-                         const std::string& result) {
-                if (unit == self->scope_) self->jobs_[job] = result;
-            });
-        bus->manager->finishRegistration();
-        bus->fd = bus->connection->getEventLoopPollData().fd;
-    } catch (const sdbus::Error& e) {
-        return makeError(Errc::Unavailable, std::string("cannot connect to the ") + which +
-                                                " bus: " + e.getMessage() + " (" + e.getName() +
-                                                ")");
-    }
-    runner->bus_ = std::move(bus);
-    return std::unique_ptr<ScopeRunner>(std::move(runner));
-}
-
-bool DbusScopeRunner::dispatch() {
-    if (broken_) return false;
-    try {
-        while (bus_->connection->processPendingRequest()) {
-        }
-        return true;
-    } catch (const sdbus::Error& e) {
-        broken_ = true;
-        log::warning("D-Bus connection to systemd lost: " + e.getMessage());
-        return false;
-    }
-}
-
-int DbusScopeRunner::fd() const {
-    return broken_ ? -1 : bus_->fd;
-}
-
-Result<void> DbusScopeRunner::waitUntil(const std::function<bool()>& done, TimePoint deadline,
-                                    Interrupt& interrupt, const std::string& what) {
-    for (;;) {
-        if (!dispatch()) return makeError(Errc::Unavailable, what + ": D-Bus connection lost");
-        if (done()) return {};
-        TimePoint now = BootClock::now();
-        if (now >= deadline) return makeError(Errc::Unavailable, what + ": timed out");
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-        pollfd fds[2] = {{bus_->fd, POLLIN, 0}, {interrupt.fd(), POLLIN, 0}};
-        try {
-            auto data = bus_->connection->getEventLoopPollData();
-            fds[0].events = data.events;
-            if (auto rel = data.getRelativeTimeout())
-                left = std::min(left, std::chrono::ceil<std::chrono::milliseconds>(*rel));
-        } catch (const sdbus::Error& e) {
-            broken_ = true;
-            return makeError(Errc::Unavailable, what + ": " + e.getMessage());
-        }
-        int r = ::poll(fds, 2, static_cast<int>(std::clamp<long long>(left.count(), 0, 60'000)));
-        if (r < 0 && errno != EINTR)
-            return makeError(Errc::System, what + ": poll: " + std::strerror(errno));
-        if (r > 0 && (fds[1].revents & POLLIN) && interrupt.stopRequested())
-            return makeError(Errc::Interrupted, what + ": interrupted");
-    }
-}
-
-namespace {
-
-// Sends StopUnit(name, "replace"); the outcome lands in *call.
-template <typename Call>
-void sendStopUnit(sdbus::IProxy& manager, const std::string& name, std::shared_ptr<Call> call) {
-    manager.callMethodAsync("StopUnit")
-        .onInterface(kManager)
-        .withTimeout(kCallTimeout)
-        .withArguments(name, std::string("replace"))
-        .uponReplyInvoke([call](const sdbus::Error* e, sdbus::ObjectPath job) {
-            call->done = true;
-            if (e) {
-                call->errorName = e->getName();
-                call->errorMessage = e->getMessage();
-            } else {
-                call->job = job;
-            }
+SystemdScopeRunner::SystemdScopeRunner(Options options, std::unique_ptr<SystemdManager> manager,
+                                       const Clock& clock)
+    : ScopeRunner(scopeNameFor(options.ownUnit)), options_(std::move(options)),
+      manager_(std::move(manager)), clock_(clock) {
+    manager_->onJobRemoved(
+        [this](const std::string& job, const std::string& unit, const std::string& result) {
+            if (unit == scope_) jobs_[job] = result;
         });
 }
 
-} // namespace
+SystemdManager::ReplyHandler SystemdScopeRunner::into(std::shared_ptr<Call> call) {
+    return [call = std::move(call)](const SystemdManager::Reply& reply) {
+        call->done = true;
+        call->reply = reply;
+    };
+}
 
-Result<void> DbusScopeRunner::prepare(Interrupt& interrupt) {
+bool SystemdScopeRunner::dispatch() {
+    if (broken_) return false;
+    if (auto r = manager_->dispatch(); !r) {
+        broken_ = true;
+        log::warning("D-Bus connection to systemd lost: " + r.error().message);
+        return false;
+    }
+    return true;
+}
+
+int SystemdScopeRunner::fd() const {
+    return broken_ ? -1 : manager_->fd();
+}
+
+Result<void> SystemdScopeRunner::waitUntil(const std::function<bool()>& done, TimePoint deadline,
+                                           Interrupt& interrupt, const std::string& what) {
+    for (;;) {
+        if (!dispatch()) return makeError(Errc::Unavailable, what + ": D-Bus connection lost");
+        if (done()) return {};
+        TimePoint now = clock_.now();
+        if (now >= deadline) return makeError(Errc::Unavailable, what + ": timed out");
+        // sdbus-c++'s poll data: the bus fd, the events it waits for, and its own timeout.
+        pollfd p{manager_->fd(), POLLIN, 0};
+        TimePoint until = deadline;
+        auto data = manager_->pollData();
+        if (!data) {
+            broken_ = true;
+            return makeError(Errc::Unavailable, what + ": " + data.error().message);
+        }
+        p.events = data->events;
+        if (data->timeout)
+            until = std::min(until, now + std::chrono::ceil<std::chrono::milliseconds>(*data->timeout));
+        // The wait is on CLOCK_BOOTTIME, like every I/O deadline; ours are on clock_.
+        const TimePoint bootUntil = BootClock::now() + (until - now);
+        if (auto r = interrupt.wait({&p, 1}, bootUntil, what.c_str()); !r) return r;
+    }
+}
+
+Result<void> SystemdScopeRunner::prepare(Interrupt& interrupt) {
     // A scope of our name can only be a leftover: stop it (and its processes) before anyone
     // could start a second payload next to it.
     auto call = std::make_shared<Call>();
-    const TimePoint deadline = BootClock::now() + kStaleStopTimeout;
-    try {
-        sendStopUnit(*bus_->manager, scope_, call);
-    } catch (const sdbus::Error& e) {
-        return makeError(Errc::Unavailable, "StopUnit '" + scope_ + "': " + e.getMessage());
-    }
+    const TimePoint deadline = clock_.now() + kStaleStopTimeout;
+    if (auto r = manager_->stopUnit(scope_, "replace", into(call)); !r)
+        return makeError(Errc::Unavailable, "StopUnit '" + scope_ + "': " + r.error().message);
     if (auto r = waitUntil([&] { return call->done; }, deadline, interrupt,
                            "stopping stale scope '" + scope_ + "'");
         !r)
         return r;
     if (call->failed()) {
-        if (call->errorName == kNoSuchUnit) return {};
+        if (call->reply.errorName == kNoSuchUnit) return {};
         return makeError(Errc::Unavailable,
-                         "cannot stop stale scope '" + scope_ + "': " + call->errorMessage);
+                         "cannot stop stale scope '" + scope_ + "': " + call->reply.errorMessage);
     }
-    const std::string job = call->job;
+    const std::string job = call->reply.job;
     if (auto r = waitUntil([&] { return jobs_.count(job) > 0; }, deadline, interrupt,
                            "stopping stale scope '" + scope_ + "'");
         !r)
@@ -257,15 +189,16 @@ Result<void> DbusScopeRunner::prepare(Interrupt& interrupt) {
     return {};
 }
 
-Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrupt,
-                                 TimePoint releaseBefore) {
+Result<pid_t> SystemdScopeRunner::start(const LaunchSpec& spec, Interrupt& interrupt,
+                                        TimePoint releaseBefore) {
     stopSignal_ = spec.stopSignal;
     stopTimeout_ = spec.stopTimeout;
-    const TimePoint deadline = std::min(BootClock::now() + kStartTimeout, releaseBefore);
+    const TimePoint deadline = std::min(clock_.now() + kStartTimeout, releaseBefore);
     // The lock guard goes into the scope first, and starts the payload there once the scope
     // exists: every process of the payload is born in the scope, and the guard leaves the
     // service's cgroup, so that systemd's stop of a dead lockunit's service (which may
-    // SIGKILL what is left in it) does not reach the guard (docs/design.md).
+    // SIGKILL what is left in it) does not reach the guard (docs/design.md, "The lock guard",
+    // order of a stop).
     ScopeSettings settings;
     settings.pid = guard().pid();
     settings.ownUnit = options_.ownUnit;
@@ -281,43 +214,27 @@ Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrup
     settings.properties = options_.properties;
     auto props = scopeProperties(settings);
     if (!props) return props.error();
-    const DbusProperties dbusProps = toDbus(*props);
 
     const std::string what = "starting scope '" + scope_ + "'";
     std::string job;
     for (int attempt = 0;; ++attempt) {
         auto call = std::make_shared<Call>();
-        try {
-            bus_->manager->callMethodAsync("StartTransientUnit")
-                .onInterface(kManager)
-                .withTimeout(kCallTimeout)
-                .withArguments(scope_, std::string("fail"), dbusProps, DbusAux{})
-                .uponReplyInvoke([call](const sdbus::Error* e, sdbus::ObjectPath path) {
-                    call->done = true;
-                    if (e) {
-                        call->errorName = e->getName();
-                        call->errorMessage = e->getMessage();
-                    } else {
-                        call->job = path;
-                    }
-                });
-        } catch (const sdbus::Error& e) {
-            return makeError(Errc::Unavailable, what + ": " + e.getMessage());
-        }
+        if (auto r = manager_->startTransientUnit(scope_, "fail", *props, into(call)); !r)
+            return makeError(Errc::Unavailable, what + ": " + r.error().message);
         if (auto r = waitUntil([&] { return call->done; }, deadline, interrupt, what); !r)
             return r.error();
         if (!call->failed()) {
-            job = call->job;
+            job = call->reply.job;
             break;
         }
-        if (call->errorName != kUnitExists || attempt >= 3)
-            return makeError(Errc::Unavailable,
-                             what + ": " + call->errorMessage + " (" + call->errorName + ")");
+        if (call->reply.errorName != kUnitExists || attempt >= 3)
+            return makeError(Errc::Unavailable, what + ": " + call->reply.errorMessage + " (" +
+                                                    call->reply.errorName + ")");
         // A scope of our name is still loaded (a stale one, or ours not yet collected):
         // stop it, give systemd a moment to unload it, and try again.
         log::debug(what + ": the name is still loaded, stopping it first");
         if (auto r = prepare(interrupt); !r) return r.error();
-        const TimePoint pause = BootClock::now() + std::chrono::milliseconds(100 * (attempt + 1));
+        const TimePoint pause = clock_.now() + std::chrono::milliseconds(100 * (attempt + 1));
         (void)waitUntil([] { return false; }, std::min(pause, deadline), interrupt, what);
     }
     if (auto r = waitUntil([&] { return jobs_.count(job) > 0; }, deadline, interrupt,
@@ -329,7 +246,7 @@ Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrup
     if (jobs_[job] != "done")
         return makeError(Errc::Unavailable,
                          what + ": the start job ended with result '" + jobs_[job] + "'");
-    if (BootClock::now() >= releaseBefore)
+    if (clock_.now() >= releaseBefore)
         return makeError(Errc::Unavailable, what + ": took longer than the lease allows");
     auto child = guard().spawn(spec, spec.guardSlack, interrupt, releaseBefore);
     if (!child) return child.error();
@@ -337,69 +254,47 @@ Result<pid_t> DbusScopeRunner::start(const LaunchSpec& spec, Interrupt& interrup
     return *child;
 }
 
-bool DbusScopeRunner::ownUnitStopping() {
+bool SystemdScopeRunner::ownUnitStopping() {
     if (broken_) return false;
-    try {
-        sdbus::ObjectPath unitPath;
-        bus_->manager->callMethod("GetUnit")
-            .onInterface(kManager)
-            .withTimeout(kCallTimeout)
-            .withArguments(options_.ownUnit)
-            .storeResultsTo(unitPath);
-        auto unit = sdbus::createProxy(*bus_->connection, kService, unitPath);
-        const std::string state =
-            unit->getProperty("ActiveState").onInterface("org.freedesktop.systemd1.Unit");
-        if (state == "deactivating" || state == "inactive" || state == "failed") return true;
-        // The stop job may be queued but not yet running.
-        auto job = unit->getProperty("Job")
-                       .onInterface("org.freedesktop.systemd1.Unit")
-                       .get<sdbus::Struct<uint32_t, sdbus::ObjectPath>>();
-        if (std::get<0>(job) == 0) return false;
-        auto jobProxy = sdbus::createProxy(*bus_->connection, kService, std::get<1>(job));
-        const std::string type =
-            jobProxy->getProperty("JobType").onInterface("org.freedesktop.systemd1.Job");
-        return type == "stop" || type == "restart" || type == "try-restart";
-    } catch (const sdbus::Error& e) {
-        log::debug("cannot read the state of '" + options_.ownUnit + "': " + e.getMessage());
+    auto unit = manager_->unitState(options_.ownUnit);
+    if (!unit) {
+        log::debug("cannot read the state of '" + options_.ownUnit + "': " + unit.error().message);
         return false;
     }
+    const std::string& state = unit->activeState;
+    if (state == "deactivating" || state == "inactive" || state == "failed") return true;
+    // The stop job may be queued but not yet running.
+    const std::string& type = unit->jobType;
+    return type == "stop" || type == "restart" || type == "try-restart";
 }
 
-void DbusScopeRunner::forward(int sig, bool toAll) {
+void SystemdScopeRunner::forward(int sig, bool toAll) {
     if (!started_) return;
     if (toAll && !broken_ && !signalling_) {
-        try {
-            // Every process in the cgroup: a scope has no main process of its own.
-            bus_->manager->callMethodAsync("KillUnit")
-                .onInterface(kManager)
-                .withTimeout(kCallTimeout)
-                .withArguments(scope_, std::string("all"), static_cast<int32_t>(sig))
-                .uponReplyInvoke([sig, scope = scope_](const sdbus::Error* e) {
-                    if (e)
-                        log::debug("KillUnit '" + scope + "' signal " + std::to_string(sig) + ": " +
-                                   e->getMessage());
-                });
-            return;
-        } catch (const sdbus::Error& e) {
-            log::debug("KillUnit '" + scope_ + "': " + e.getMessage() + ", signalling directly");
-        }
+        // Every process in the cgroup: a scope has no main process of its own.
+        auto logFailure = [sig, scope = scope_](const SystemdManager::Reply& reply) {
+            if (reply.failed())
+                log::debug("KillUnit '" + scope + "' signal " + std::to_string(sig) + ": " +
+                           reply.errorMessage);
+        };
+        auto sent = manager_->killUnit(scope_, "all", sig, logFailure);
+        if (sent) return;
+        log::debug("KillUnit '" + scope_ + "': " + sent.error().message + ", signalling directly");
     }
     guard().signal(sig, toAll);
 }
 
-void DbusScopeRunner::requestStop() {
+void SystemdScopeRunner::requestStop() {
     ++stopAttempts_;
     stopCall_ = std::make_shared<Call>();
     stopJob_.clear();
-    try {
-        sendStopUnit(*bus_->manager, scope_, stopCall_);
-    } catch (const sdbus::Error& e) {
+    if (auto r = manager_->stopUnit(scope_, "replace", into(stopCall_)); !r) {
         stopCall_.reset();
-        fallBackToSignals("StopUnit '" + scope_ + "' failed: " + e.getMessage());
+        fallBackToSignals("StopUnit '" + scope_ + "' failed: " + r.error().message);
     }
 }
 
-void DbusScopeRunner::stop() {
+void SystemdScopeRunner::stop() {
     if (stopping_) return;
     stopping_ = true;
     if (!started_) {
@@ -413,14 +308,14 @@ void DbusScopeRunner::stop() {
     // systemd SIGKILLs the scope stop_timeout after the stop signal (SendSIGKILL=); if it is
     // late (a busy manager, a queued job), lockunit SIGKILLs the scope itself just after that,
     // still inside the safety margin of the deadline rule.
-    const auto now = BootClock::now();
+    const auto now = clock_.now();
     guard().stop(false); // the guard's SIGKILL backstop, should lockunit stall from here on
     giveUpOnBusAt_ = now + stopTimeout_ + kStopGrace;
     killAt_ = now + stopTimeout_ + kKillSlack;
     requestStop();
 }
 
-void DbusScopeRunner::checkStopJob() {
+void SystemdScopeRunner::checkStopJob() {
     if (!stopping_ || scopeGone_) return;
     if (broken_) {
         fallBackToSignals("D-Bus connection lost while stopping");
@@ -429,14 +324,14 @@ void DbusScopeRunner::checkStopJob() {
     if (stopCall_ && stopCall_->done) {
         auto call = std::move(stopCall_);
         if (call->failed()) {
-            if (call->errorName == kNoSuchUnit) {
+            if (call->reply.errorName == kNoSuchUnit) {
                 scopeGone_ = true; // already gone (the payload exited and the scope with it)
                 return;
             }
-            fallBackToSignals("StopUnit '" + scope_ + "' failed: " + call->errorMessage);
+            fallBackToSignals("StopUnit '" + scope_ + "' failed: " + call->reply.errorMessage);
             return;
         }
-        stopJob_ = call->job;
+        stopJob_ = call->reply.job;
     }
     if (!stopJob_.empty()) {
         auto it = jobs_.find(stopJob_);
@@ -454,7 +349,7 @@ void DbusScopeRunner::checkStopJob() {
     }
 }
 
-void DbusScopeRunner::fallBackToSignals(const std::string& why) {
+void SystemdScopeRunner::fallBackToSignals(const std::string& why) {
     if (signalling_) return;
     log::warning(why + "; signalling the payload's processes directly");
     signalling_ = true;
@@ -463,21 +358,21 @@ void DbusScopeRunner::fallBackToSignals(const std::string& why) {
     guard().signal(stopSignal_, true);
     if (stopSignal_ != SIGCONT) guard().signal(SIGCONT, true);
     // Never later than the SIGKILL that stop() planned.
-    const auto kill = BootClock::now() + stopTimeout_;
+    const auto kill = clock_.now() + stopTimeout_;
     if (!killAt_ || kill < *killAt_) killAt_ = kill;
 }
 
-void DbusScopeRunner::process() {
+void SystemdScopeRunner::process() {
     dispatch();
     checkStopJob();
 }
 
-bool DbusScopeRunner::finished() const {
+bool SystemdScopeRunner::finished() const {
     // The guard is in the scope too: the scope ends once the guard has left, after the tree.
     return guard().mainExit().has_value() && !guard().treeLeft() && scopeGone_;
 }
 
-std::optional<TimePoint> DbusScopeRunner::nextTimeout() const {
+std::optional<TimePoint> SystemdScopeRunner::nextTimeout() const {
     std::optional<TimePoint> next;
     auto consider = [&](std::optional<TimePoint> t) {
         if (t && (!next || *t < *next)) next = t;
@@ -485,17 +380,16 @@ std::optional<TimePoint> DbusScopeRunner::nextTimeout() const {
     consider(giveUpOnBusAt_);
     consider(killAt_);
     if (!broken_) {
-        try {
-            if (auto rel = bus_->connection->getEventLoopPollData().getRelativeTimeout())
-                consider(BootClock::now() + std::chrono::ceil<std::chrono::milliseconds>(*rel));
-        } catch (const sdbus::Error&) {
-            consider(BootClock::now()); // process() will find the broken connection
-        }
+        auto data = manager_->pollData();
+        if (!data)
+            consider(clock_.now()); // process() will find the broken connection
+        else if (data->timeout)
+            consider(clock_.now() + std::chrono::ceil<std::chrono::milliseconds>(*data->timeout));
     }
     return next;
 }
 
-void DbusScopeRunner::onTimeout(TimePoint now) {
+void SystemdScopeRunner::onTimeout(TimePoint now) {
     process();
     if (giveUpOnBusAt_ && now >= *giveUpOnBusAt_ && !scopeGone_)
         fallBackToSignals("systemd did not stop '" + scope_ + "' in time");
@@ -507,6 +401,23 @@ void DbusScopeRunner::onTimeout(TimePoint now) {
         guard().signal(SIGKILL, true);
         killAt_ = now + std::chrono::milliseconds(50);
     }
+}
+
+namespace {
+
+// The runner over a new connection to the bus.
+Result<std::unique_ptr<ScopeRunner>> connectScopeRunner(ScopeRunner::Options options) {
+    auto manager = connectSystemd(options.userBus);
+    if (!manager) return manager.error();
+    static const RealClock clock;
+    return makeScopeRunner(std::move(options), std::move(*manager), clock);
+}
+
+} // namespace
+
+LOCKUNIT_MODULE(scope, ScopeModule) {
+    static const ScopeModule module{&connectScopeRunner};
+    return &module;
 }
 
 } // namespace lockunit

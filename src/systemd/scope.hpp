@@ -5,7 +5,7 @@
 #include <string>
 
 #include "process/guard.hpp"
-#include "systemd/payload.hpp"
+#include "process/payload.hpp"
 #include "systemd/scope_spec.hpp"
 
 namespace lockunit {
@@ -23,20 +23,21 @@ namespace lockunit {
 // D-Bus runs in lockunit's own poll loop: fd() and nextTimeout() feed the supervisor's poll,
 // process() and onTimeout() dispatch.
 //
-// The implementation (scope.cpp, over sdbus-c++) is the module lockunit-scope.so, loaded only
-// when a payload runs in a scope or `cleanup` stops one: loading libsdbus-c++ costs every start
-// about 2 ms, which a run in a process group need not pay. sdbus-c++ stays inside the module;
-// its exceptions stop at its edge.
+// The implementation is the module lockunit-scope.so, loaded only when a payload runs in a scope
+// or `cleanup` stops one: loading libsdbus-c++ costs every start about 2 ms, which a run in a
+// process group need not pay. scope.cpp holds the logic and talks to systemd through the
+// SystemdManager seam (systemd_manager.hpp), which sdbus_manager.cpp implements over sdbus-c++:
+// the library and its exceptions stay in that file, and the unit tests drive scope.cpp against
+// a fake manager.
 class ScopeRunner : public PayloadRunner {
 public:
     struct Options {
         bool userBus = false; // the user's manager (--user) rather than the system's
         std::string ownUnit;  // BindsTo=, and where the scope's name comes from
         std::string slice, memoryMax, cpuQuota, tasksMax;
-        Guard* guard = nullptr; // starts and reaps the payload; not needed for prepare()
+        PayloadGuard* guard = nullptr; // starts and reaps the payload; not needed for prepare()
         std::vector<std::string> properties; // --property NAME=VALUE, validated by the config
     };
-    using Factory = Result<std::unique_ptr<ScopeRunner>> (*)(Options options);
 
     // Loads the scope module unless it is loaded already (or linked in, as in the unit tests).
     // Errc::Unavailable, with the reason, if it cannot be loaded.
@@ -44,8 +45,6 @@ public:
     // Loads the module if needed, connects to the bus and subscribes to JobRemoved; nothing is
     // started yet.
     static Result<std::unique_ptr<ScopeRunner>> connect(Options options);
-    // Called by the module's static initialiser: how to make a runner.
-    static bool provide(Factory factory);
 
     const std::string& scopeName() const { return scope_; }
     // True if prepare() found and stopped a stale scope.
@@ -55,6 +54,12 @@ protected:
     explicit ScopeRunner(std::string scope) : scope_(std::move(scope)) {}
     std::string scope_;
     bool stoppedStale_ = false;
+};
+
+// The scope module's descriptor (util/module.hpp): LOCKUNIT_MODULE(scope, ScopeModule) in
+// scope.cpp.
+struct ScopeModule {
+    Result<std::unique_ptr<ScopeRunner>> (*connect)(ScopeRunner::Options options);
 };
 
 } // namespace lockunit

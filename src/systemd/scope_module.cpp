@@ -7,29 +7,26 @@
 namespace lockunit {
 namespace {
 
-ScopeRunner::Factory factory = nullptr; // set when the module's code is loaded (or linked in)
+Result<const ScopeModule*> scopeModule() {
+    auto module = modules::entry<ScopeModule>("scope");
+    if (!module)
+        return makeError(Errc::Unavailable,
+                         "cannot load the scope module (transient scopes over D-Bus): " +
+                             module.error().message);
+    return module;
+}
 
 } // namespace
 
-bool ScopeRunner::provide(Factory f) {
-    factory = f;
-    return true;
-}
-
 Result<void> ScopeRunner::load() {
-    if (factory) return {};
-    if (auto r = modules::load("scope"); !r)
-        return makeError(Errc::Unavailable,
-                         "cannot load the scope module (transient scopes over D-Bus): " +
-                             r.error().message);
-    if (!factory)
-        return makeError(Errc::Unavailable, "the scope module does not provide a scope runner");
+    if (auto module = scopeModule(); !module) return module.error();
     return {};
 }
 
 Result<std::unique_ptr<ScopeRunner>> ScopeRunner::connect(Options options) {
-    if (auto r = load(); !r) return r.error();
-    return factory(std::move(options));
+    auto module = scopeModule();
+    if (!module) return module.error();
+    return (*module)->connect(std::move(options));
 }
 
 } // namespace lockunit

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "systemd/libsystemd.hpp"
+#include "util/libsystemd.hpp"
 
 namespace lockunit::log {
 namespace {

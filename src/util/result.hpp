@@ -65,9 +65,11 @@ inline Error makeError(Errc code, std::string message) {
     return Error{code, std::move(message)};
 }
 
-// "what: <strerror(errno)>", for a failed system call (read errno before anything else runs).
-inline std::string errnoMessage(const std::string& what) {
-    return what + ": " + std::strerror(errno);
+// "what: <strerror(err)>", for a failed system call: err is errno unless given (a call that
+// returns its error, such as sd_pid_get_unit()'s -r or SO_ERROR). Call it before anything else
+// can change errno.
+inline std::string errnoMessage(const std::string& what, int err = errno) {
+    return what + ": " + std::strerror(err);
 }
 
 } // namespace lockunit

@@ -5,6 +5,13 @@
 #include <cctype>
 #include <csignal>
 #include <cstring>
+#include <stdexcept>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "util/result.hpp"
+
+#include "util/text.hpp"
 
 namespace lockunit {
 namespace {
@@ -54,14 +61,10 @@ std::optional<int> parseSignal(std::string_view text) {
 std::optional<std::vector<int>> parseSignalList(std::string_view text) {
     std::vector<int> out;
     if (text.empty() || text == "none") return out;
-    size_t start = 0;
-    while (start <= text.size()) {
-        size_t comma = text.find(',', start);
-        if (comma == std::string_view::npos) comma = text.size();
-        auto sig = parseSignal(text.substr(start, comma - start));
+    for (std::string_view name : split(text, ',')) {
+        auto sig = parseSignal(name);
         if (!sig) return std::nullopt;
         if (std::find(out.begin(), out.end(), *sig) == out.end()) out.push_back(*sig);
-        start = comma + 1;
     }
     return out;
 }
@@ -71,6 +74,27 @@ std::string signalName(int sig) {
         if (s.number == sig) return std::string("SIG") + s.name;
     if (sig >= SIGRTMIN && sig <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
     return std::to_string(sig);
+}
+
+SignalSource::SignalSource(const std::vector<int>& forwarded) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2})
+        sigaddset(&set, sig);
+    for (int sig : forwarded)
+        sigaddset(&set, sig);
+    if (sigprocmask(SIG_BLOCK, &set, nullptr) < 0)
+        throw std::runtime_error(errnoMessage("sigprocmask"));
+    fd_.reset(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (!fd_.valid()) throw std::runtime_error(errnoMessage("signalfd"));
+}
+
+std::vector<int> SignalSource::drain() {
+    std::vector<int> out;
+    signalfd_siginfo info{};
+    while (::read(fd_.get(), &info, sizeof info) == sizeof info)
+        out.push_back(static_cast<int>(info.ssi_signo));
+    return out;
 }
 
 } // namespace lockunit

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config/config.hpp"
+#include "cli/command_line.hpp"
+#include "config/load.hpp"
+#include "config/options.hpp"
 
 using namespace lockunit;
 using namespace std::chrono_literals;

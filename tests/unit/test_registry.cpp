@@ -5,6 +5,7 @@
 
 #include "backends/registry.hpp"
 #include "systemd/scope.hpp"
+#include "util/module.hpp"
 
 using namespace lockunit;
 
@@ -67,9 +68,17 @@ TEST(BackendRegistry, EverySchemeMapsToOneBackend) {
     }
 }
 
-TEST(ScopeModule, ProvidesItsRunnerWhenItsCodeIsLinked) {
-    // The unit tests link the scope module's code, whose static initialiser provides the
-    // runner: load() then opens nothing (there is no lockunit-scope.so next to this program).
+TEST(ScopeModule, IsFoundInTheProgramWhenItsCodeIsLinked) {
+    // The unit tests link the scope module's code, entry included: load() finds it in the
+    // program and opens nothing (there is no lockunit-scope.so next to this program).
     auto r = ScopeRunner::load();
     EXPECT_TRUE(r.ok()) << r.error().message;
+}
+
+TEST(Modules, AModuleThatIsNowhereIsUnavailableWithTheReason) {
+    auto r = modules::entry<ScopeModule>("no-such-module");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, Errc::Unavailable);
+    EXPECT_NE(r.error().message.find("lockunit-no-such-module.so"), std::string::npos)
+        << r.error().message;
 }

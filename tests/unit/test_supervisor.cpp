@@ -12,7 +12,7 @@
 
 #include "backends/io.hpp"
 #include "supervisor/supervisor.hpp"
-#include "systemd/process_group.hpp"
+#include "process/process_group.hpp"
 
 using namespace lockunit;
 using namespace std::chrono_literals;

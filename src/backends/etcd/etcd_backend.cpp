@@ -44,7 +44,9 @@
 
 #include "backends/etcd/etcd_api.hpp"
 #include "backends/io.hpp"
+#include "backends/reached_once.hpp"
 #include "backends/registry.hpp"
+#include "util/module.hpp"
 #include "util/log.hpp"
 
 namespace lockunit {
@@ -151,13 +153,12 @@ public:
         // Queued and watched: nothing to do before the next keepalive unless the watch wakes
         // us. Anything else (etcd trouble, no watch) is retried soon.
         nextDue_ = idle_ ? confirmedAt_ + renew_ : start + retryInterval_;
-        if (lease) reachedOnce_ = true;
+        reachedOnce_.note(lease);
         // Trouble with etcd after we queued (a leader election, a failover): keep our place
         // and keep waiting; the lease keeps our key for its ttl, and if it ran out we queue
         // again. Only a first attempt that never got through is fatal (exit 69).
-        if (!lease && lease.error().code == Errc::Unavailable && reachedOnce_)
+        if (!lease && reachedOnce_.excuses(lease.error()))
             return makeError(Errc::Busy, "waiting; etcd did not answer: " + lease.error().message);
-        if (!lease && lease.error().code == Errc::Busy) reachedOnce_ = true;
         return lease;
     }
 
@@ -590,7 +591,7 @@ private:
     std::string key_;
     long long myRevision_ = 0; // our key's create-revision; 0 = not queued
     bool holding_ = false;
-    bool reachedOnce_ = false;
+    ReachedOnce reachedOnce_;
     TimePoint confirmedAt_{}; // when the newest keepalive (or grant) etcd confirmed was sent
     Duration leaseTtl_{};     // the TTL it confirmed
     TimePoint lastCheck_{};   // when the newest check of our place was sent
@@ -691,12 +692,17 @@ Result<std::unique_ptr<LockBackend>> createEtcd(const BackendParams& p) {
 
 } // namespace
 
-LOCKUNIT_REGISTER_BACKEND(BackendInfo{
-    {"etcd", "etcds"},
-    "etcd",
-    "etcd v3 lease + fair queue of keys ordered by create-revision (gRPC)",
-    {std::begin(kKeys), std::end(kKeys)},
-    createEtcd,
-});
+LOCKUNIT_MODULE(etcd, BackendModule) {
+    static const BackendModule module{{
+        BackendInfo{
+            {"etcd", "etcds"},
+            "etcd",
+            "etcd v3 lease + fair queue of keys ordered by create-revision (gRPC)",
+            {std::begin(kKeys), std::end(kKeys)},
+            createEtcd,
+        },
+    }};
+    return &module;
+}
 
 } // namespace lockunit

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "util/text.hpp"
+
 namespace lockunit::etcd {
 
 std::string Endpoint::display() const {
@@ -41,12 +43,7 @@ Result<EtcdUrl> parseUrl(std::string_view scheme, std::string_view rest) {
                         "a path or query is not allowed; the key prefix is "
                         "[etcd] prefix");
     if (list.empty()) return urlError(scheme, rest, "no endpoint");
-    size_t start = 0;
-    while (start <= list.size()) {
-        size_t comma = list.find(',', start);
-        if (comma == std::string_view::npos) comma = list.size();
-        std::string_view item = list.substr(start, comma - start);
-        start = comma + 1;
+    for (std::string_view item : split(list, ',')) {
         Endpoint ep;
         std::string_view portText;
         if (item.empty()) return urlError(scheme, rest, "empty endpoint");
@@ -95,7 +92,6 @@ Result<EtcdUrl> parseUrl(std::string_view scheme, std::string_view rest) {
             ep.port = static_cast<int>(port);
         }
         url.endpoints.push_back(std::move(ep));
-        if (comma == list.size()) break;
     }
     return url;
 }

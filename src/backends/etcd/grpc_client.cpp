@@ -30,10 +30,6 @@ int msUntil(TimePoint t, int cap) {
     return static_cast<int>(std::clamp<long long>(left, 0, cap));
 }
 
-std::string errnoText(const char* what, int err) {
-    return std::string(what) + ": " + std::strerror(err);
-}
-
 // A gRPC message on the wire: not compressed, 4-byte big-endian length, the bytes.
 std::string framed(const std::string& message) {
     const auto n = static_cast<uint32_t>(message.size());
@@ -217,18 +213,18 @@ Result<void> GrpcClient::init() {
     epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
     event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!epoll_.valid() || !event_.valid())
-        return makeError(Errc::System, std::string("epoll/eventfd: ") + std::strerror(errno));
+        return makeError(Errc::System, errnoMessage("epoll/eventfd"));
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = event_.get();
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, event_.get(), &ev) < 0)
-        return makeError(Errc::System, std::string("epoll_ctl: ") + std::strerror(errno));
+        return makeError(Errc::System, errnoMessage("epoll_ctl"));
     if (options_.url.tls) {
-        auto factory = modules::symbol(kTlsModule, kTlsFactorySymbol);
-        if (!factory) return makeError(factory.error().code, "etcds:// " + factory.error().message);
+        auto module = modules::entry<TlsModule>(kTlsModule);
+        if (!module) return makeError(module.error().code, "etcds:// " + module.error().message);
         TlsFiles files{options_.caFile, options_.certFile, options_.keyFile};
         std::string error;
-        tls_.reset(reinterpret_cast<TlsContextFactory>(*factory)(files, &error));
+        tls_ = (*module)->context(files, &error);
         if (!tls_) return makeError(Errc::Config, "etcds:// " + error);
     }
     return {};
@@ -518,14 +514,14 @@ void GrpcClient::advanceConnect(Connection& c, short revents) {
         c.fd.reset(::socket(address->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (!c.fd.valid()) {
             ::freeaddrinfo(address);
-            return connectionFailed(c, errnoText("socket", errno));
+            return connectionFailed(c, errnoMessage("socket"));
         }
         int one = 1; // each request is one write; nothing gains from waiting for more
         ::setsockopt(c.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         int r = ::connect(c.fd.get(), address->ai_addr, address->ai_addrlen);
         int err = errno;
         ::freeaddrinfo(address);
-        if (r < 0 && err != EINPROGRESS) return connectionFailed(c, errnoText("connect", err));
+        if (r < 0 && err != EINPROGRESS) return connectionFailed(c, errnoMessage("connect", err));
         c.state = Connection::State::Connecting;
         if (r < 0) return; // wait for POLLOUT
         revents = POLLOUT;
@@ -535,7 +531,7 @@ void GrpcClient::advanceConnect(Connection& c, short revents) {
         int err = 0;
         socklen_t len = sizeof err;
         if (::getsockopt(c.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-        if (err != 0) return connectionFailed(c, errnoText("connect", err));
+        if (err != 0) return connectionFailed(c, errnoMessage("connect", err));
         if (!tls_) {
             startSession(c);
             return;
@@ -617,7 +613,7 @@ void GrpcClient::flush(Connection& c) {
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-        return connectionFailed(c, errnoText("send", errno));
+        return connectionFailed(c, errnoMessage("send"));
     }
 }
 
@@ -640,7 +636,7 @@ void GrpcClient::readAvailable(Connection& c) {
             ssize_t n = ::recv(c.fd.get(), buffer, sizeof buffer, MSG_DONTWAIT);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
-                return connectionFailed(c, errnoText("recv", errno));
+                return connectionFailed(c, errnoMessage("recv"));
             }
             eof = n == 0;
             got = static_cast<size_t>(n);
@@ -740,16 +736,16 @@ Result<void> GrpcClient::driveAll(int timeoutMs, Interrupt* interrupt) {
         fds.push_back({fd, events, 0});
         which.push_back(c.get());
     }
-    if (interrupt) fds.push_back({interrupt->fd(), POLLIN, 0});
-    int r = fds.empty() ? 0 : ::poll(fds.data(), fds.size(), timeoutMs);
-    if (r < 0 && errno != EINTR)
-        return makeError(Errc::System, std::string("poll: ") + std::strerror(errno));
-    if (interrupt && r > 0 && (fds.back().revents & POLLIN) && interrupt->stopRequested())
-        return makeError(Errc::Interrupted, "interrupted");
+    if (!fds.empty()) {
+        NoInterrupt none;
+        Interrupt& waiter = interrupt ? *interrupt : none;
+        const TimePoint until = BootClock::now() + std::chrono::milliseconds(timeoutMs);
+        if (auto r = waiter.wait(fds, until, "etcd"); !r) return r.error();
+    }
     for (size_t i = 0; i < which.size(); ++i) {
         Connection& c = *which[i];
         if (c.state == Connection::State::Dead) continue;
-        short revents = r > 0 ? fds[i].revents : 0;
+        short revents = fds[i].revents;
         if (c.state == Connection::State::Resolving && fds[i].fd < 0) revents = POLLIN;
         if (revents) step(c, revents);
     }

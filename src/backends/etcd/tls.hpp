@@ -44,10 +44,13 @@ public:
                                                 std::string* error) = 0;
 };
 
-// lockunit-etcd-tls.so's entry point: returns nullptr and sets *error when the files cannot
-// be loaded.
-using TlsContextFactory = TlsContext* (*)(const TlsFiles& files, std::string* error);
+// The descriptor of lockunit-etcd-tls.so (util/module.hpp): LOCKUNIT_MODULE(etcd_tls, TlsModule)
+// in tls_openssl.cpp.
+struct TlsModule {
+    // The CA and client certificate of `files`; nullptr, and *error set, when they cannot be
+    // loaded.
+    std::unique_ptr<TlsContext> (*context)(const TlsFiles& files, std::string* error);
+};
 inline constexpr const char* kTlsModule = "etcd-tls";
-inline constexpr const char* kTlsFactorySymbol = "lockunit_etcd_tls_context";
 
 } // namespace lockunit::etcd

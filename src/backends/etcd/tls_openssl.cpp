@@ -11,6 +11,7 @@
 #include <string>
 
 #include "backends/etcd/tls.hpp"
+#include "util/module.hpp"
 
 namespace lockunit::etcd {
 namespace {
@@ -117,19 +118,14 @@ private:
     SSL_CTX* ctx_;
 };
 
-} // namespace
-} // namespace lockunit::etcd
-
-extern "C" __attribute__((visibility("default"))) lockunit::etcd::TlsContext*
-lockunit_etcd_tls_context(const lockunit::etcd::TlsFiles& files, std::string* error) {
-    using namespace lockunit::etcd;
+std::unique_ptr<TlsContext> makeContext(const TlsFiles& files, std::string* error) {
     ERR_clear_error();
     SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
         *error = "TLS: " + lastError("cannot create a context");
         return nullptr;
     }
-    auto fail = [&](const std::string& what) -> TlsContext* {
+    auto fail = [&](const std::string& what) -> std::unique_ptr<TlsContext> {
         *error = what + ": " + lastError("failed");
         SSL_CTX_free(ctx);
         return nullptr;
@@ -155,5 +151,14 @@ lockunit_etcd_tls_context(const lockunit::etcd::TlsFiles& files, std::string* er
         if (SSL_CTX_check_private_key(ctx) != 1)
             return fail("TLS: key_file '" + files.keyFile + "' does not match cert_file");
     }
-    return new OpenSslContext(ctx);
+    return std::make_unique<OpenSslContext>(ctx);
 }
+
+} // namespace
+
+LOCKUNIT_MODULE(etcd_tls, TlsModule) {
+    static const TlsModule module{&makeContext};
+    return &module;
+}
+
+} // namespace lockunit::etcd

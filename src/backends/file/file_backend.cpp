@@ -39,6 +39,7 @@
 #include "backends/file/fs_kind.hpp"
 #include "backends/io.hpp"
 #include "backends/registry.hpp"
+#include "util/module.hpp"
 #include "util/fd.hpp"
 
 namespace lockunit {
@@ -53,7 +54,7 @@ const KeySpec kNetworkFilesystemsKey{
     "lose a lock without its holder noticing"};
 
 Error sysError(const std::string& what) {
-    return makeError(Errc::Unavailable, what + ": " + std::strerror(errno));
+    return makeError(Errc::Unavailable, errnoMessage(what));
 }
 
 Error refused(const std::string& what) {
@@ -360,12 +361,17 @@ Result<std::unique_ptr<LockBackend>> createFile(const BackendParams& p) {
 
 } // namespace
 
-LOCKUNIT_REGISTER_BACKEND(BackendInfo{
-    {"file"},
-    "file",
-    "flock(2) on DIR/NAME.lock; one machine, or containers sharing DIR",
-    {kNetworkFilesystemsKey, kGroupKey},
-    createFile,
-});
+LOCKUNIT_MODULE(file, BackendModule) {
+    static const BackendModule module{{
+        BackendInfo{
+            {"file"},
+            "file",
+            "flock(2) on DIR/NAME.lock; one machine, or containers sharing DIR",
+            {kNetworkFilesystemsKey, kGroupKey},
+            createFile,
+        },
+    }};
+    return &module;
+}
 
 } // namespace lockunit

@@ -26,7 +26,9 @@
 
 #include "backends/postgres/pg_connection.hpp"
 #include "backends/postgres/pg_protocol.hpp"
+#include "backends/reached_once.hpp"
 #include "backends/registry.hpp"
+#include "util/module.hpp"
 
 namespace lockunit {
 namespace {
@@ -342,7 +344,7 @@ private:
                 return makeError(r.error().code, "LISTEN " + channel_ + ": " + r.error().message);
             }
             listening_ = true;
-            everConnected_ = true;
+            reachedOnce_.mark();
         }
         return {};
     }
@@ -351,7 +353,7 @@ private:
     // blip) is not a reason to give up: report Busy and reconnect on the next attempt. The
     // first failure, or an answer that will not change (authentication), ends the wait.
     Error waitingError(const Error& e) {
-        if (e.code == Errc::Interrupted || !everConnected_) return e;
+        if (e.code == Errc::Interrupted || !reachedOnce_) return e;
         // SQL errors end the wait too (permission denied on pg_try_advisory_lock will not go
         // away), except those of a server in trouble: a cancelled statement (57…), a broken
         // connection (08…), resources (53…), a rolled-back transaction (40…).
@@ -454,7 +456,8 @@ private:
     std::vector<int64_t> keys_;
 
     pg::Connection conn_;
-    bool listening_ = false, everConnected_ = false;
+    bool listening_ = false;
+    ReachedOnce reachedOnce_;
     bool blocking_ = false;                  // pg_advisory_lock is in flight (startBlocking())
     bool timeoutOff_ = false;                // statement_timeout is 0 on the session for it
     LockState seen_;                         // the holders seen before it was sent
@@ -537,12 +540,17 @@ Result<std::unique_ptr<LockBackend>> createPostgres(const BackendParams& p) {
 
 } // namespace
 
-LOCKUNIT_REGISTER_BACKEND(BackendInfo{
-    {"postgres", "postgresql"},
-    "postgres",
-    "PostgreSQL session advisory locks (pg_try_advisory_lock) on a dedicated session",
-    {kConnectTimeoutKey, kQueryTimeoutKey, kSchemaKey, kPasswordFileKey, kPasswordCredentialKey},
-    createPostgres,
-});
+LOCKUNIT_MODULE(postgres, BackendModule) {
+    static const BackendModule module{{
+        BackendInfo{
+            {"postgres", "postgresql"},
+            "postgres",
+            "PostgreSQL session advisory locks (pg_try_advisory_lock) on a dedicated session",
+            {kConnectTimeoutKey, kQueryTimeoutKey, kSchemaKey, kPasswordFileKey, kPasswordCredentialKey},
+            createPostgres,
+        },
+    }};
+    return &module;
+}
 
 } // namespace lockunit

@@ -24,10 +24,12 @@
 #include <algorithm>
 #include <poll.h>
 
+#include "backends/reached_once.hpp"
 #include "backends/redis/redis_common.hpp"
 #include "backends/redis/redis_scripts.hpp"
 #include "backends/redis/redis_url.hpp"
 #include "backends/registry.hpp"
+#include "util/module.hpp"
 
 namespace lockunit {
 namespace redis {
@@ -65,7 +67,7 @@ public:
         self_.stopBudget = noticedAtRenewal(p);
         login_.requireMaster = url_.kind == RedisUrl::Kind::Sentinel;
         // A young server may have lost a holder's key: wait out one ttl plus drift.
-        minUptime_ = ttl_ + ttl_ / 100 + std::chrono::milliseconds(2);
+        minUptime_ = ttl_ + clockDrift(ttl_);
         // Release mode (the lock guard): handoff() of the holder whose key release() deletes.
         if (!p.adopt.empty()) {
             (holders_ > 1 ? self_.id : record_) = p.adopt;
@@ -86,17 +88,17 @@ public:
         }
         if (lease) {
             sub_.close();
-            everReached_ = true;
+            reachedOnce_.mark();
             return lease;
         }
         Error err = lease.error();
         if (err.code == Errc::Busy || err.code == Errc::Interrupted) {
-            everReached_ = true;
+            reachedOnce_.mark();
             return err;
         }
         // Once a waiter has reached Redis, a lost connection is a pause, not the end: keep
         // waiting (and say why). Refused logins and bad configuration stay fatal.
-        if (everReached_ && err.code == Errc::Unavailable) {
+        if (reachedOnce_.excuses(err)) {
             retry_ = kPollWithoutSubscription + jitter(std::chrono::milliseconds(100));
             busyState_.reset();
             waitReason_ = err.message + "; retrying";
@@ -266,7 +268,7 @@ private:
                 // Not on enough replicas: give it back rather than start on it.
                 [[maybe_unused]] auto r = release(interrupt);
                 held_ = false;
-                everReached_ = true; // the server works: keep waiting
+                reachedOnce_.mark(); // the server works: keep waiting
                 return w.error();
             }
             Lease lease{ttl_, token_};
@@ -444,7 +446,8 @@ private:
     Connection main_, sub_, sentinelConn_;
     Target master_;
     size_t sentinel_ = 0;
-    bool held_ = false, everReached_ = false;
+    bool held_ = false;
+    ReachedOnce reachedOnce_;
     std::string record_, token_;
     Duration retry_ = kPollWithoutSubscription;
     std::optional<LockState> busyState_;
@@ -490,21 +493,25 @@ Result<std::unique_ptr<LockBackend>> create(const BackendParams& p) {
 
 } // namespace redis
 
-LOCKUNIT_REGISTER_BACKEND(BackendInfo{
-    {"redis", "unix", "redis+sentinel"},
-    "redis",
-    "Redis (single server, Unix socket, or a master found through Sentinel): SET NX PX + "
-    "fencing counter, release published to waiters",
-    redis::keySpecs(),
-    redis::create,
-});
-
-LOCKUNIT_REGISTER_BACKEND(BackendInfo{
-    {"redlock"},
-    "redlock",
-    "Redlock over N independent Redis servers (quorum N/2+1); no fencing token",
-    redis::keySpecs(),
-    redis::create,
-});
+LOCKUNIT_MODULE(redis, BackendModule) {
+    static const BackendModule module{{
+        BackendInfo{
+            {"redis", "unix", "redis+sentinel"},
+            "redis",
+            "Redis (single server, Unix socket, or a master found through Sentinel): SET NX PX + "
+            "fencing counter, release published to waiters",
+            redis::keySpecs(),
+            redis::create,
+        },
+        BackendInfo{
+            {"redlock"},
+            "redlock",
+            "Redlock over N independent Redis servers (quorum N/2+1); no fencing token",
+            redis::keySpecs(),
+            redis::create,
+        },
+    }};
+    return &module;
+}
 
 } // namespace lockunit

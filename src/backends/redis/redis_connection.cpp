@@ -145,7 +145,7 @@ Result<std::optional<Reply>> Connection::advance(short revents) {
         int err = 0;
         socklen_t len = sizeof err;
         if (::getsockopt(c_->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-        if (err != 0) return fail(Errc::Unavailable, std::string("connect: ") + std::strerror(err));
+        if (err != 0) return fail(Errc::Unavailable, errnoMessage("connect", err));
         connecting_ = false;
     }
     if (c_->obuf && sdslen(c_->obuf) > 0) {
@@ -254,17 +254,10 @@ Result<std::vector<Result<Reply>>> waitEach(const std::vector<Connection*>& conn
             next = std::min(next, own);
         }
         if (expired) continue;
-        fds.push_back({interrupt.fd(), POLLIN, 0});
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
-        int r = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<long long>(left, 60'000)));
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return makeError(Errc::System, std::string("poll: ") + std::strerror(errno));
-        }
-        if ((fds.back().revents & POLLIN) && interrupt.stopRequested()) {
+        if (auto r = interrupt.wait(fds, next, "redis"); !r) {
             for (size_t i : which)
                 conns[i]->close();
-            return makeError(Errc::Interrupted, "redis: interrupted");
+            return r.error();
         }
         for (size_t k = 0; k < which.size(); ++k)
             if (fds[k].revents) settle(which[k], fds[k].revents);

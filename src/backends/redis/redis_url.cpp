@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "util/text.hpp"
+
 namespace lockunit::redis {
 
 std::string Target::describe() const {
@@ -94,12 +96,8 @@ Result<RedisUrl> parseRedisUrl(const std::string& scheme, const std::string& res
         Target t;
         t.unixPath = path;
         url.nodes.push_back(t);
-        size_t start = 0;
-        while (start < query.size()) {
-            size_t amp = query.find('&', start);
-            if (amp == std::string::npos) amp = query.size();
-            std::string kv = query.substr(start, amp - start);
-            start = amp + 1;
+        for (std::string_view pair : splitTerminated(query, '&')) {
+            std::string kv(pair);
             auto eq = kv.find('=');
             std::string key = kv.substr(0, eq);
             std::string value = eq == std::string::npos ? "" : kv.substr(eq + 1);
@@ -140,14 +138,10 @@ Result<RedisUrl> parseRedisUrl(const std::string& scheme, const std::string& res
     else
         return bad(scheme, "not a redis scheme");
 
-    size_t start = 0;
-    while (start <= authority.size()) {
-        size_t comma = authority.find(',', start);
-        if (comma == std::string::npos) comma = authority.size();
-        auto t = parseHostPort(scheme, authority.substr(start, comma - start), defaultPort);
+    for (std::string_view node : split(authority, ',')) {
+        auto t = parseHostPort(scheme, std::string(node), defaultPort);
         if (!t) return t.error();
         url.nodes.push_back(*t);
-        start = comma + 1;
     }
     if (url.kind == RedisUrl::Kind::Single && url.nodes.size() != 1)
         return bad(scheme, "redis:// takes one host; for several use redis+sentinel:// or "

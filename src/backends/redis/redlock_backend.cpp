@@ -63,7 +63,7 @@ public:
         key_ = prefix + p.lockName;
         channel_ = releasedKey_ = key_ + ":released"; // a channel and a key: two namespaces
         self_.stopBudget = noticedAtRenewal(p);
-        drift_ = ttl_ / 100 + std::chrono::milliseconds(2);
+        drift_ = clockDrift(ttl_);
         // Release mode (the lock guard): the value of the holder whose keys release() deletes.
         if (!p.adopt.empty()) {
             value_ = p.adopt;

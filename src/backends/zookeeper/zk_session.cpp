@@ -11,6 +11,7 @@
 #include <zookeeper/zookeeper.h>
 
 #include "util/log.hpp"
+#include "util/text.hpp"
 
 namespace lockunit::zk {
 
@@ -111,10 +112,8 @@ Result<ZkUrl> parseUrl(const std::string& rest) {
         return makeError(Errc::Config, "zookeeper: credentials do not go in the URL; use "
                                        "[zookeeper] user with password_file or "
                                        "password_credential");
-    size_t start = 0;
-    while (start <= hosts.size()) {
-        auto comma = hosts.find(',', start);
-        std::string host = hosts.substr(start, comma == std::string::npos ? comma : comma - start);
+    for (std::string_view piece : split(hosts, ',')) {
+        std::string host(piece);
         if (host.empty())
             return makeError(Errc::Config, "zookeeper: expected host[:port][,host[:port]…]"
                                            "[/chroot], found an empty host in '" +
@@ -136,8 +135,6 @@ Result<ZkUrl> parseUrl(const std::string& rest) {
         }
         if (!url.hosts.empty()) url.hosts += ",";
         url.hosts += hasPort ? host : host + ":" + std::to_string(kDefaultPort);
-        if (comma == std::string::npos) break;
-        start = comma + 1;
     }
     return url;
 }
@@ -197,8 +194,8 @@ Result<void> Session::connect(TimePoint deadline, Interrupt& interrupt) {
     zh_ = zookeeper_init2(url_.hosts.c_str(), &Session::onEvent, static_cast<int>(ms), nullptr,
                           this, 0, &Session::onLog);
     if (!zh_)
-        return makeError(Errc::Unavailable, "cannot start a ZooKeeper client for '" + url_.hosts +
-                                                "': " + std::strerror(errno));
+        return makeError(Errc::Unavailable,
+                         errnoMessage("cannot start a ZooKeeper client for '" + url_.hosts + "'"));
     bool connected = false;
     for (;;) {
         connected = state_ == ZOO_CONNECTED_STATE;
@@ -336,20 +333,11 @@ Result<bool> Session::step(TimePoint until, Interrupt& interrupt, const std::str
     until = std::min(until, now + next);
     short events = static_cast<short>(((interest & ZOOKEEPER_READ) ? POLLIN : 0) |
                                       ((interest & ZOOKEEPER_WRITE) ? POLLOUT : 0));
-    pollfd fds[2] = {{events ? fd : -1, events, 0}, {interrupt.fd(), POLLIN, 0}};
-    for (;;) {
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
-        int n = ::poll(fds, 2, static_cast<int>(std::clamp<long long>(left, 0, 60'000)));
-        if (n >= 0) break;
-        if (errno != EINTR)
-            return makeError(Errc::System, what + ": poll: " + std::strerror(errno));
-        now = BootClock::now();
-    }
-    if ((fds[1].revents & POLLIN) && interrupt.stopRequested())
-        return makeError(Errc::Interrupted, what + ": interrupted");
+    pollfd p{events ? fd : -1, events, 0};
+    if (auto r = interrupt.wait({&p, 1}, until, what.c_str()); !r) return r.error();
     int ready = 0;
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) ready |= ZOOKEEPER_READ;
-    if (fds[0].revents & POLLOUT) ready |= ZOOKEEPER_WRITE;
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) ready |= ZOOKEEPER_READ;
+    if (p.revents & POLLOUT) ready |= ZOOKEEPER_WRITE;
     rc = zookeeper_process(zh_, ready);
     // The client's own codes say what happened to one connection; only its state says
     // whether the session ended.

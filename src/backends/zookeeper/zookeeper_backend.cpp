@@ -32,7 +32,9 @@
 #include <sstream>
 #include <zookeeper/zookeeper.h>
 
+#include "backends/reached_once.hpp"
 #include "backends/registry.hpp"
+#include "util/module.hpp"
 #include "backends/zookeeper/zk_session.hpp"
 
 namespace lockunit {
@@ -100,13 +102,13 @@ public:
     Result<Lease> tryAcquire(Interrupt& interrupt) override {
         const TimePoint start = BootClock::now();
         auto lease = attempt(start, interrupt);
-        if (lease || lease.error().code == Errc::Busy) reachedOnce_ = true;
+        reachedOnce_.note(lease);
         // A check that failed half-way may have consumed the wake without setting the next
         // watch: look again at the next attempt instead of only pinging.
         if (!lease && lease.error().code != Errc::Busy) watching_ = false;
         // Trouble after we reached the ensemble once (a leader election, a reconnect): keep
         // waiting; only a first attempt that never got through is fatal (exit 69).
-        if (!lease && lease.error().code == Errc::Unavailable && reachedOnce_)
+        if (!lease && reachedOnce_.excuses(lease.error()))
             return makeError(Errc::Busy, "waiting; " + lease.error().message);
         if (!lease && lease.error().code == Errc::Lost)
             return makeError(Errc::Busy, "waiting; queueing again: " + lease.error().message);
@@ -344,7 +346,7 @@ private:
     int version_ = 0;
     bool created_ = false; // a create was sent in this session (its answer may have been lost)
     bool holding_ = false;
-    bool reachedOnce_ = false;
+    ReachedOnce reachedOnce_;
     // Queued, with a watch on what we wait for, and no event since: an attempt only pings.
     bool watching_ = false;
     std::string behind_;
@@ -404,12 +406,17 @@ Result<std::unique_ptr<LockBackend>> createZooKeeper(const BackendParams& p) {
 
 } // namespace
 
-LOCKUNIT_REGISTER_BACKEND(BackendInfo{
-    {"zookeeper", "zk"},
-    "zookeeper",
-    "ZooKeeper session + ephemeral sequential nodes, the next in line watching its predecessor",
-    {std::begin(kKeys), std::end(kKeys)},
-    createZooKeeper,
-});
+LOCKUNIT_MODULE(zookeeper, BackendModule) {
+    static const BackendModule module{{
+        BackendInfo{
+            {"zookeeper", "zk"},
+            "zookeeper",
+            "ZooKeeper session + ephemeral sequential nodes, the next in line watching its predecessor",
+            {std::begin(kKeys), std::end(kKeys)},
+            createZooKeeper,
+        },
+    }};
+    return &module;
+}
 
 } // namespace lockunit

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "process/guard.hpp"
-#include "systemd/payload.hpp"
+#include "process/payload.hpp"
 
 namespace lockunit {
 

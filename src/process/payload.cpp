@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-#include "systemd/payload.hpp"
+#include "process/payload.hpp"
 
 #include <cerrno>
 #include <csignal>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-#include "systemd/libsystemd.hpp"
+#include "util/libsystemd.hpp"
 
 #include <dlfcn.h>
 #include <string>

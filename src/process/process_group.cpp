@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-#include "systemd/process_group.hpp"
+#include "process/process_group.hpp"
 
 namespace lockunit {
 
