@@ -28,8 +28,9 @@ def shipped_unit():
 
 class Settings:
     def __init__(self, ttl=4.0, renew=1.0, stop_timeout=1.0, watchdog=1.0, restart_sec=1.0,
-                 heartbeat_ms=20):
+                 heartbeat_ms=20, verbose=False):
         self.ttl, self.renew, self.stop_timeout = ttl, renew, stop_timeout
+        self.verbose = verbose  # lockunit -v (debug messages in the journal)
         self.watchdog, self.restart_sec, self.heartbeat_ms = watchdog, restart_sec, heartbeat_ms
 
     def dropin(self):
@@ -72,6 +73,8 @@ class Node:
                 'stop_timeout = "%gs"\ncommand = [%s]\n%s' % (
                     backend.url(self.index), settings.ttl, settings.renew, settings.stop_timeout,
                     ", ".join('"%s"' % a for a in command), backend.tables(self.index)))
+        if settings.verbose:
+            conf = "verbose = true\n" + conf
         self.c.write("/etc/lockunit/faults.toml", conf)
         self.c.write("/etc/systemd/system/lockunit@.service", shipped_unit())
         self.c.write("/etc/systemd/system/lockunit@faults.service.d/faults.conf",

@@ -10,6 +10,7 @@ fencing tokens increased.
     faults.py --faults 500 --backends postgres # a soak, by hand
     faults.py --contrast                       # the documented contrast runs (no watchdog)
     faults.py --seed 1234 ...                  # replays a run's choices
+    faults.py --verbose ...                    # lockunit -v; the nodes' journals are kept
 
 Needs root, systemd-nspawn and the servers of each backend: skipped (77) otherwise, a
 failure under CI=true. See docs/guarantees.md for what the results mean."""
@@ -31,7 +32,7 @@ from lockunit_test import IN_CI  # noqa: E402
 from systemd_container import require_nspawn  # noqa: E402
 import backends as B  # noqa: E402
 from checker import Report, describe_overlap  # noqa: E402
-from cluster import Node, Records, Settings  # noqa: E402
+from cluster import UNIT, Node, Records, Settings  # noqa: E402
 from proxy import Hub  # noqa: E402
 
 ALL_BACKENDS = ["file", "postgres", "redis", "redis+sentinel", "redlock", "etcd", "zookeeper"]
@@ -65,7 +66,8 @@ class Driver:
         self.limits = []       # overlaps that the docs call a limit (expected)
 
     def log(self, msg):
-        print("[%7.1f] %s" % (now() - self.t0, msg), flush=True)
+        wall = time.strftime(" %H:%M:%S", time.gmtime()) if self.args.verbose else ""
+        print("[%7.1f%s] %s" % (now() - self.t0, wall, msg), flush=True)
 
     # -- cluster --------------------------------------------------------------------------------
     def boot(self):
@@ -123,6 +125,8 @@ class Driver:
             for n in self.nodes:
                 n.stop()
         finally:
+            if self.args.verbose:
+                self.save_journals(host_dir)
             for n in self.nodes:
                 n.thaw()
             backend.stop()
@@ -130,6 +134,19 @@ class Driver:
         self.log("%s: %s" % (name, report.summary()))
         self.attribute(backend, report, fault_log)
         return report
+
+    def save_journals(self, host_dir):
+        """--verbose: each node's journal of the unit (lockunit's debug messages), UTC."""
+        for n in self.nodes:
+            if n.c is None:
+                continue
+            try:
+                r = n.c.run(["journalctl", "--no-pager", "--utc", "-o", "short-iso-precise",
+                             "-u", UNIT], check=False, timeout=120)
+                with open(os.path.join(host_dir, "%s.journal" % n.name), "w") as f:
+                    f.write(r.stdout)
+            except Exception as e:
+                self.log("journal of %s: %s" % (n.name, e))
 
     def fault_list(self, backend):
         faults = [f for f in backend.faults if not self.args.only or f in self.args.only]
@@ -381,6 +398,9 @@ def main():
     ap.add_argument("--watchdog", action="store_true",
                     help="units with WatchdogSec=ttl/4 (default: none; the lock guard acts)")
     ap.add_argument("--keep", action="store_true", help="keep the records directory")
+    ap.add_argument("--verbose", action="store_true",
+                    help="lockunit -v on the nodes; their journals kept as NODE.journal with the "
+                         "records (implies --keep), wall-clock UTC times in the log")
     args = ap.parse_args()
     if args.faults is None:
         args.faults = 4 if args.profile == "ci" else 500
@@ -402,7 +422,7 @@ def main():
         skip_or_fail("no backend can run")
 
     settings = Settings(ttl=args.ttl, renew=args.ttl / 4, stop_timeout=args.ttl / 4,
-                        watchdog=args.ttl / 4 if args.watchdog else 0)
+                        watchdog=args.ttl / 4 if args.watchdog else 0, verbose=args.verbose)
     rng = random.Random(seed)
     workdir = tempfile.mkdtemp(prefix="lockunit-faults-")
     driver = Driver(args, settings, rng, workdir)
@@ -428,7 +448,7 @@ def main():
         print("documented limit: " + line)
     for line in driver.failures:
         print("FAILURE: " + line)
-    keep = args.keep or driver.failures or driver.limits
+    keep = args.keep or args.verbose or driver.failures or driver.limits
     if keep:
         print("records kept in %s/out" % workdir)
     else:

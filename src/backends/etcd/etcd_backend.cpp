@@ -16,10 +16,13 @@
 // A waiter keeps its lease alive with a keepalive every `renew` and otherwise relies on the
 // watch: it checks its place again only when the watch reports a deletion, when the watch ended
 // or runs on another endpoint than the requests (a failover), and as a safety net every
-// kSafetyNetCheck. The check after a wake is one round trip: the validity it reports is that
-// of the last keepalive etcd confirmed (counted from when that keepalive was sent), which the
-// own-key compare in the same txn proves still stands; a keepalive goes with it only when one
-// is due anyway. That txn only reads, so etcd answers it without a raft round or a disk write.
+// kSafetyNetCheck. A wake-up is used up only by a check that etcd answered: one that timed out
+// (and failed over all the way back to the watch's member, which leaves the watch looking
+// sound) is tried again at the next attempt. The check after a wake is one round trip: the
+// validity it reports is that of the last keepalive etcd confirmed (counted from when that
+// keepalive was sent), which the own-key compare in the same txn proves still stands; a
+// keepalive goes with it only when one is due anyway. That txn only reads, so etcd answers it
+// without a raft round or a disk write.
 // A waiter that gives up revokes its lease (its key goes with it). Once it holds, the holder
 // record in its key gets the time of acquisition and the token, written without holding up
 // the payload. The fencing token is the own key's create-revision: cluster-wide and strictly
@@ -377,8 +380,8 @@ private:
     Result<Lease> attempt(TimePoint start, TimePoint deadline, Interrupt& interrupt) {
         const bool queued = lease_ != 0 && myRevision_ != 0;
         const bool keepaliveDue = lease_ != 0 && start >= confirmedAt_ + renew_;
-        const bool checkDue = !queued || wakePending_ || !watchHealthy() ||
-                              start >= lastCheck_ + kSafetyNetCheck;
+        const bool checkDue =
+            !queued || wakePending() || !watchHealthy() || start >= lastCheck_ + kSafetyNetCheck;
         if (!checkDue) {
             // Idle in the queue: the watch is our eyes; only the lease needs keeping alive.
             if (keepaliveDue) {
@@ -406,7 +409,10 @@ private:
                 confirmLease(start, *granted);
                 fresh = true;
             }
-            wakePending_ = false;
+            // The wake-ups this check answers, if it gets through: one that times out (etcd
+            // slow to answer) leaves them owed, and the next attempt checks again, although the
+            // failover may have come back to the watch's member and the watch looks healthy.
+            const unsigned long wakesBefore = wakes_;
             ApiCall queue = myRevision_ == 0 ? enqueueCall() : checkCall();
             ApiCall keep = keepaliveCall();
             // A keepalive goes along only when one is due: a wake-up costs one round trip.
@@ -446,6 +452,7 @@ private:
             const Duration validity =
                 std::chrono::floor<Duration>(confirmedAt_ + leaseTtl_ - start);
             lastCheck_ = start;
+            wakesAnswered_ = wakesBefore;
             if (static_cast<int>(pos.below.size()) < holders_) {
                 // Our turn: the check that said so also found our own key, in the same txn.
                 // The holder record gets its time of acquisition and its token without holding
@@ -464,7 +471,7 @@ private:
             }
             behind_ = pos.below.front().key;
             watch(pos);
-            if (!wakePending_) {
+            if (!wakePending()) {
                 idle_ = watchHealthy();
                 return busyBehind();
             }
@@ -534,7 +541,12 @@ private:
             if (!holder.token.empty()) unreleased_[gone.create_revision()] = holder;
         }
         if (response.events_size() > 0 || ended) {
-            wakePending_ = true;
+            if (log::verbose())
+                log::debug(ended ? "etcd: the watch ended" + (response.cancel_reason().empty()
+                                                                  ? std::string()
+                                                                  : ": " + response.cancel_reason())
+                                 : "etcd: the watch reported a deletion");
+            ++wakes_;
             api_->grpc().wake();
         }
     }
@@ -600,7 +612,11 @@ private:
     std::string behind_;      // the key just before ours
     std::string watchKey_, watchEndpoint_;
     bool watchBroken_ = false;
-    bool wakePending_ = false;
+    // Deletions (and ends) the watch reported, and how many of them a check that got through
+    // answered: a wake-up is consumed only by a check that etcd answered, never by one that
+    // failed.
+    unsigned long wakes_ = 0, wakesAnswered_ = 0;
+    bool wakePending() const { return wakes_ != wakesAnswered_; }
     // Keys that held the lock and were deleted without a release while we waited, by their
     // create-revision: the lock-delay we owe when our turn comes.
     std::map<long long, HolderRecord> unreleased_;
