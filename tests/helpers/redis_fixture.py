@@ -1,6 +1,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Real redis-server and redis-sentinel processes for integration tests: started on free
-loopback ports in a temporary directory, without persistence, and stopped by PID."""
+loopback ports in a temporary directory, without persistence, and stopped by PID.
+
+"Without persistence" as Redis means it: no `save` points and no AOF. A replica still writes the
+RDB of each full sync to its `dbfilename` (repl-diskless-load is off by default) and loads it
+when it restarts, as a master too if it was started as one. Each server therefore has its own
+`dbfilename` (NAME.rdb): servers that shared the directory's dump.rdb would come back with
+another server's old snapshot, which no real deployment does."""
 
 import math
 import os
@@ -96,6 +102,7 @@ class Server:
         else:
             argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
                     "--save", "", "--appendonly", "no", "--dir", self.workdir,
+                    "--dbfilename", self.name + ".rdb",
                     "--logfile", log, "--daemonize", "no"] + self.args
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)

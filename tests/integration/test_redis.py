@@ -81,6 +81,28 @@ class RedisLock(RedisTestCase):
         self.assertLess(max(gaps), 300, gaps)
         self.assertLess(statistics.median(gaps), 100, gaps)
 
+    def test_a_waiter_never_gets_a_token_below_the_holder_it_saw(self):
+        # The counter goes back (data restored from an older snapshot) while a waiter waits,
+        # and is ahead of the server's clock (so the clock floor cannot help): the waiter still
+        # asks for a token above the holder's token that it saw in the busy answers.
+        ahead = str(int(time.time() * 1e6) + 10**12)  # ~11.6 days ahead of the clock
+        self.server.cmd("SET", "lockunit:seen:fence", ahead)
+        log = self.path("runs.log")
+        holder = self.start(self.base("seen") + ["--"] + payload(log, "holder"), label="holder")
+        self.assertTrue(wait_for(lambda: read_runs(log), 10), holder.stderr())
+        waiter = self.start(self.base("seen") + ["--"] + payload(log, "waiter"), label="waiter")
+        self.wait_waiting(waiter)
+        self.server.cmd("SET", "lockunit:seen:fence", "5")
+        self.server.cmd("DEL", "lockunit:seen")
+        self.assertEqual(holder.wait(TTL + 5), EX_LOST, holder.stderr())
+        self.assertTrue(wait_for(lambda: len(read_runs(log)) == 2, TTL + 5), waiter.stderr())
+        first, second = read_runs(log)
+        self.assertEqual((first.node, second.node), ("holder", "waiter"))
+        self.assertEqual(int(first.token), int(ahead) + 1)
+        self.assertEqual(int(second.token), int(first.token) + 1)
+        waiter.signal(signal.SIGTERM)
+        self.assertEqual(waiter.wait(10), 0, waiter.stderr())
+
     def test_holder_killed_waiter_takes_over_within_ttl_plus_2s_with_higher_token(self):
         log = self.path("runs.log")
         holder = self.start(self.base("killed") + ["--"] + payload(log, "holder"), label="holder")

@@ -134,6 +134,39 @@ class Sentinel(LockunitTestCase):
         if "second" in runs:
             self.assertGreater(runs["second"].start, a.last)
 
+    def test_a_master_back_from_an_older_snapshot_still_hands_out_higher_tokens(self):
+        # The master restarts from an RDB snapshot older than its last grants (here a SAVE;
+        # in the fault run the snapshot a server wrote when it last synced as a replica), and
+        # the sentinels keep it as the master: the fencing counter is back at an old value.
+        # The next token must still be higher than every token granted before.
+        timing = ["--ttl=3s", "--renew=1s", "--stop-timeout=1s"]
+        master, replica = self.cluster.master, self.cluster.replica
+        master.ready_for_ttl(3)
+        log = self.path("runs.log")
+
+        def grant(label):
+            code, _, err = run(self.base("snap", "--wait=20s", *timing) + ["--"] +
+                               payload(log, label, "--hold", 50), timeout=60)
+            self.assertEqual(code, 0, err)
+            return int(next(r.token for r in read_runs(log) if r.node == label))
+
+        first = grant("first")
+        self.assertEqual(master.cmd("SAVE"), "OK")  # the snapshot holds the counter at `first`
+        later = [grant("second"), grant("third")]
+        replica.kill()  # no replica to fail over to: the sentinels keep the master
+        master.kill()
+        master.start()
+        replica.start()
+        self.assertEqual(int(master.cmd("GET", "lockunit:snap:fence")), first,
+                         "the master did not come back from the snapshot")
+        self.assertTrue(wait_for(lambda: "master_link_status:up" in
+                                 replica.cmd("INFO", "replication"), 30))
+        self.assertTrue(self.wait_master(master.port), "the sentinels moved the master")
+        master.ready_for_ttl(3)
+        after = grant("after")
+        print("tokens %d, %r; after the restart from the snapshot: %d" % (first, later, after))
+        self.assertGreater(after, max(later))
+
     def test_unknown_master_name_exits_69(self):
         hosts = ",".join("127.0.0.1:%d" % s.port for s in self.cluster.sentinels)
         code, _, err = run(["--backend=redis+sentinel://%s/nosuchmaster" % hosts, "--scope=no",

@@ -22,6 +22,7 @@
 // so every volatile-* and allkeys-* policy may drop it while its holder runs (see evictionRisk()).
 
 #include <algorithm>
+#include <charconv>
 #include <poll.h>
 
 #include "backends/reached_once.hpp"
@@ -249,10 +250,12 @@ private:
         Result<Reply> r =
             holders_ > 1
                 ? eval(script(scripts::kSemAcquire), semKeys(),
-                       {self_.id, ms(ttl_), prefix, std::to_string(holders_), ms(minUptime_)},
+                       {self_.id, ms(ttl_), prefix, std::to_string(holders_), ms(minUptime_),
+                        seenText()},
                        deadline, interrupt)
                 : eval(script(scripts::kAcquire), {lockKey_, fenceKey_, releasedKey_},
-                       {self_.id, ms(ttl_), prefix, ms(minUptime_)}, deadline, interrupt);
+                       {self_.id, ms(ttl_), prefix, ms(minUptime_), seenText()}, deadline,
+                       interrupt);
         if (!r) return r.error();
         const auto& e = r->elements;
         if (r->type != Reply::Type::Array || e.empty())
@@ -262,6 +265,7 @@ private:
         if (status == 1 && e.size() >= 2) {
             record_ = e[1].str;
             token_ = HolderRecord::parse(record_).token;
+            see(token_);
             held_ = true;
             busyState_.reset();
             if (auto w = replicated(deadline, interrupt); !w) {
@@ -292,6 +296,7 @@ private:
         if (e.size() >= 2 && !e[1].str.empty()) {
             if (holders_ == 1) seen_ = HolderRecord::parse(e[1].str);
             state.holders.push_back(HolderRecord::parse(e[1].str));
+            see(state.holders.back().token);
             if (wait.count() >= 0) state.leaseLeft = wait;
         }
         busyState_ = holders_ > 1 ? std::nullopt : std::optional<LockState>(state);
@@ -311,6 +316,20 @@ private:
         addLockDelay(lease, "key",
                      last.empty() || last == seen_.token ? seen_.describe() : "with token " + last,
                      seen_.stopBudget);
+    }
+
+    // The highest fencing token this instance has seen (its own grants, the holders named by
+    // busy answers): every acquire asks for a higher one, so a counter that went back (a
+    // master restarted from an older snapshot, a failover to a replica that missed the last
+    // INCR) cannot hand out a token we already saw, even with a server clock behind.
+    void see(const std::string& token) {
+        unsigned long long v = 0;
+        const char* end = token.data() + token.size();
+        if (auto [p, ec] = std::from_chars(token.data(), end, v); ec == std::errc() && p == end)
+            highestToken_ = std::max(highestToken_, v);
+    }
+    std::string seenText() const {
+        return highestToken_ ? std::to_string(highestToken_) : std::string();
     }
 
     // Behind sentinels, asks which server is the master before every operation: after a
@@ -449,6 +468,7 @@ private:
     bool held_ = false;
     ReachedOnce reachedOnce_;
     std::string record_, token_;
+    unsigned long long highestToken_ = 0; // see see()
     Duration retry_ = kPollWithoutSubscription;
     std::optional<LockState> busyState_;
     TimePoint busyAt_{};

@@ -8,22 +8,32 @@
 // token=N\n"): waiters and `lockunit status` read it, and extend/release compare it whole, so
 // only the holder that wrote it can extend or delete it.
 //
-// The fence key never expires. When it is missing it is seeded with the server's clock in
-// microseconds, so tokens keep increasing even after Redis lost its data (a restart without
-// persistence, a failover to a replica that missed the last INCR), as long as the server
-// clocks are not set back.
+// The fence key never expires. A token is the counter's INCR, raised to the server's clock in
+// microseconds and to one more than the highest token the client has seen when either is
+// higher (a hybrid logical clock). So tokens keep increasing even when the counter goes back:
+// lost (a restart without persistence, a failover to a replica that missed the last INCR) or
+// older (a master restarted from an older RDB snapshot, which the sentinels may keep as the
+// master and resync the replicas from), as long as the server clocks are not set back.
 
 namespace lockunit::redis::scripts {
 
 // clang-format off
 
-// Seeds the fence key (KEYS[2]) when missing; leaves the new token in `token`.
-#define LOCKUNIT_REDIS_NEXT_TOKEN                                                                  \
-    "if redis.call('EXISTS', KEYS[2]) == 0 then\n"                                                 \
-    "  local t = redis.call('TIME')\n"                                                             \
-    "  redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))\n"                \
+// INCRs the fence key (KEYS[2]); if that is below the server's TIME in µs or not above SEEN
+// (the highest token the client has seen, "" if none), stores the higher of the two (+1 for
+// SEEN) instead. Leaves the new token in `token`. (Lua numbers are doubles: exact up to 2^53,
+// i.e. clocks until the year 2255.)
+#define LOCKUNIT_REDIS_NEXT_TOKEN(SEEN)                                                            \
+    "local tok = redis.call('INCR', KEYS[2])\n"                                                    \
+    "local clock = redis.call('TIME')\n"                                                           \
+    "local floor = tonumber(clock[1]) * 1000000 + tonumber(clock[2])\n"                            \
+    "local seen = tonumber(" SEEN ")\n"                                                            \
+    "if seen and seen + 1 > floor then floor = seen + 1 end\n"                                     \
+    "if tok < floor then\n"                                                                        \
+    "  tok = floor\n"                                                                              \
+    "  redis.call('SET', KEYS[2], string.format('%d', tok))\n"                                     \
     "end\n"                                                                                        \
-    "local token = string.format('%d', redis.call('INCR', KEYS[2]))\n"
+    "local token = string.format('%d', tok)\n"
 
 // Refuses to grant on a server that has been up for less than ARG ms: it may have restarted
 // without its data, and the holder whose key it lost only notices at its next renewal.
@@ -34,7 +44,7 @@ namespace lockunit::redis::scripts {
     "end\n"
 
 // KEYS: lock, fence, released. ARGV: holder id, ttl ms, record without its token line, min
-// uptime ms.
+// uptime ms, highest token seen ("" if none).
 // → {1, record, last token, last released record} acquired (the token handed out before ours,
 //   and the record a release left in KEYS[3], '' when missing: the lock-delay), {1, record}
 //   already ours (a retried call), {0, holder record, pttl ms} busy, {2, '', ms} the server is
@@ -49,7 +59,7 @@ inline constexpr const char* kAcquire =
     "  end\n"
     "  return {0, cur, redis.call('PTTL', KEYS[1])}\n"
     "end\n" LOCKUNIT_REDIS_YOUNG("ARGV[4]")
-    "local last = redis.call('GET', KEYS[2]) or ''\n" LOCKUNIT_REDIS_NEXT_TOKEN
+    "local last = redis.call('GET', KEYS[2]) or ''\n" LOCKUNIT_REDIS_NEXT_TOKEN("ARGV[5]")
     "local rec = ARGV[3] .. 'token=' .. token .. '\\n'\n"
     "redis.call('SET', KEYS[1], rec, 'PX', ARGV[2])\n"
     "return {1, rec, last, redis.call('GET', KEYS[3]) or ''}\n";
@@ -94,7 +104,8 @@ inline constexpr const char* kInspect =
     "end\n"                                                                                        \
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowText)\n"
 
-// KEYS: set, fence, records. ARGV: holder id, ttl ms, record without token, limit, min uptime.
+// KEYS: set, fence, records. ARGV: holder id, ttl ms, record without token, limit, min uptime,
+// highest token seen ("" if none).
 // → {1, record} acquired (or already ours), {0, '', ms until the first slot may free up} busy.
 inline constexpr const char* kSemAcquire =
     "if redis.replicate_commands then redis.replicate_commands() end\n" LOCKUNIT_REDIS_SEM_NOW
@@ -107,7 +118,7 @@ inline constexpr const char* kSemAcquire =
     "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then\n"
     "  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
     "  return {0, '', tonumber(first[2]) - now}\n"
-    "end\n" LOCKUNIT_REDIS_YOUNG("ARGV[5]") LOCKUNIT_REDIS_NEXT_TOKEN
+    "end\n" LOCKUNIT_REDIS_YOUNG("ARGV[5]") LOCKUNIT_REDIS_NEXT_TOKEN("ARGV[6]")
     "local rec = ARGV[3] .. 'token=' .. token .. '\\n'\n"
     "redis.call('ZADD', KEYS[1], ends, ARGV[1])\n"
     "redis.call('HSET', KEYS[3], ARGV[1], rec)\n"
