@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <poll.h>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -54,8 +55,10 @@ public:
     virtual std::optional<int> mainExit() const = 0;
     // True once the main process has exited and nothing of the payload is left.
     virtual bool finished() const = 0;
-    // An fd to poll (the D-Bus connection), -1 if none, and what to do when it is readable.
+    // An fd to poll (the D-Bus connection), -1 if none; the events it waits for (sdbus-c++'s
+    // poll data: POLLOUT too while output is queued); and what to do when it is ready.
     virtual int fd() const { return -1; }
+    virtual short events() const { return POLLIN; }
     virtual void process() {}
     // The runner's own next timer (SIGKILL escalation), and what to do when it fires.
     virtual std::optional<TimePoint> nextTimeout() const = 0;

@@ -114,7 +114,7 @@ void Supervisor::dispatch(TimePoint until, Watched watched) {
     // The fds that change (a backend that reconnects, a guard that left) are watched for this
     // round only, so that none stays registered after it closed.
     guardSource_.setFd(d_.guard.fd());
-    runnerSource_.setFd(d_.runner.fd());
+    runnerSource_.setFd(d_.runner.fd(), static_cast<uint16_t>(d_.runner.events()));
     wakeSource_.setFd(watched.wake);
     lossSource_.setFd(watched.loss);
     relaySource_.setFd(watched.relay && d_.relay ? d_.relay->fd() : -1);

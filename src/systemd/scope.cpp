@@ -51,6 +51,7 @@ public:
     std::optional<int> mainExit() const override { return guard().mainExit(); }
     bool finished() const override;
     int fd() const override;
+    short events() const override;
     void process() override;
     std::optional<TimePoint> nextTimeout() const override;
     void onTimeout(TimePoint now) override;
@@ -137,6 +138,12 @@ bool SystemdScopeRunner::dispatch() {
 
 int SystemdScopeRunner::fd() const {
     return broken_ ? -1 : manager_->fd();
+}
+
+short SystemdScopeRunner::events() const {
+    if (broken_) return POLLIN;
+    auto data = manager_->pollData();
+    return data ? data->events : POLLIN; // a broken connection is found by process()
 }
 
 Result<void> SystemdScopeRunner::waitUntil(const std::function<bool()>& done, TimePoint deadline,

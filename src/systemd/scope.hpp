@@ -20,8 +20,8 @@ namespace lockunit {
 // (TimeoutStopUSec=) a margin later. Once the guard has reaped the payload's last process it
 // exits, the scope ends, and only then is the lock released.
 //
-// D-Bus runs in lockunit's own poll loop: fd() and nextTimeout() feed the supervisor's poll,
-// process() and onTimeout() dispatch.
+// D-Bus runs on lockunit's event loop: fd(), events() and nextTimeout() (sdbus-c++'s poll
+// data) make a source of the supervisor's loop; process() and onTimeout() are its callbacks.
 //
 // The implementation is the module lockunit-scope.so, loaded only when a payload runs in a scope
 // or `cleanup` stops one: loading libsdbus-c++ costs every start about 2 ms, which a run in a

@@ -80,6 +80,14 @@ void EventLoop::Source::setFd(int fd) {
     if (e.fd != fd) loop_->watch(e, fd);
 }
 
+void EventLoop::Source::setFd(int fd, uint32_t events) {
+    auto& e = *loop_->entries_.at(id_);
+    if (e.fd == fd && e.events == events) return;
+    loop_->watch(e, -1);
+    e.events = events;
+    loop_->watch(e, fd);
+}
+
 void EventLoop::Source::setTime(TimePoint at) {
     loop_->arm(loop_->entries_.at(id_)->owned.get(), at, loop_->clock_);
 }

@@ -46,7 +46,9 @@ public:
         Source& operator=(const Source&) = delete;
         ~Source();
         // An fd source follows a descriptor that changes (a backend that reconnects); -1 pauses it.
+        // With `events`, also what it waits for (sdbus-c++'s poll data changes between rounds).
         void setFd(int fd);
+        void setFd(int fd, uint32_t events);
         // A timer fires once at `at` (on the loop's clock); TimePoint::max() disarms it.
         void setTime(TimePoint at);
 
