@@ -2,12 +2,8 @@
 #include "supervisor/supervisor.hpp"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <ctime>
-#include <stdexcept>
 #include <sys/epoll.h>
-#include <unistd.h>
 
 #include "backends/registry.hpp"
 #include "util/log.hpp"

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #pragma once
 
-#include <initializer_list>
 #include <optional>
 #include <signal.h>
 #include <string>
@@ -17,7 +16,6 @@
 #include "util/clock.hpp"
 #include "util/exitcode.hpp"
 #include "util/event_loop.hpp"
-#include "util/fd.hpp"
 #include "util/signals.hpp"
 
 namespace lockunit {

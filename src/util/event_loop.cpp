@@ -76,8 +76,7 @@ EventLoop::Source::~Source() {
 }
 
 void EventLoop::Source::setFd(int fd) {
-    auto& e = *loop_->entries_.at(id_);
-    if (e.fd != fd) loop_->watch(e, fd);
+    setFd(fd, loop_->entries_.at(id_)->events);
 }
 
 void EventLoop::Source::setFd(int fd, uint32_t events) {
