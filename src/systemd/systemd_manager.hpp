@@ -18,7 +18,7 @@ namespace lockunit {
 // (tests/unit/test_scope_runner.cpp) drive the runner against a fake manager.
 //
 // Replies and signals arrive only from dispatch(), which the runner calls from its own waits
-// and from the supervisor's poll loop (fd() and pollData() say when). Errors are values: the
+// and from the supervisor's event loop (fd() and pollData() say when). Errors are values: the
 // implementation catches its library's exceptions, and its messages are the library's text.
 class SystemdManager {
 public:

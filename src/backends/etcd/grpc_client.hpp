@@ -3,8 +3,8 @@
 
 // A small gRPC client for etcd's v3 API: HTTP/2 by nghttp2 (Debian's libnghttp2, no other
 // dependencies) on non-blocking sockets of its own; the messages are serialized by the caller
-// (protobuf-lite, etcd_rpc.proto). Every wait is one poll() that also watches the Interrupt's
-// fd, every call has a deadline, and calls fail over between the configured endpoints. The
+// (protobuf-lite, etcd_rpc.proto). Every wait is one Interrupt::wait() on its sockets,
+// every call has a deadline, and calls fail over between the configured endpoints. The
 // calls share one HTTP/2 connection to the current endpoint, kept open between calls. One
 // long-lived stream (a watch) runs beside them on a connection of its own, so that its socket,
 // together with an eventfd for messages already read, is a wake fd that only the stream makes

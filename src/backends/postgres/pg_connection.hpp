@@ -2,7 +2,7 @@
 #pragma once
 
 // One libpq session driven only through libpq's asynchronous API, so that every wait is a
-// poll() on PQsocket() that also watches the Interrupt and ends at a deadline (docs/design.md,
+// wait on PQsocket() through the Interrupt that ends at a deadline (docs/design.md,
 // invariant 4). Blocking libpq calls (PQexec, PQconnectdb, …) are never used.
 
 #include <libpq-fe.h>

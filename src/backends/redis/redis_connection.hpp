@@ -5,7 +5,7 @@
 //
 // hiredis 0.14's blocking calls can hang (redisConnectWithTimeout bounds only the connect) and
 // cannot be interrupted, so this wrapper runs every context in non-blocking mode and does the
-// waiting itself: poll() on the socket *and* the Interrupt's fd, with a deadline. Every call
+// waiting itself: Interrupt::wait() on the sockets, with a deadline. Every call
 // therefore ends by its deadline (Errc::Unavailable, "timed out"), or on a stop request
 // (Errc::Interrupted), or with the reply. After any failure the context is dropped: the next
 // open() makes a new one and logs in again (AUTH with the ACL user, SELECT the database).
