@@ -176,13 +176,15 @@ class FileLock(LockunitTestCase):
         # Network backends and scope mode are modules loaded on first use: a file lock in a
         # process group maps none of them (nor libpq, libssl, nghttp2, protobuf, hiredis,
         # sdbus-c++), and toml++ is compiled in, which keeps lockunit's start-up and memory small.
+        # The program carries libstdc++ itself (docs/architecture.md, "libstdc++ inside the
+        # program"): no shared libstdc++, nor the libm it brings.
         code, out, err = run(self.base("jobs", "--", "sh", "-c", "cat /proc/$(cut -d' ' -f4 /proc/$PPID/stat)/maps"))
         self.assertEqual(code, 0, err)
         self.assertIn("lockunit", out)
         unneeded = ["lockunit-redis", "lockunit-etcd", "lockunit-postgres", "lockunit-zookeeper",
                     "lockunit-scope", "libzookeeper",
                     "libpq", "libssl", "libnghttp2", "libprotobuf", "libhiredis",
-                    "libsdbus-c++", "libtomlplusplus"]
+                    "libsdbus-c++", "libtomlplusplus", "libstdc++", "/libm.so"]
         if not os.path.exists("/run/systemd/system"):
             # libsystemd is loaded only to talk to systemd (here: none, no NOTIFY_SOCKET,
             # stderr not the journal), or to name lockunit's unit on a system booted with it.
