@@ -21,7 +21,7 @@ namespace lockunit::modules {
 //
 // entry<Descriptor>(name) returns that descriptor. The entry is looked up in the program itself
 // first, where a module's code may be linked in (the built-in file backend, and every module in
-// the unit tests: both programs export their symbols); otherwise lockunit-NAME.so is dlopen()ed
+// the unit tests: lockunit exports the module entries, the unit tests everything); otherwise lockunit-NAME.so is dlopen()ed
 // once, from next to the program when that holds it (the build tree), else from the installed
 // module directory. RTLD_NOW: a missing symbol is an error here, not a crash in the middle of a
 // lease. Errc::Unavailable, with dlerror()'s text, when it cannot be loaded or has no entry.
