@@ -26,9 +26,14 @@ EX_USAGE, EX_UNAVAILABLE, EX_BUSY, EX_CONFIG, EX_LOST = 64, 69, 75, 78, 79
 signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
+def missing_programs(*programs):
+    """Those of the programs (names on PATH, or paths) that are not installed."""
+    return [p for p in programs if shutil.which(p) is None and not os.path.exists(p)]
+
+
 def require(*programs):
     """Skip (77) or, under CI, fail when a program a test needs is not installed."""
-    missing = [p for p in programs if shutil.which(p) is None and not os.path.exists(p)]
+    missing = missing_programs(*programs)
     if missing:
         msg = "missing: " + ", ".join(missing)
         if IN_CI:
@@ -241,6 +246,15 @@ class LockunitTestCase(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="lockunit-test-")
         self.instances = []
+
+    def require(self, *programs):
+        """require() for one test, called before its setUp makes anything: skips that test
+        (the file's others still run) or, under CI, fails it."""
+        missing = missing_programs(*programs)
+        if missing:
+            if IN_CI:
+                self.fail("missing: " + ", ".join(missing) + " (CI must install it)")
+            self.skipTest("missing: " + ", ".join(missing))
 
     def tearDown(self):
         for inst in self.instances:

@@ -5,6 +5,7 @@ real flock, real signals."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,8 +29,10 @@ class FileLock(LockunitTestCase):
         return read_runs(log)
 
     def test_network_filesystems_key_is_a_boolean_and_a_local_directory_needs_no_opt_in(self):
-        # A real NFS mount is out of reach here: which filesystems count as network ones is
-        # pinned by the unit test FsKind; this checks the key and the local path end to end.
+        # NFS, CIFS and the other kernel clients are out of reach here (this machine's kernel
+        # has none of them): which f_types count is pinned by the unit test FsKind, and a real
+        # network filesystem through FUSE, sshfs, by SshfsLockDir below. This checks the key and
+        # the local path end to end.
         conf = self.path("f.toml")
         for value, code in (("true", 0), ("false", 0), ('"yes"', EX_CONFIG)):
             with open(conf, "w") as f:
@@ -463,6 +466,128 @@ class LockFilePermissions(LockunitTestCase):
         code, _, err = run(self.args("--", "true"))
         self.assertEqual(code, 69, err)
         self.assertIn("belongs to uid 65534", err)
+
+
+class SshfsLockDir(LockunitTestCase):
+    """A lock directory on a real network filesystem: a directory served over SFTP on loopback
+    TCP (socat runs an sftp-server for each connection, no sshd) and mounted with sshfs, twice,
+    as two machines sharing it would."""
+
+    SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+    NEEDS = ("sshfs", "fusermount3", "socat", SFTP_SERVER, "flock", "/dev/fuse")
+
+    def setUp(self):
+        self.require(*self.NEEDS)
+        super().setUp()
+        self.served = self.path("served")
+        os.mkdir(self.served)
+        self.socat = self.serve_sftp()
+        self.addCleanup(self.stop, self.socat)
+        self.mounts = [self.mount(self.path("m%d" % i)) for i in (1, 2)]
+
+    def tearDown(self):
+        # Unmounted first: the scratch directory that LockunitTestCase then removes holds the
+        # mount points. The lockunits go before, as a process inside a mount keeps it busy.
+        for inst in self.instances:
+            inst.kill()
+        self.doCleanups()
+        super().tearDown()
+
+    def stop(self, proc):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def serve_sftp(self):
+        """socat serving SFTP on a free loopback port (another test may take the one we picked
+        before socat binds it: then another one)."""
+        for _ in range(10):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = s.getsockname()[1]
+            with open(self.path("socat.err"), "ab") as err:
+                proc = subprocess.Popen(
+                    ["socat", "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork" % self.port,
+                     "EXEC:" + self.SFTP_SERVER], stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=err)
+
+            def listening():
+                if proc.poll() is not None:
+                    return True
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                    return True
+                except OSError:
+                    return False
+            wait_for(listening, 10)
+            if proc.poll() is None:
+                return proc
+        self.fail("socat could not listen: " + open(self.path("socat.err")).read()[-2000:])
+
+    def mount(self, point):
+        """sshfs, in the foreground so that its PID is ours to stop, mounting the served
+        directory at `point` straight over TCP (directport: no ssh)."""
+        os.mkdir(point)
+        with open(point + ".err", "wb") as err:
+            proc = subprocess.Popen(
+                ["sshfs", "-f", "-o", "directport=%d" % self.port,
+                 "127.0.0.1:" + self.served, point],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        self.addCleanup(self.stop, proc)  # cleanups run last first: after the unmount
+        self.addCleanup(self.unmount, point)
+        mounted = wait_for(lambda: os.path.ismount(point) or proc.poll() is not None, 15)
+        if not (mounted and proc.poll() is None):
+            self.fail("sshfs did not mount %s: %s" % (point, open(point + ".err").read()[-2000:]))
+        return point
+
+    def unmount(self, point):
+        if os.path.ismount(point):
+            if subprocess.run(["fusermount3", "-u", point], timeout=30).returncode != 0:
+                subprocess.run(["fusermount3", "-u", "-z", point], timeout=30)  # lazily, if busy
+
+    def args(self, *extra, conf=None):
+        return (["--conf=" + conf] if conf else []) + [
+            "--backend=file://" + os.path.join(self.mounts[0], "locks"), "--name=jobs",
+            "--scope=no"] + list(extra)
+
+    def test_a_lock_directory_on_sshfs_is_refused_unless_network_filesystems_is_set(self):
+        with open(os.path.join(self.mounts[0], "probe"), "w") as f:
+            f.write("over sftp")
+        with open(os.path.join(self.served, "probe")) as f:
+            self.assertEqual(f.read(), "over sftp")  # the mount is the real thing
+        code, _, err = run(self.args("--", "true"))
+        self.assertEqual(code, EX_CONFIG, err)
+        self.assertIn("is on fuse.sshfs, a network filesystem", err)
+        self.assertIn("network_filesystems = true", err)
+        conf = self.path("f.toml")
+        with open(conf, "w") as f:
+            f.write("[file]\nnetwork_filesystems = true\n")
+        log = self.path("runs.log")
+        code, _, err = run(self.args("--", *payload(log, "n0", "--hold", 100), conf=conf))
+        self.assertEqual(code, 0, err)
+        self.assertEqual([r.node for r in read_runs(log)], ["n0"])
+        self.assertTrue(os.path.exists(os.path.join(self.served, "locks", "jobs.lock")))
+
+    def test_two_sshfs_mounts_of_one_directory_both_get_one_flock_at_once(self):
+        # Why the refusal: sshfs forwards no lock to the server, so each mount's flock is its
+        # own kernel's. Two machines sharing the directory would both hold the lock.
+        with open(os.path.join(self.served, "f.lock"), "w"):
+            pass
+        first, second = (os.path.join(m, "f.lock") for m in self.mounts)
+
+        def nested_flocks(outer, inner):
+            return subprocess.run(["flock", "-n", outer, "flock", "-n", "-E", "42", inner, "true"],
+                                  timeout=30, capture_output=True, text=True)
+        # flock -n does see a holder: through one mount, the inner flock is refused (its -E 42)…
+        p = nested_flocks(first, first)
+        self.assertEqual(p.returncode, 42, p.stderr)
+        # …but through two mounts of the same served file both are granted at once.
+        p = nested_flocks(first, second)
+        self.assertEqual(p.returncode, 0, p.stderr)
 
 
 if __name__ == "__main__":

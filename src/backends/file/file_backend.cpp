@@ -4,16 +4,22 @@
 //
 // Slot K of lock NAME is DIR/NAME.lock (K = 0) or DIR/NAME.lock.K, held with flock(LOCK_EX) on
 // an O_CLOEXEC descriptor, so the payload never inherits it. The lock guard keeps a duplicate
-// of it until the payload's whole tree has exited, so a dead lockunit's lock passes only then. Files are never unlinked (unlinking a flock'd file lets two holders lock two
-// different inodes); a holder checks that the path still names the inode it locked. The
-// holder writes its record into its slot file and empties it before unlocking. The fencing
-// token is a counter in DIR/NAME.fence, bumped under a short flock of its own and fsync'd.
-// Waiters sleep on inotify (any close-after-write or replacement in DIR wakes them) and retry
-// at least every second, for filesystems where inotify sees nothing (NFS). Only a waiter sets
-// up that watch: closing an inotify descriptor waits for a kernel grace period (~8 ms, more
-// than the rest of an uncontended run), which a lock that is free at once need not pay.
+// of it until the payload's whole tree has exited, so a dead lockunit's lock passes only then.
+// Files are never unlinked (unlinking a flock'd file lets two holders lock two different
+// inodes); a holder checks that the path still names the inode it locked. The holder writes its
+// record into its slot file and empties it before unlocking. The fencing token is a counter in
+// DIR/NAME.fence, bumped under a short flock of its own and fsync'd. Waiters sleep on inotify
+// (any close-after-write or replacement in DIR wakes them) and retry at least every second, for
+// filesystems where inotify sees nothing (NFS). Only a waiter sets up that watch: closing an
+// inotify descriptor waits for a kernel grace period (~8 ms, more than the rest of an
+// uncontended run), which a lock that is free at once need not pay.
 // A directory on a network filesystem is refused unless network_filesystems = true: there the
-// flock is the server's, which can lose it, and a renewal here does no I/O to find out.
+// flock is the server's, which can lose it, and a renewal here does no I/O to find out. All
+// FUSE filesystems share one statfs type, so for FUSE the mount's type in /proc/self/mountinfo
+// decides: the network ones that fs_kind.cpp lists (fuse.sshfs, fuse.glusterfs, …) are refused
+// too. Some forward flocks to their server (glusterfs, ceph-fuse), as NFS does; others (sshfs,
+// s3fs, rclone) keep them in this kernel, where two machines sharing DIR both get the lock. An
+// unknown FUSE type is accepted.
 //
 // Who may touch the files: anyone who can open a lock file, even read-only, can flock it and
 // so block the lock. The files are therefore 0600, or 0640 with the group of [file] group
@@ -24,14 +30,18 @@
 // be ours. These checks use fstat() on the open descriptors, so no rename can race them.
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
 #include <grp.h>
+#include <linux/magic.h>
 #include <sstream>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 #include <vector>
@@ -39,8 +49,9 @@
 #include "backends/file/fs_kind.hpp"
 #include "backends/io.hpp"
 #include "backends/registry.hpp"
-#include "util/module.hpp"
 #include "util/fd.hpp"
+#include "util/file.hpp"
+#include "util/module.hpp"
 
 namespace lockunit {
 namespace {
@@ -50,8 +61,9 @@ constexpr Duration kFenceTimeout = std::chrono::seconds(2);
 
 const KeySpec kNetworkFilesystemsKey{
     "network_filesystems", KeyType::Boolean, "false",
-    "accept a lock directory on a network filesystem (NFS, CIFS, Ceph, …), where the server can "
-    "lose a lock without its holder noticing"};
+    "accept a lock directory on a network filesystem (NFS, CIFS, Ceph, sshfs, GlusterFS, …), "
+    "where the server can lose a lock without its holder noticing, or another machine does not "
+    "see it"};
 
 Error sysError(const std::string& what) {
     return makeError(Errc::Unavailable, errnoMessage(what));
@@ -348,14 +360,32 @@ Result<std::unique_ptr<LockBackend>> createFile(const BackendParams& p) {
     static const BackendSettings kNone;
     const BackendSettings& s = p.settings ? *p.settings : kNone;
     struct statfs fs {};
-    if (::statfs(dir.c_str(), &fs) == 0 && !s.boolean("network_filesystems", false))
-        if (const char* kind = networkFilesystemName(static_cast<unsigned long>(fs.f_type)))
+    if (::statfs(dir.c_str(), &fs) == 0 && !s.boolean("network_filesystems", false)) {
+        const auto type = static_cast<unsigned long>(fs.f_type) & 0xFFFFFFFFUL;
+        std::string kind;
+        if (const char* name = networkFilesystemName(type)) kind = name;
+        struct stat st {};
+        char real[PATH_MAX];
+        // A FUSE mount is named by its type in mountinfo (fs_kind.hpp); an unreadable one
+        // leaves it accepted, as an unknown FUSE filesystem is.
+        if (type == FUSE_SUPER_MAGIC && ::stat(dir.c_str(), &st) == 0 &&
+            ::realpath(dir.c_str(), real))
+            if (auto mountinfo = readFile("/proc/self/mountinfo"))
+                kind = networkFuseType(*mountinfo, major(st.st_dev), minor(st.st_dev), real);
+        if (!kind.empty())
             return makeError(Errc::Config,
                              "lock directory '" + dir + "' is on " + kind +
-                                 ", a network filesystem: its server can lose a lock while the "
-                                 "holder, which renews without asking it, runs on; use a network "
-                                 "backend, or set network_filesystems = true in [file] to accept "
-                                 "that");
+                                 ", a network filesystem: " +
+                                 (type == FUSE_SUPER_MAGIC
+                                      ? "a lock there is either its server's, which can "
+                                        "lose it, or (sshfs and others that forward no lock) "
+                                        "this machine's alone, which another machine sharing "
+                                        "the directory never sees"
+                                      : "its server can lose a lock while the holder, which "
+                                        "renews without asking it, runs on") +
+                                 "; use a network backend, or set network_filesystems = true in "
+                                 "[file] to accept that");
+    }
     return std::unique_ptr<LockBackend>(std::move(backend));
 }
 
