@@ -14,8 +14,8 @@ const std::string kKey = "lockunit/jobs/694d8a1c2f3b";
 const std::string kRecord = "id=h:1:x\nhost=h\nunit=\npid=1\nsince=\ntoken=42\nbudget_ms=9500\n";
 
 // A DELETE event of `key` at `revision`, with the key's last value unless `value` is null.
-void addDelete(pb::WatchResponse& r, const std::string& key, long long revision,
-               const char* value, long long createRevision = 42) {
+void addDelete(pb::WatchResponse& r, const std::string& key, long long revision, const char* value,
+               long long createRevision = 42) {
     pb::Event* e = r.add_events();
     e->set_type(pb::Event::DELETE);
     e->mutable_kv()->set_key(key);
@@ -42,7 +42,7 @@ TEST(EtcdRelease, MarkerKeysAreTheKeyWithReleasedAppended) {
     EXPECT_EQ(markerKey(kKey), kKey + "/released");
     EXPECT_TRUE(isMarker(markerKey(kKey)));
     EXPECT_FALSE(isMarker(kKey));
-    EXPECT_FALSE(isMarker("x-jobs/694d8a1c2f3b")); // etcdctl lock's keys
+    EXPECT_FALSE(isMarker("x-jobs/694d8a1c2f3b"));    // etcdctl lock's keys
     EXPECT_FALSE(isMarker("lockunit/released/694d")); // a lock named "released"
 }
 
@@ -71,7 +71,7 @@ TEST(EtcdRelease, ADeletionWithoutItsMarkerIsNoRelease) {
 TEST(EtcdRelease, AMarkerOfAnotherRevisionOrKeyDoesNotCount) {
     const std::string other = "lockunit/jobs/694d8a1c2f3c";
     pb::WatchResponse r;
-    addPut(r, markerKey(kKey), 99, std::string(kReleasedValue)); // not the deleting revision
+    addPut(r, markerKey(kKey), 99, std::string(kReleasedValue));   // not the deleting revision
     addPut(r, markerKey(other), 100, std::string(kReleasedValue)); // another key's
     addDelete(r, kKey, 100, kRecord.c_str());
     auto gone = deletions(r);
@@ -99,7 +99,7 @@ TEST(EtcdRelease, WithoutAPreviousValueItCannotTell) {
 
 TEST(EtcdRelease, PutsAndTheMarkersOwnDeletionAreNoDeletionsOfQueueKeys) {
     pb::WatchResponse r;
-    addPut(r, kKey, 101, kRecord);                                 // a holder writes its record
+    addPut(r, kKey, 101, kRecord);                                // a holder writes its record
     addPut(r, markerKey(kKey), 102, std::string(kReleasedValue)); // a marker alone
     addDelete(r, markerKey(kKey), 103, "released\n");             // the revoke removes it
     EXPECT_TRUE(deletions(r).empty());

@@ -75,6 +75,8 @@ constexpr Duration kMinRetryInterval = std::chrono::milliseconds(10);
 constexpr Duration kGiveUpBudget = std::chrono::milliseconds(500);
 // Between two attempts at a release that etcd could not take (no leader for a moment).
 constexpr Duration kReleaseRetry = std::chrono::milliseconds(100);
+// Between a release's txn and the revoke of its lease (docs/backends/etcd.md, "Lock-delay").
+constexpr Duration kRevokeHoldOff = std::chrono::milliseconds(5);
 
 struct KeyValue {
     std::string key;
@@ -609,18 +611,26 @@ private:
             compare->set_result(pb::Compare::EQUAL);
             compare->set_lease(lease_);
             *txn.add_success() = deleteOp(key_);
-            *txn.add_success() = putOp(etcd::markerKey(key_), std::string(etcd::kReleasedValue),
-                                       lease_);
+            *txn.add_success() =
+                putOp(etcd::markerKey(key_), std::string(etcd::kReleasedValue), lease_);
             ApiCall release(method::kTxn, txn);
             auto ran = api_->call({&release}, deadline, interrupt);
             if (!ran || (!release.result && release.result.error().code == Errc::Unavailable)) {
                 forgetLease(); // release() tries again while etcd cannot take it
                 return ran ? release.result.error() : ran.error();
             }
-            // Not applied (the key is not ours any more, say): revoke anyway.
+            // The txn woke the next in line, whose check is a read that etcd answers once it
+            // has applied every write committed before it: a revoke sent at once would mostly
+            // be one of them. A moment's wait keeps it off that path. (Not applied, the key not
+            // ours any more, say: nobody to wait for; revoke anyway.)
+            auto answer = etcd::parse<pb::TxnResponse>(release);
+            if (answer && answer->succeeded()) {
+                [[maybe_unused]] auto slept =
+                    io::sleepUntil(BootClock::now() + kRevokeHoldOff, interrupt);
+            }
         }
-        // The revoke removes the marker: off the next holder's path, which the txn woke
-        // already. (Where etcd refused the txn, it deletes the key: a waiter waits its delay.)
+        // The revoke removes the marker. (Where etcd refused the txn, it deletes the key: a
+        // waiter then waits out its delay.)
         pb::LeaseRevokeRequest request;
         request.set_id(lease_);
         ApiCall revoke(method::kLeaseRevoke, request);

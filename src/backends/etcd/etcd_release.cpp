@@ -34,8 +34,8 @@ std::vector<Deletion> deletions(const etcdpb::WatchResponse& response) {
             d.value = e.prev_kv().value();
         }
         // A DELETE event's kv carries the revision of the deletion as its mod_revision.
-        d.released = marked.contains({markerKey(d.key), e.kv().mod_revision()}) ||
-                     d.value == kReleasedValue;
+        d.released =
+            marked.contains({markerKey(d.key), e.kv().mod_revision()}) || d.value == kReleasedValue;
         out.push_back(std::move(d));
     }
     return out;
