@@ -9,9 +9,10 @@
 // one of the `holders` slots when fewer than `holders` keys of the lock have a lower
 // create-revision. A waiter watches the deletion of the key just below its own (holders = 1;
 // with more slots, any deletion under the lock's prefix), so a release wakes exactly the next
-// in line; the watch's socket is the wake fd. Every check compares our own key's
-// create-revision in the same txn: etcd 3.4's own recipe misses that a waiter's lease can
-// expire while it waits, and then takes the vanished key for a held lock.
+// in line; the watch's socket is the wake fd. Release markers (below) are not queue keys.
+// Every check compares our own key's create-revision in the same txn: etcd 3.4's own recipe
+// misses that a waiter's lease can expire while it waits, and then takes the vanished key for a
+// held lock.
 //
 // A waiter keeps its lease alive with a keepalive every `renew` and otherwise relies on the
 // watch: it checks its place again only when the watch reports a deletion, when the watch ended
@@ -32,7 +33,8 @@
 // Release and the lock-delay (docs/backends/etcd.md, "Lock-delay"): a holder's release is one
 // txn that, while its key still has its lease, deletes the key and puts the release marker
 // KEY/released under the same lease (etcd_release.hpp): one revision, one raft write, and the
-// watch event that wakes the next in line. The lease's revoke follows, off that path; it
+// watch event that wakes the next in line. The lease's revoke follows kRevokeHoldOff later, so
+// that the next in line's check (a linearizable read) does not wait for etcd to apply it; it
 // removes the marker. A waiter watches the range from the key below to that key's marker, with
 // the previous values (prev_kv): a key deleted in the revision that put its marker was
 // released; one deleted without it, with its holder record carrying a token (written once it
@@ -40,7 +42,8 @@
 // its payload may still be stopping. When such a key was below ours, the waiter that gets its
 // turn waits out that holder's stop budget (addLockDelay) before its payload starts. A key
 // deleted with kReleasedValue was released by a lockunit from before the marker. Markers are
-// not queue keys: every read of the lock's keys leaves them out (isMarker).
+// not queue keys: every read of the lock's keys leaves them out (isMarker), and a limited read
+// whose places markers took is done again over every key before ours (txnQueue).
 
 #include <algorithm>
 #include <ctime>
@@ -350,9 +353,8 @@ private:
 
     // Reads the keys before ours, if ours still exists, in one txn: the nearest `holders`, or
     // all of them (readAll: an earlier read missed some, release markers taking their places
-    // under its limit). It only reads, so
-    // etcd answers it without a raft round or a disk write: the holder record is written after
-    // the payload started (writeRecord).
+    // under its limit). It only reads, so etcd answers it without a raft round or a disk
+    // write: the holder record is written after the payload started (writeRecord).
     ApiCall checkCall(bool readAll) const {
         pb::TxnRequest txn;
         compareOwnKey(txn, myRevision_);
