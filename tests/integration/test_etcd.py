@@ -4,7 +4,9 @@
 free loopback ports: a single member, a 3-member cluster (leader failover), a TLS member with
 client certificates and a member with user/password authentication."""
 
+import base64
 import http.server
+import json
 import os
 import signal
 import subprocess
@@ -297,6 +299,115 @@ class SingleNode(EtcdTestCase):
             self.etcd.etcdctl("lease", "revoke", self.holder_lease(holder))
         self.assertUncleanEndCostsTheLockDelay(self.args, revoke, "etcdctl lease revoke",
                                                holder_exit=EX_LOST, delay=("9s500ms", 9.5))
+
+    def test_deleting_the_holders_key_makes_the_waiter_wait_out_the_lingering_payload(self):
+        def delete(holder):
+            (key,) = [k for k, v in self.queue().items() if "pid=%d\n" % holder.pid in v]
+            self.etcd.etcdctl("del", key)
+        self.assertUncleanEndCostsTheLockDelay(self.args, delete, "etcdctl del",
+                                               holder_exit=EX_LOST, delay=("9s500ms", 9.5))
+
+    def revision(self):
+        return int(json.loads(self.etcd.etcdctl("get", "x", "-w", "json"))["header"]["revision"])
+
+    def history(self, since):
+        """The watch responses on the lock's keys from revision `since` on, as etcd replays
+        them: lists of (type, key, mod_revision, previous value) per response."""
+        watch = subprocess.Popen([ETCDCTL, "--endpoints=" + self.etcd.endpoints(), "watch",
+                                  "--prefix", PREFIX + self.lock + "/", "--prev-kv", "-w", "json",
+                                  "--rev=%d" % since], stdout=subprocess.PIPE, text=True,
+                                 env=dict(os.environ, ETCDCTL_API="3"))
+        time.sleep(1)
+        watch.kill()
+        out = watch.communicate()[0]
+        b64 = lambda text: base64.b64decode(text or "").decode()  # noqa: E731
+        return [[("DELETE" if e.get("type") == 1 else "PUT", b64(e["kv"]["key"]),
+                  int(e["kv"]["mod_revision"]), b64(e.get("prev_kv", {}).get("value")))
+                 for e in json.loads(line)["Events"]]
+                for line in out.splitlines() if line.startswith("{")]
+
+    def test_a_clean_release_is_one_write_that_deletes_the_key_and_puts_its_marker(self):
+        # docs/backends/etcd.md, "Lock-delay": the holder's key goes and KEY/released comes in
+        # the one revision that wakes the waiter; the revoke that removes the marker follows.
+        holder, log = self.hold()
+        waiter = self.start(self.args() + ["--"] + payload(log, "waiter", "--hold", 0),
+                            label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        (key,) = [k for k, v in self.queue().items() if "pid=%d\n" % holder.pid in v]
+        self.assertIn("token=", self.queue()[key])
+        marker = key + "/released"
+        before = self.revision()
+        holder.signal(signal.SIGTERM)
+        self.assertEqual(holder.wait(10), 0, holder.stderr())
+        # The revoke ran before the holder exited: its marker is gone.
+        self.assertNotIn(marker, self.queue())
+        self.assertEqual(waiter.wait(10), 0, waiter.stderr())
+        self.assertNotIn("lock-delay", waiter.stderr())
+        responses = self.history(before + 1)
+        events = [e for r in responses for e in r]
+        # The first write after the waiter queued is the release, and it is one revision:
+        # the key's deletion (its last value the holder record) and the marker's put.
+        release = [e for e in events if e[2] == before + 1]
+        self.assertEqual([(e[0], e[1]) for e in release], [("DELETE", key), ("PUT", marker)],
+                         events)
+        self.assertIn("pid=%d\n" % holder.pid, release[0][3])
+        self.assertTrue(any(all(e in r for e in release) for r in responses),
+                        "one revision split over two watch responses: %r" % responses)
+        # The revoke removed the marker, later.
+        (gone,) = [e for e in events if e[0] == "DELETE" and e[1] == marker]
+        self.assertGreater(gone[2], before + 1)
+        self.assertEqual(self.queue(), {})
+
+    def test_a_lingering_release_marker_is_no_contender(self):
+        # A release whose revoke did not get through leaves its marker until its lease runs
+        # out: made here by hand, after the holder's key and before everyone else's in create
+        # order. `lockunit status` counts it neither as holder nor as waiter, and it takes
+        # nobody's place: a newcomer that reads only the nearest keys before its own finds the
+        # marker there, so it reads them all and queues behind the holder.
+        holder, log = self.hold()
+        lease = self.etcd.etcdctl("lease", "grant", "60").split()[1]
+        self.addCleanup(self.etcd.etcdctl, "lease", "revoke", lease)
+        marker = PREFIX + self.lock + "/" + lease + "/released"
+        self.etcd.etcdctl("put", marker, "released\n", "--lease=" + lease)
+        code, _, err = run(self.args("--wait=0", "--", "true"))
+        self.assertEqual(code, EX_BUSY, err)
+        waiter = self.start(self.args() + ["--"] + payload(log, "waiter", "--hold", 0),
+                            label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        self.assertEqual(len(self.queue()), 3)
+        code, out, err = run(["status", "--json"] + self.args())
+        self.assertEqual(code, 0, err)
+        status = json.loads(out)
+        self.assertEqual([h["pid"] for h in status["holders"]], [holder.pid], out)
+        self.assertEqual(status["waiters"], 1, out)
+        holder.signal(signal.SIGTERM)
+        self.assertEqual(holder.wait(10), 0, holder.stderr())
+        self.assertEqual(waiter.wait(10), 0, waiter.stderr())
+        self.assertNotIn("lock-delay", waiter.stderr())
+        self.assertEqual([r.node for r in read_runs(log)], ["holder", "waiter"])
+        self.assertNoOverlap(read_runs(log))
+        self.assertEqual(list(self.queue()), [marker])
+
+    def test_a_release_by_a_lockunit_from_before_the_marker_costs_no_lock_delay(self):
+        # A mixed fleet: the holder, an older lockunit, releases by writing "released" into its
+        # key and then revoking its lease (played here with etcdctl); the waiter takes that
+        # deletion for the release it is.
+        lease = self.etcd.etcdctl("lease", "grant", "60").split()[1]
+        key = PREFIX + self.lock + "/" + lease
+        self.etcd.etcdctl("put", key, "id=old:1:x\nhost=old\nunit=\npid=1\nsince=\ntoken=7\n"
+                          "budget_ms=9500\n", "--lease=" + lease)
+        log = self.path("runs.log")
+        waiter = self.start(self.args() + ["--"] + payload(log, "waiter", "--hold", 0),
+                            label="waiter")
+        self.assertTrue(wait_for(lambda: "waiting" in waiter.stderr(), 10), waiter.stderr())
+        time.sleep(0.3)  # watching the old holder's key
+        self.etcd.etcdctl("put", key, "released\n", "--lease=" + lease)
+        released = time.time_ns()
+        self.etcd.etcdctl("lease", "revoke", lease)
+        self.assertEqual(waiter.wait(10), 0, waiter.stderr())
+        self.assertNotIn("lock-delay", waiter.stderr())
+        took = (read_runs(log)[0].start - released) / 1e9
+        self.assertLess(took, 2.0)
 
     def test_sigterm_during_the_lock_delay_releases_and_exits_0(self):
         holder, log, waiter, wlog = self.lingering_holder_and_waiter(self.args)

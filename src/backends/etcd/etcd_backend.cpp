@@ -9,9 +9,10 @@
 // one of the `holders` slots when fewer than `holders` keys of the lock have a lower
 // create-revision. A waiter watches the deletion of the key just below its own (holders = 1;
 // with more slots, any deletion under the lock's prefix), so a release wakes exactly the next
-// in line; the watch's socket is the wake fd. Every check compares our own key's
-// create-revision in the same txn: etcd 3.4's own recipe misses that a waiter's lease can
-// expire while it waits, and then takes the vanished key for a held lock.
+// in line; the watch's socket is the wake fd. Release markers (below) are not queue keys.
+// Every check compares our own key's create-revision in the same txn: etcd 3.4's own recipe
+// misses that a waiter's lease can expire while it waits, and then takes the vanished key for a
+// held lock.
 //
 // A waiter keeps its lease alive with a keepalive every `renew` and otherwise relies on the
 // watch: it checks its place again only when the watch reports a deletion, when the watch ended
@@ -27,16 +28,22 @@
 // record in its key gets the time of acquisition and the token, written without holding up
 // the payload. The fencing token is the own key's create-revision: cluster-wide and strictly
 // increasing.
-// Release revokes the lease, which deletes the key; renew is a keepalive (TTL 0 or none: lost)
-// plus a read of the own key (gone: lost).
+// Renew is a keepalive (TTL 0 or none: lost) plus a read of the own key (gone: lost).
 //
-// The lock-delay (docs/backends/etcd.md, "Lock-delay"): a holder's release first overwrites its
-// key with kReleased (a txn that compares the key's lease), then revokes the lease. A waiter
-// watches deletions with their previous value (prev_kv): a key deleted with kReleased was
-// released; one deleted with its holder record carrying a token (written once it held) ended
-// otherwise — its lease revoked by someone else, or expired — and its payload may still be
-// stopping. When such a key was below ours, the waiter that gets its turn waits out that
-// holder's stop budget (addLockDelay) before its payload starts.
+// Release and the lock-delay (docs/backends/etcd.md, "Lock-delay"): a holder's release is one
+// txn that, while its key still has its lease, deletes the key and puts the release marker
+// KEY/released under the same lease (etcd_release.hpp): one revision, one raft write, and the
+// watch event that wakes the next in line. The lease's revoke follows kRevokeHoldOff later, so
+// that the next in line's check (a linearizable read) does not wait for etcd to apply it; it
+// removes the marker. A waiter watches the range from the key below to that key's marker, with
+// the previous values (prev_kv): a key deleted in the revision that put its marker was
+// released; one deleted without it, with its holder record carrying a token (written once it
+// held), ended otherwise — its lease revoked by someone else or expired, the key deleted — and
+// its payload may still be stopping. When such a key was below ours, the waiter that gets its
+// turn waits out that holder's stop budget (addLockDelay) before its payload starts. A key
+// deleted with kReleasedValue was released by a lockunit from before the marker. Markers are
+// not queue keys: every read of the lock's keys leaves them out (isMarker), and a limited read
+// whose places markers took is done again over every key before ours (txnQueue).
 
 #include <algorithm>
 #include <ctime>
@@ -46,6 +53,7 @@
 #include <unistd.h>
 
 #include "backends/etcd/etcd_api.hpp"
+#include "backends/etcd/etcd_release.hpp"
 #include "backends/io.hpp"
 #include "backends/reached_once.hpp"
 #include "backends/registry.hpp"
@@ -70,8 +78,8 @@ constexpr Duration kMinRetryInterval = std::chrono::milliseconds(10);
 constexpr Duration kGiveUpBudget = std::chrono::milliseconds(500);
 // Between two attempts at a release that etcd could not take (no leader for a moment).
 constexpr Duration kReleaseRetry = std::chrono::milliseconds(100);
-// What a releasing holder leaves in its key for the moment before its lease is revoked.
-constexpr std::string_view kReleased = "released\n";
+// Between a release's txn and the revoke of its lease (docs/backends/etcd.md, "Lock-delay").
+constexpr Duration kRevokeHoldOff = std::chrono::milliseconds(5);
 
 struct KeyValue {
     std::string key;
@@ -93,9 +101,26 @@ std::vector<KeyValue> txnRange(const pb::TxnResponse& txn, int n) {
     return parseKvs(txn.responses(n).response_range());
 }
 
+// The queue keys that the n-th response of a txn answer read, release markers left out; none
+// when markers took places under the range's limit and keys past it went unread.
+std::optional<std::vector<KeyValue>> txnQueue(const pb::TxnResponse& txn, int n) {
+    std::vector<KeyValue> out = txnRange(txn, n);
+    const size_t read = out.size();
+    std::erase_if(out, [](const KeyValue& kv) { return etcd::isMarker(kv.key); });
+    const bool more = txn.responses_size() > n && txn.responses(n).response_range().more();
+    if (out.size() < read && more) return std::nullopt;
+    return out;
+}
+
 pb::RequestOp rangeOp(pb::RangeRequest range) {
     pb::RequestOp op;
     *op.mutable_request_range() = std::move(range);
+    return op;
+}
+
+pb::RequestOp deleteOp(const std::string& key) {
+    pb::RequestOp op;
+    op.mutable_request_delete_range()->set_key(key);
     return op;
 }
 
@@ -132,8 +157,8 @@ public:
           ttlSeconds_(etcd::ttlSeconds(p.ttl)), requestTimeout_(s.requestTimeout),
           retryInterval_(std::min<Duration>(kMaxRetryInterval, p.renew / 2)), renew_(p.renew) {
         self_.stopBudget = noticedAtRenewal(p);
-        // Release mode: the dead holder's key is marked released and its lease revoked, which
-        // deletes the key, and nothing else.
+        // Release mode: the dead holder's key is released as the holder would have (one txn
+        // deletes it and puts its marker) and its lease revoked, and nothing else.
         if (!p.adopt.empty()) {
             lease_ = std::strtoll(p.adopt.c_str(), nullptr, 10);
             key_ = prefix_ + etcd::leaseHex(lease_);
@@ -222,15 +247,21 @@ public:
         if (!range) return range.error();
         LockState state;
         auto kvs = parseKvs(*range);
+        long long count = std::max<long long>(range->count(), static_cast<long long>(kvs.size()));
         long long firstLease = 0;
         for (const KeyValue& kv : kvs) {
-            if (static_cast<int>(state.holders.size()) >= holders_) break;
+            // A release's marker is no contender. (One past the first 1000 keys counts as a
+            // waiter for the milliseconds it exists.)
+            if (etcd::isMarker(kv.key)) {
+                --count;
+                continue;
+            }
+            if (static_cast<int>(state.holders.size()) >= holders_) continue;
             HolderRecord r = HolderRecord::parse(kv.value);
             r.token = std::to_string(kv.createRevision);
             state.holders.push_back(r);
             if (!firstLease) firstLease = kv.lease;
         }
-        long long count = std::max<long long>(range->count(), static_cast<long long>(kvs.size()));
         state.waiters = static_cast<int>(count - static_cast<long long>(state.holders.size()));
         if (firstLease) {
             pb::LeaseTimeToLiveRequest request;
@@ -253,7 +284,7 @@ private:
     // Where our key stands in the queue, as one txn saw it.
     struct Position {
         bool ownKey = false;         // our key still exists with our create-revision
-        bool complete = true;        // false: the keys before ours were not read
+        bool complete = true;        // false: the keys before ours were not (all) read
         std::vector<KeyValue> below; // keys with a lower create-revision, nearest first
         long long revision = 0;      // the store revision the txn saw
     };
@@ -320,13 +351,14 @@ private:
         return ApiCall(method::kTxn, txn);
     }
 
-    // Reads the keys before ours, if ours still exists, in one txn. It only reads, so etcd
-    // answers it without a raft round or a disk write: the holder record is written after
-    // the payload started (writeRecord).
-    ApiCall checkCall() const {
+    // Reads the keys before ours, if ours still exists, in one txn: the nearest `holders`, or
+    // all of them (readAll: an earlier read missed some, release markers taking their places
+    // under its limit). It only reads, so etcd answers it without a raft round or a disk
+    // write: the holder record is written after the payload started (writeRecord).
+    ApiCall checkCall(bool readAll) const {
         pb::TxnRequest txn;
         compareOwnKey(txn, myRevision_);
-        *txn.add_success() = rangeOp(rangeBelow(myRevision_ - 1, holders_));
+        *txn.add_success() = rangeOp(rangeBelow(myRevision_ - 1, readAll ? 0 : holders_));
         return ApiCall(method::kTxn, txn);
     }
 
@@ -336,7 +368,9 @@ private:
         if (txn.succeeded()) {
             myRevision_ = pos.revision; // created by this txn
             pos.ownKey = true;
-            for (const KeyValue& kv : txnRange(txn, 1))
+            auto queue = txnQueue(txn, 1);
+            pos.complete = queue.has_value(); // if not, the caller checks our place next
+            for (const KeyValue& kv : queue.value_or(std::vector<KeyValue>{}))
                 if (kv.key != key_) pos.below.push_back(kv);
             return pos;
         }
@@ -354,7 +388,10 @@ private:
         Position pos;
         pos.revision = txn.header().revision();
         pos.ownKey = txn.succeeded();
-        if (pos.ownKey) pos.below = txnRange(txn, 0);
+        if (!pos.ownKey) return pos;
+        auto queue = txnQueue(txn, 0);
+        pos.complete = queue.has_value();
+        pos.below = queue.value_or(std::vector<KeyValue>{});
         return pos;
     }
 
@@ -402,6 +439,7 @@ private:
         // in the same txn as the check: the key lives only as long as the lease.
         bool fresh = false;
         bool keepaliveNeeded = false; // our key vanished: is the lease still there?
+        bool readAll = false;         // a read of the keys before ours was incomplete
         for (int round = 0; round < 4; ++round) {
             if (lease_ == 0) {
                 auto granted = grant(deadline, interrupt);
@@ -413,7 +451,7 @@ private:
             // slow to answer) leaves them owed, and the next attempt checks again, although the
             // failover may have come back to the watch's member and the watch looks healthy.
             const unsigned long wakesBefore = wakes_;
-            ApiCall queue = myRevision_ == 0 ? enqueueCall() : checkCall();
+            ApiCall queue = myRevision_ == 0 ? enqueueCall() : checkCall(readAll);
             ApiCall keep = keepaliveCall();
             // A keepalive goes along only when one is due: a wake-up costs one round trip.
             const bool keepalive = !fresh && (keepaliveNeeded || start >= confirmedAt_ + renew_);
@@ -436,10 +474,13 @@ private:
             if (myRevision_ == 0) {
                 auto parsed = parseEnqueue(*txn);
                 if (!parsed) return parsed.error();
-                if (!parsed->complete) continue;
                 pos = *parsed;
             } else {
                 pos = parseCheck(*txn);
+            }
+            if (pos.ownKey && !pos.complete) {
+                readAll = true; // the next round reads every key before ours
+                continue;
             }
             if (!pos.ownKey) {
                 myRevision_ = 0; // our key is gone (its lease ran out, or it was deleted)
@@ -505,8 +546,10 @@ private:
         api_->send(method::kTxn, txn, deadline);
     }
 
-    // Watches the deletion of the key just before ours (with more than one slot: of any key
-    // of this lock), from just after the revision the check saw, so nothing slips between.
+    // Watches the deletion of the key just before ours and the put of its release marker
+    // (with more than one slot: every key of this lock), from just after the revision the check
+    // saw, so nothing slips between. Nothing else sorts between a key and its marker: lease
+    // ids are hex digits, all of them above '/'.
     void watch(const Position& pos) {
         std::string key = holders_ == 1 ? pos.below.front().key : prefix_;
         auto& grpc = api_->grpc();
@@ -514,10 +557,9 @@ private:
         pb::WatchRequest request;
         pb::WatchCreateRequest* create = request.mutable_create_request();
         create->set_key(key);
+        create->set_range_end(holders_ == 1 ? etcd::markerKey(key) + '\0' : prefixEnd_);
         create->set_start_revision(pos.revision + 1);
-        create->add_filters(pb::WatchCreateRequest::NOPUT);
-        create->set_prev_kv(true); // a deleted key's last value: released or not
-        if (holders_ != 1) create->set_range_end(prefixEnd_);
+        create->set_prev_kv(true); // a deleted key's last value: a holder record or not
         watchBroken_ = false;
         if (log::verbose())
             log::debug("etcd: watching '" + key + "' via " + grpc.currentEndpoint());
@@ -532,15 +574,15 @@ private:
         const bool parsed = response.ParseFromArray(message.data(), static_cast<int>(message.size()));
         const bool ended = !parsed || response.canceled();
         if (ended) watchBroken_ = true;
-        for (const pb::Event& e : response.events()) {
-            if (e.type() != pb::Event::DELETE || !e.has_prev_kv()) continue;
-            const pb::KeyValue& gone = e.prev_kv();
-            if (gone.value() == kReleased) continue;
+        const std::vector<etcd::Deletion> gone = etcd::deletions(response);
+        for (const etcd::Deletion& d : gone) {
+            if (d.released || !d.value) continue;
             // A holder record with a token: the key held the lock and was not released.
-            HolderRecord holder = HolderRecord::parse(gone.value());
-            if (!holder.token.empty()) unreleased_[gone.create_revision()] = holder;
+            HolderRecord holder = HolderRecord::parse(*d.value);
+            if (!holder.token.empty()) unreleased_[d.createRevision] = holder;
         }
-        if (response.events_size() > 0 || ended) {
+        // Puts (markers, records, keys queueing) and the markers' own deletions wake nobody.
+        if (!gone.empty() || ended) {
             if (log::verbose())
                 log::debug(ended ? "etcd: the watch ended" + (response.cancel_reason().empty()
                                                                   ? std::string()
@@ -561,7 +603,8 @@ private:
         api_->grpc().stopStream();
         watchKey_.clear();
         if (lease_ == 0) return {};
-        // A holder says "released" in its key before the revoke deletes it (see the top).
+        // A holder's release: its key goes and its marker comes in one txn (see the top), the
+        // one write before the next in line is woken.
         if (holding_) {
             pb::TxnRequest txn;
             pb::Compare* compare = txn.add_compare();
@@ -569,17 +612,27 @@ private:
             compare->set_target(pb::Compare::LEASE);
             compare->set_result(pb::Compare::EQUAL);
             compare->set_lease(lease_);
-            *txn.add_success() = putOp(key_, std::string(kReleased), lease_);
-            ApiCall mark(method::kTxn, txn);
-            auto ran = api_->call({&mark}, deadline, interrupt);
-            if (!ran) {
-                forgetLease();
-                return ran.error();
+            *txn.add_success() = deleteOp(key_);
+            *txn.add_success() =
+                putOp(etcd::markerKey(key_), std::string(etcd::kReleasedValue), lease_);
+            ApiCall release(method::kTxn, txn);
+            auto ran = api_->call({&release}, deadline, interrupt);
+            if (!ran || (!release.result && release.result.error().code == Errc::Unavailable)) {
+                forgetLease(); // release() tries again while etcd cannot take it
+                return ran ? release.result.error() : ran.error();
             }
-            // Refused (not ours any more, say): revoke anyway; a waiter then waits its delay.
+            // The txn woke the next in line, whose check is a read that etcd answers once it
+            // has applied every write committed before it: a revoke sent at once would mostly
+            // be one of them. A moment's wait keeps it off that path. (Not applied, the key not
+            // ours any more, say: nobody to wait for; revoke anyway.)
+            auto answer = etcd::parse<pb::TxnResponse>(release);
+            if (answer && answer->succeeded()) {
+                [[maybe_unused]] auto slept =
+                    io::sleepUntil(BootClock::now() + kRevokeHoldOff, interrupt);
+            }
         }
-        // Revoking the lease deletes our key with it, in the same raft entry: one request,
-        // and one write for etcd to apply before the next in line can read its turn.
+        // The revoke removes the marker. (Where etcd refused the txn, it deletes the key: a
+        // waiter then waits out its delay.)
         pb::LeaseRevokeRequest request;
         request.set_id(lease_);
         ApiCall revoke(method::kLeaseRevoke, request);
