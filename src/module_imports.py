@@ -15,10 +15,12 @@ import subprocess
 import sys
 
 
-def symbols(nm, args):
+def symbols(nm, args, kinds=None):
+    """The names (without @VERSION) that `nm ARGS` lists, of the symbol kinds KINDS if given;
+    an archive's member headers ("name.o:") are skipped."""
     out = subprocess.run([nm, *args], check=True, capture_output=True, text=True).stdout
-    return {line.split()[-1].split("@")[0] for line in out.splitlines()
-            if line.strip() and not line.endswith(":")}
+    return {fields[-1].split("@")[0] for fields in map(str.split, out.splitlines())
+            if fields and not fields[-1].endswith(":") and (kinds is None or fields[-2] in kinds)}
 
 
 def main():
@@ -26,10 +28,7 @@ def main():
     # Strong undefined symbols only: a weak one (__gmon_start__ and the like) may stay unset.
     imports = set()
     for module in modules:
-        out = subprocess.run([nm, "-D", "--undefined-only", module], check=True,
-                             capture_output=True, text=True).stdout
-        imports |= {line.split()[-1].split("@")[0] for line in out.splitlines()
-                    if line.split()[0] == "U"}
+        imports |= symbols(nm, ["-D", "--undefined-only", module], kinds={"U"})
     carried = sorted(imports & symbols(nm, ["-g", "--defined-only", libstdcxx]))
     with open(list_path, "w") as f:
         f.write("{\n  lockunit_module_*;\n")
